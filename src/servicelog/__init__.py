@@ -1,0 +1,54 @@
+"""servicelog: production-grade logging, error handling and request tracing for ASGI services.
+
+>>> import servicelog
+>>> servicelog.configure(service="shop")          # profile from SERVICELOG_ENV
+>>> log = servicelog.get_logger(__name__)
+>>> with servicelog.bound_context(request_id="r-1", user_id=42):
+...     log.info("order placed", order_id=7, total=12.5)
+
+Importing this package is cheap and has no side effects: nothing is configured, patched or
+started until :func:`configure` is called.
+"""
+
+from __future__ import annotations
+
+from ._config import configure, flush, reset, settings, stats
+from ._version import __version__
+from .context import (
+    ContextThreadPoolExecutor,
+    bind,
+    bound_context,
+    get_context,
+    run_in_executor,
+    unbind,
+)
+from .exceptions import ConfigError, ServicelogError
+from .levels import LogLevel
+from .logger import Logger, get_logger
+from .options import CaptureOptions, Settings
+from .pipeline import Route
+from .timing import log_execution_time
+
+__all__ = [
+    "CaptureOptions",
+    "ConfigError",
+    "ContextThreadPoolExecutor",
+    "LogLevel",
+    "Logger",
+    "Route",
+    "ServicelogError",
+    "Settings",
+    "__version__",
+    "bind",
+    "bound_context",
+    "configure",
+    "flush",
+    "get_context",
+    "get_logger",
+    "log_execution_time",
+    "reset",
+    "run_in_executor",
+    "settings",
+    "stats",
+    "unbind",
+]

@@ -1,0 +1,251 @@
+"""``configure()`` and ``reset()``: the only place that changes servicelog's global state.
+
+``configure()`` is idempotent: calling it again replaces the previous configuration whole (the
+old sinks are flushed and closed, hooks and handlers are not installed twice).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import _errors
+from .context import _local
+from .logger import Runtime, current_runtime, install_runtime
+from .options import CaptureOptions, Settings, build_settings
+from .pipeline import Pipeline, Processor, Route
+from .record import ECS_VERSION
+from .render.console import ConsoleRenderer, should_color
+from .render.json import JsonRenderer
+from .sinks.base import Sink
+from .sinks.file import FileSink
+from .sinks.stream import ConsoleSink, StreamSink, resolve_stream
+
+__all__ = ["configure", "flush", "reset", "settings", "stats"]
+
+_lock = threading.RLock()
+_settings: Settings | None = None
+_initial_runtime = current_runtime()
+_installed: set[str] = set()
+
+
+def configure(
+    *,
+    service: str | None = None,
+    version: str | None = None,
+    profile: str | None = None,
+    level: int | str | None = None,
+    levels: Mapping[str, int | str] | str | None = None,
+    format: str | None = None,  # noqa: A002 - the option's natural name
+    stream: str | None = None,
+    file: str | os.PathLike[str] | None = None,
+    color: bool | None = None,
+    callsite: bool | None = None,
+    show_locals: bool | None = None,
+    max_line_bytes: int | None = None,
+    capture: CaptureOptions | None = None,
+    sinks: Sequence[Route | Sink] = (),
+    processors: Sequence[Processor] = (),
+    strict: bool | None = None,
+) -> Settings:
+    """Configure logging for the whole process. Safe to call again; the last call wins.
+
+    Args:
+        service: ``service.name`` on every record (``SERVICELOG_SERVICE``; default ``"app"``).
+        version: ``service.version``.
+        profile: ``"development"`` (DEBUG, readable console), ``"production"`` (INFO, ECS JSON
+            on stdout, no locals in tracebacks) or ``"debug"`` (everything, with call sites).
+            Default: ``SERVICELOG_ENV``, else ``"development"``.
+        level: the default level (name or number).
+        levels: per-logger levels by dotted prefix, e.g. ``{"sqlalchemy.engine": "WARNING"}``.
+        format: ``"json"`` or ``"console"``.
+        stream: ``"stdout"``, ``"stderr"`` or ``"none"``.
+        file: also append JSON lines to this file.
+        color: force console colours on or off (default: ``FORCE_COLOR``/``NO_COLOR``/TTY).
+        callsite: add ``log.origin.*`` to each record.
+        show_locals: local variables in tracebacks (refused with the production profile).
+        max_line_bytes: the longest JSON line (default 16 KiB).
+        capture: which front-ends to take over (stdlib, warnings, excepthooks, structlog, loguru).
+        sinks: more sinks, or :class:`~servicelog.pipeline.Route` objects with a level/filter.
+        processors: functions ``(record, levelno) -> record | None`` run before the sinks.
+        strict: raise servicelog's own internal errors (default: only while pytest runs a test).
+
+    Returns:
+        The :class:`~servicelog.options.Settings` now in force.
+
+    Raises:
+        ConfigError: naming the option, the value received and what is allowed.
+    """
+    args = dict(
+        service=service,
+        version=version,
+        profile=profile,
+        level=level,
+        levels=levels,
+        format=format,
+        stream=stream,
+        file=file,
+        color=color,
+        callsite=callsite,
+        show_locals=show_locals,
+        max_line_bytes=max_line_bytes,
+        capture=capture,
+        strict=strict,
+    )
+    new = build_settings(args)  # validate everything before touching any state
+    extra_routes = [_as_route(s) for s in sinks]
+    global _settings
+    with _lock:
+        _teardown()
+        _errors.set_strict(new.strict)
+        routes = _build_routes(new) + extra_routes
+        static: dict[str, Any] = {"ecs.version": ECS_VERSION, "service.name": new.service.name}
+        if new.service.version:
+            static["service.version"] = new.service.version
+        static["service.environment"] = new.service.environment
+        static["event.dataset"] = f"{new.service.name}.log"
+        static["process.pid"] = os.getpid()
+        pipeline = Pipeline(routes, processors, static)
+        runtime = Runtime(
+            pipeline,
+            level=new.levels.level,
+            levels=dict(new.levels.levels),
+            callsite=new.record.callsite,
+            show_locals=new.record.show_locals,
+        )
+        install_runtime(runtime)
+        _install_frontends(new)
+        _settings = new
+    return new
+
+
+def _as_route(item: Route | Sink) -> Route:
+    if isinstance(item, Route):
+        return item
+    if isinstance(item, Sink):
+        return Route(item)
+    from .exceptions import ConfigError
+
+    raise ConfigError("sinks", item, "Sink objects or servicelog.Route(sink, level, filter)")
+
+
+def _build_routes(settings: Settings) -> list[Route]:
+    out = settings.output
+    routes: list[Route] = []
+    json_renderer = JsonRenderer(out.max_line_bytes)
+    if out.stream != "none":
+        stream = resolve_stream(out.stream)
+        if out.format == "console":
+            color = should_color(stream, out.color)
+            routes.append(Route(ConsoleSink(ConsoleRenderer(color=color), stream)))
+        else:
+            routes.append(Route(StreamSink(json_renderer, stream)))
+    if out.file is not None:
+        routes.append(Route(FileSink(Path(out.file), json_renderer)))
+    return routes
+
+
+def _wanted(flag: bool | None, module: str) -> bool:
+    if flag is not None:
+        return flag
+    return module in sys.modules or importlib.util.find_spec(module) is not None
+
+
+def _install_frontends(settings: Settings) -> None:
+    cap = settings.capture
+    level, levels = settings.levels.level, dict(settings.levels.levels)
+    if cap.stdlib:
+        from .frontends import stdlib
+
+        stdlib.install(level, levels)
+        _installed.add("stdlib")
+    if cap.warnings or cap.excepthooks:
+        from .frontends import hooks
+
+        hooks.install(warnings_=cap.warnings, excepthooks=cap.excepthooks)
+        _installed.add("hooks")
+    if _wanted(cap.structlog, "structlog"):
+        from .frontends import structlog as sl
+
+        sl.install(level)
+        _installed.add("structlog")
+    if _wanted(cap.loguru, "loguru"):
+        from .frontends import loguru as lg
+
+        lg.install(level)
+        _installed.add("loguru")
+
+
+def _teardown() -> None:
+    """Undo every front-end and close the current sinks (flushing them)."""
+    for name in sorted(_installed):
+        if name == "stdlib":
+            from .frontends import stdlib
+
+            stdlib.reset()
+        elif name == "hooks":
+            from .frontends import hooks
+
+            hooks.reset()
+        elif name == "structlog":
+            from .frontends import structlog as sl
+
+            sl.reset()
+        elif name == "loguru":
+            from .frontends import loguru as lg
+
+            lg.reset()
+    _installed.clear()
+    runtime = current_runtime()
+    if runtime is not _initial_runtime:
+        runtime.pipeline.close()
+
+
+def reset() -> None:
+    """Undo :func:`configure`: flush and close sinks, restore stdlib handlers, hooks, structlog
+    and loguru, clear the current context and the error counters. For tests."""
+    global _settings
+    with _lock:
+        _teardown()
+        install_runtime(_initial_runtime)
+        _settings = None
+        _errors.set_strict(None)
+        _errors.clear()
+        _local.set({})
+
+
+def settings() -> Settings | None:
+    """The configuration in force, or ``None`` before :func:`configure`."""
+    return _settings
+
+
+def flush() -> None:
+    """Write out everything buffered in every sink now."""
+    current_runtime().pipeline.flush()
+
+
+def stats() -> dict[str, Any]:
+    """Counters: internal errors by stage, records lost, and per-sink written/lost/queued."""
+    out = _errors.snapshot()
+    sinks: dict[str, dict[str, int]] = {}
+    for route in current_runtime().pipeline.routes:
+        sink: Any = route.sink
+        sinks[sink.name] = {
+            "written": getattr(sink, "written", 0),
+            "lost": getattr(sink, "lost", 0),
+            "queued": len(getattr(sink, "_buffer", ())),
+        }
+    out["sinks"] = sinks
+    return out
+
+
+def _refresh_pid_after_fork() -> None:
+    current_runtime().pipeline.static["process.pid"] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_refresh_pid_after_fork)

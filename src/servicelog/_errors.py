@@ -1,0 +1,87 @@
+"""Failures inside logging: counted, reported on stderr at most once a minute, never raised.
+
+A logging library must never take down the service it observes. Every stage of the pipeline
+(a front-end building a record, a processor, a renderer, a sink) is guarded; what goes wrong is
+counted here (``servicelog.stats()["errors"]``) and reported on the real stderr, at most once a
+minute per kind, with the count so far.
+
+The exception: in *strict* mode (on by default while pytest runs a test, see
+``configure(strict=...)``) an unexpected exception inside servicelog is re-raised, so our own
+bugs stay visible in tests. Environmental faults (``OSError`` from a full disk, a closed pipe)
+are never raised, strict or not.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+__all__ = ["counters", "report", "set_strict", "snapshot"]
+
+_lock = threading.Lock()
+_errors: Counter[str] = Counter()
+counters: Counter[str] = Counter()
+_last_report: dict[str, float] = {}
+_strict: bool | None = None
+REPORT_INTERVAL = 60.0
+
+
+def set_strict(value: bool | None) -> None:
+    """``True``/``False`` force strict mode; ``None`` means "while pytest runs a test"."""
+    global _strict
+    _strict = value
+
+
+def is_strict() -> bool:
+    if _strict is not None:
+        return _strict
+    return "PYTEST_CURRENT_TEST" in os.environ
+
+
+def report(where: str, exc: BaseException, *, lost: int = 0) -> None:
+    """Count a failure in *where* (``"sink file:app.jsonl"``, ``"render"``, ...).
+
+    Raises:
+        the exception itself, in strict mode, unless it is an ``OSError``.
+    """
+    with _lock:
+        _errors[where] += 1
+        if lost:
+            counters["lost"] += lost
+        count = _errors[where]
+        now = time.monotonic()
+        due = now - _last_report.get(where, -REPORT_INTERVAL) >= REPORT_INTERVAL
+        if due:
+            _last_report[where] = now
+    if due:
+        _write_stderr(
+            f"servicelog: {where} failed ({type(exc).__name__}: {exc}); "
+            f"{count} failure(s) so far; logging continues, see servicelog.stats()\n"
+        )
+    if is_strict() and not isinstance(exc, OSError):
+        raise exc
+
+
+def _write_stderr(text: str) -> None:
+    stream = sys.__stderr__ or sys.stderr
+    try:
+        stream.write(text)
+        stream.flush()
+    except Exception:
+        pass
+
+
+def snapshot() -> dict[str, Any]:
+    with _lock:
+        return {"errors": dict(_errors), **dict(counters)}
+
+
+def clear() -> None:
+    with _lock:
+        _errors.clear()
+        counters.clear()
+        _last_report.clear()

@@ -1,0 +1,229 @@
+"""Request-scoped context: fields that every log line of a request (or task) carries.
+
+Two layers, both built on :mod:`contextvars` and reset with their tokens:
+
+* ``bound_context(**fields)`` binds for the extent of a ``with`` block (the guide's
+  ``log_context``). Blocks nest; leaving one restores exactly what was there before.
+* ``bind(**fields)`` binds for the rest of the current context. Inside a *request scope*
+  (opened by servicelog's ASGI middleware with :func:`request_scope`), ``bind`` writes into one
+  mutable mapping shared by the whole request, so a value bound in a sync dependency, which
+  Starlette runs in a worker thread with a *copy* of the context, is still seen by the
+  endpoint and by the access-log line (the bug reported in structlog issue #491).
+
+Context follows ``await``, tasks created inside it (asyncio copies the context), and Starlette's
+threadpool (anyio copies it). ``loop.run_in_executor`` and ``ThreadPoolExecutor.submit`` do *not*
+copy it: use :func:`run_in_executor`, :func:`wrap` or :class:`ContextThreadPoolExecutor`.
+
+The hot path reads one or two context variables per log call and merges two small dicts; the
+local layer is an immutable mapping replaced on every bind, never mutated in place, so a task
+that inherited it cannot see a sibling's later binds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Any, ParamSpec, TypeVar
+
+__all__ = [
+    "Binding",
+    "ContextThreadPoolExecutor",
+    "bind",
+    "bound_context",
+    "get_context",
+    "request_scope",
+    "reset",
+    "run_in_executor",
+    "unbind",
+    "wrap",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+# The local layer: an immutable dict, replaced on each bind.
+_local: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "servicelog_context", default=_EMPTY
+)
+# The request layer: one mutable dict per request scope, shared by every copy of the context
+# made inside the request (tasks, threadpool hops), or None outside any request.
+_scope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "servicelog_scope", default=None
+)
+
+# Bound methods for the hot path (saves an attribute lookup per log call).
+_local_get = _local.get
+_scope_get = _scope.get
+
+
+def current() -> Mapping[str, Any]:
+    """Return the merged context without copying when possible (internal, hot path)."""
+    scope = _scope_get()
+    local = _local_get()
+    if scope:
+        if local:
+            return {**scope, **local}
+        return scope
+    return local
+
+
+class Binding:
+    """What :func:`bind` returns: pass it to :func:`reset` to undo exactly that bind."""
+
+    __slots__ = ("_previous", "_scope", "_token")
+
+    def __init__(
+        self,
+        token: contextvars.Token[Mapping[str, Any]] | None,
+        scope: dict[str, Any] | None,
+        previous: dict[str, Any] | None,
+    ) -> None:
+        self._token = token
+        self._scope = scope
+        self._previous = previous
+
+
+_MISSING = object()
+
+
+def bind(**fields: Any) -> Binding:
+    """Bind *fields* for the rest of the current context (or request, inside a request scope).
+
+    Returns:
+        A :class:`Binding` that :func:`reset` accepts to restore the previous values.
+    """
+    scope = _scope_get()
+    if scope is not None:
+        previous = {k: scope.get(k, _MISSING) for k in fields}
+        scope.update(fields)
+        return Binding(None, scope, previous)
+    token = _local.set({**_local_get(), **fields})
+    return Binding(token, None, None)
+
+
+def reset(binding: Binding) -> None:
+    """Undo one :func:`bind`, restoring the values it replaced."""
+    if binding._token is not None:
+        _local.reset(binding._token)
+        return
+    scope, previous = binding._scope, binding._previous
+    if scope is None or previous is None:
+        return
+    for key, old in previous.items():
+        if old is _MISSING:
+            scope.pop(key, None)
+        else:
+            scope[key] = old
+
+
+def unbind(*keys: str) -> None:
+    """Remove *keys* from the context, in both layers. Unknown keys are ignored."""
+    scope = _scope_get()
+    if scope is not None:
+        for key in keys:
+            scope.pop(key, None)
+    local = _local_get()
+    if any(k in local for k in keys):
+        _local.set({k: v for k, v in local.items() if k not in keys})
+
+
+def get_context() -> dict[str, Any]:
+    """Return a copy of every field currently bound (request layer, then local layer)."""
+    return dict(current())
+
+
+class bound_context:  # noqa: N801 - used like a function, as contextlib's helpers are
+    """Bind *fields* for the extent of a ``with`` block (sync or async code alike).
+
+    >>> with bound_context(request_id="r-1", user_id=42):
+    ...     log.info("order placed")   # carries request_id and user_id
+    """
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: Any) -> None:
+        self._fields = fields
+        self._token: contextvars.Token[Mapping[str, Any]] | None = None
+
+    def __enter__(self) -> dict[str, Any]:
+        self._token = _local.set({**_local_get(), **self._fields})
+        return self._fields
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _local.reset(self._token)
+            self._token = None
+
+    async def __aenter__(self) -> dict[str, Any]:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__()
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Use as a decorator: the fields are bound during each call."""
+        fields = self._fields
+
+        if asyncio.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                with bound_context(**fields):
+                    return await func(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with bound_context(**fields):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+@contextmanager
+def request_scope(**fields: Any) -> Iterator[dict[str, Any]]:
+    """Open a request scope: :func:`bind` inside it lasts until the scope closes, in every
+    task and thread of the request. servicelog's ASGI middleware opens one per request.
+    """
+    scope: dict[str, Any] = dict(fields)
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
+
+
+def wrap(func: Callable[P, R]) -> Callable[P, R]:
+    """Return *func* bound to a copy of the current context, to run it in another thread."""
+    ctx = contextvars.copy_context()
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return ctx.run(func, *args, **kwargs)
+
+    return run
+
+
+def run_in_executor(
+    executor: ThreadPoolExecutor | None, func: Callable[..., R], *args: Any
+) -> asyncio.Future[R]:
+    """Like ``loop.run_in_executor``, but the function sees the caller's context."""
+    loop = asyncio.get_running_loop()
+    return loop.run_in_executor(executor, wrap(func), *args)
+
+
+class ContextThreadPoolExecutor(ThreadPoolExecutor):
+    """A ``ThreadPoolExecutor`` whose ``submit`` (and so ``map``) runs each call in a copy of
+    the submitter's context, so log lines from the worker carry the submitter's fields."""
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        ctx = contextvars.copy_context()
+        return super().submit(ctx.run, fn, *args, **kwargs)

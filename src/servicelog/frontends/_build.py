@@ -1,0 +1,83 @@
+"""Build a record from a foreign front-end's pieces (stdlib, structlog, loguru, hooks)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from .. import _errors
+from ..context import current as _context
+from ..levels import level_name
+from ..logger import current_runtime
+from ..record import (
+    LOGGER,
+    ORIGIN_FILE,
+    ORIGIN_FUNCTION,
+    ORIGIN_LINE,
+    THREAD,
+    ExcInfo,
+    Record,
+    add_exception,
+    format_timestamp,
+    merge_fields,
+    safe_str,
+    thread_name,
+)
+
+__all__ = ["app_frame", "emit_foreign"]
+
+
+def emit_foreign(
+    levelno: int,
+    message: object,
+    logger: str,
+    *,
+    time_ns: int,
+    thread: str | None = None,
+    origin: tuple[str, int, str] | None = None,
+    fields: Mapping[str, Any] | None = None,
+    exc_info: ExcInfo = None,
+    stack: str | None = None,
+    where: str = "front-end",
+) -> None:
+    """Build the ECS record and send it down the pipeline; never raises (outside strict mode)."""
+    try:
+        runtime = current_runtime()
+        record: Record = {
+            "@timestamp": format_timestamp(time_ns),
+            "log.level": level_name(levelno),
+            "message": message if type(message) is str else safe_str(message),
+            **runtime.pipeline.static,
+            LOGGER: logger,
+            THREAD: thread or thread_name(),
+        }
+        if origin is not None and runtime.callsite:
+            record[ORIGIN_FILE] = os.path.basename(origin[0])
+            record[ORIGIN_LINE] = origin[1]
+            record[ORIGIN_FUNCTION] = origin[2]
+        ctx = _context()
+        if ctx:
+            merge_fields(record, ctx)
+        if fields:
+            merge_fields(record, fields)
+        if exc_info:
+            add_exception(record, exc_info, show_locals=runtime.show_locals)
+        if stack:
+            record["log.origin.stack"] = stack
+        runtime.pipeline.emit(record, levelno)
+    except Exception as exc:
+        _errors.report(where, exc)
+
+
+def app_frame(skip: tuple[str, ...]) -> tuple[str, int, str] | None:
+    """The first frame outside the modules named in *skip* (module name prefixes)."""
+    frame: Any = sys._getframe(2)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith(skip):
+            code = frame.f_code
+            return code.co_filename, frame.f_lineno, code.co_name
+        frame = frame.f_back
+    return None

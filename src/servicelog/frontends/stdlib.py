@@ -1,0 +1,172 @@
+"""The bridge from the standard library's ``logging`` into servicelog's pipeline.
+
+``configure()`` puts one :class:`ServicelogHandler` on the root logger. Every library that logs
+through ``logging`` (uvicorn, SQLAlchemy, httpx, asyncio, ...) then comes out in servicelog's
+shape, with the bound context, and ``extra={...}`` fields as top-level fields.
+
+To print nothing twice, ``configure()`` also takes console output away from other handlers:
+it removes ``StreamHandler``s writing to stdout/stderr from the root and from every existing
+logger, and makes uvicorn's and gunicorn's loggers propagate to the root instead of printing
+on their own. File handlers an application set up itself are left alone. :func:`reset` (and
+``servicelog.reset()``) puts everything back as it was.
+
+If uvicorn is started from code after ``configure()``, pass ``log_config=uvicorn_log_config()``
+(or ``log_config=None``) so that uvicorn does not install its own handlers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from .. import _errors
+from ..levels import level_name
+from ..logger import current_runtime
+from ..record import (
+    LOGGER,
+    ORIGIN_FILE,
+    ORIGIN_FUNCTION,
+    ORIGIN_LINE,
+    THREAD,
+    Record,
+    add_exception,
+    format_timestamp,
+    merge_fields,
+    safe_str,
+)
+from ..context import current as _context
+
+__all__ = ["ServicelogHandler", "install", "reset", "uvicorn_log_config"]
+
+#: Loggers that print on their own by default; made to propagate to the root instead.
+TAKEN_OVER = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
+
+# A LogRecord's own attributes; anything else in its __dict__ came from ``extra=`` (or a filter).
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_N_STANDARD = len(logging.makeLogRecord({}).__dict__)
+
+
+class ServicelogHandler(logging.Handler):
+    """A ``logging.Handler`` that sends records into servicelog's pipeline.
+
+    It runs on the thread that logged, so the context read is the caller's. It takes no lock:
+    the pipeline is thread-safe, and stdlib's per-handler lock would serialise every thread.
+    """
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        if self.filters and not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            runtime = current_runtime()
+            levelno = record.levelno
+            try:
+                message = record.getMessage()
+            except Exception:  # a bad %-format in a library's log call
+                message = f"{safe_str(record.msg)} {safe_str(record.args)}"
+            out: Record = {
+                "@timestamp": format_timestamp(int(record.created * 1e9)),
+                "log.level": level_name(levelno),
+                "message": message,
+                **runtime.pipeline.static,
+                LOGGER: record.name,
+                THREAD: record.threadName or "",
+            }
+            if runtime.callsite:
+                out[ORIGIN_FILE] = record.filename
+                out[ORIGIN_LINE] = record.lineno
+                out[ORIGIN_FUNCTION] = record.funcName
+            ctx = _context()
+            if ctx:
+                merge_fields(out, ctx)
+            attrs = record.__dict__
+            if len(attrs) > _N_STANDARD:
+                extra = {k: v for k, v in attrs.items() if k not in _STANDARD}
+                if extra:
+                    merge_fields(out, extra)
+            if record.exc_info:
+                add_exception(out, record.exc_info, show_locals=runtime.show_locals)
+            elif record.exc_text:
+                out["error.stack_trace"] = record.exc_text
+            if record.stack_info:
+                out["log.origin.stack"] = record.stack_info
+            runtime.pipeline.emit(out, levelno)
+        except Exception as exc:
+            _errors.report("stdlib bridge", exc)
+
+
+# --- install / reset --------------------------------------------------------------------------
+_saved: dict[str, Any] = {}
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    if isinstance(handler, ServicelogHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    if not isinstance(handler, logging.StreamHandler):
+        return False
+    stream = getattr(handler, "stream", None)
+    return stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+
+
+def install(level: int, levels: dict[str, int]) -> ServicelogHandler:
+    """Route all of ``logging`` into servicelog (idempotent; :func:`reset` undoes it)."""
+    reset()
+    root = logging.getLogger()
+    manager = logging.Logger.manager
+    saved_handlers: list[tuple[logging.Logger, logging.Handler]] = []
+    saved_levels: list[tuple[logging.Logger, int]] = [(root, root.level)]
+    saved_propagate: list[tuple[logging.Logger, bool]] = []
+
+    loggers: list[logging.Logger] = [root]
+    loggers += [lg for lg in manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    for lg in loggers:
+        for handler in list(lg.handlers):
+            if _is_console(handler) or (lg.name in TAKEN_OVER):
+                lg.removeHandler(handler)
+                saved_handlers.append((lg, handler))
+    for name in TAKEN_OVER:
+        lg = logging.getLogger(name)
+        saved_propagate.append((lg, lg.propagate))
+        lg.propagate = True
+    for name, lvl in levels.items():
+        lg = logging.getLogger(name)
+        saved_levels.append((lg, lg.level))
+        lg.setLevel(lvl)
+
+    handler = ServicelogHandler(level=min([level, *levels.values()]))
+    root.addHandler(handler)
+    root.setLevel(level)
+    _saved.update(
+        handler=handler, handlers=saved_handlers, levels=saved_levels, propagate=saved_propagate
+    )
+    return handler
+
+
+def reset() -> None:
+    """Remove servicelog's handler and restore what :func:`install` changed."""
+    if not _saved:
+        return
+    root = logging.getLogger()
+    root.removeHandler(_saved["handler"])
+    for lg, lvl in reversed(_saved["levels"]):
+        lg.setLevel(lvl)
+    for lg, prop in _saved["propagate"]:
+        lg.propagate = prop
+    for lg, handler in _saved["handlers"]:
+        if handler not in lg.handlers:
+            lg.addHandler(handler)
+    _saved.clear()
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """A ``log_config`` for ``uvicorn.run()`` that leaves all output to servicelog."""
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "loggers": {name: {"handlers": [], "propagate": True} for name in names},
+    }

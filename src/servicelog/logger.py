@@ -1,0 +1,271 @@
+"""servicelog's own logger: ``get_logger(name)`` and its level methods.
+
+Speed is the design constraint here (see ``bench/``):
+
+* A call below the logger's level must cost no more than an empty method call. So the level
+  methods are *attributes* of each logger, swapped whenever the configuration changes: a
+  filtered level is the no-op function ``_disabled``; an enabled one is a closure with
+  everything it needs (level name, logger name, static fields, the pipeline) in its cells.
+* An enabled call captures what belongs to the caller (time, thread, context, call site,
+  exception) and builds the ECS record dict in its final key order in one go.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _errors
+from .context import current as _context
+from .levels import level_name, parse_level
+from .pipeline import Pipeline
+from .record import (
+    LOGGER,
+    THREAD,
+    ExcInfo,
+    Record,
+    add_exception,
+    add_origin,
+    add_stack,
+    format_timestamp,
+    merge_fields,
+    safe_str,
+    thread_name,
+)
+
+__all__ = ["Logger", "Runtime", "get_logger"]
+
+_time_ns = time.time_ns
+_getframe = sys._getframe
+
+
+@dataclass
+class Runtime:
+    """What the loggers need from the configuration (built by ``configure()``)."""
+
+    pipeline: Pipeline
+    level: int = 20
+    levels: Mapping[str, int] = field(default_factory=dict)
+    callsite: bool = False
+    show_locals: bool = False
+
+    def level_for(self, name: str) -> int:
+        """The effective level of logger *name*: its own, its nearest parent's, or the default."""
+        levels = self.levels
+        probe = name
+        while probe:
+            if probe in levels:
+                return levels[probe]
+            dot = probe.rfind(".")
+            probe = probe[:dot] if dot > 0 else ""
+        return self.level
+
+
+def _disabled(*args: Any, **kwargs: Any) -> None:
+    """A filtered level: do nothing, as cheaply as Python can."""
+    return None
+
+
+LevelMethod = Callable[..., None]
+
+
+def _make_method(
+    levelno: int, logger: Logger, runtime: Runtime, *, default_exc: bool = False
+) -> LevelMethod:
+    lvl = level_name(levelno)
+    name = logger.name
+    bound = logger._bound
+    static = runtime.pipeline.static
+    emit = runtime.pipeline.emit
+    callsite = runtime.callsite
+    show_locals = runtime.show_locals
+
+    def method(
+        event: object,
+        *args: object,
+        exc_info: ExcInfo = default_exc,
+        stack_info: bool = False,
+        **fields: Any,
+    ) -> None:
+        try:
+            message = event if type(event) is str else safe_str(event)
+            if args:
+                message = _interpolate(message, args)
+            record: Record = {
+                "@timestamp": format_timestamp(_time_ns()),
+                "log.level": lvl,
+                "message": message,
+                **static,
+                LOGGER: name,
+                THREAD: thread_name(),
+            }
+            if callsite:
+                add_origin(record, _getframe(1))
+            ctx = _context()
+            if ctx:
+                merge_fields(record, ctx)
+            if bound:
+                merge_fields(record, bound)
+            if fields:
+                merge_fields(record, fields)
+            if exc_info:
+                add_exception(record, exc_info, show_locals=show_locals)
+            if stack_info:
+                add_stack(record, _getframe(1))
+            emit(record, levelno)
+        except Exception as exc:
+            _errors.report("log call", exc)
+
+    return method
+
+
+def _interpolate(message: str, args: tuple[object, ...]) -> str:
+    """``%``-style arguments, as the stdlib does; a mismatch is shown, not raised."""
+    try:
+        return message % args
+    except Exception:
+        return f"{message} {args!r}"
+
+
+class Logger:
+    """A named logger. Get one with :func:`get_logger`; never instantiate directly.
+
+    Methods: ``trace``, ``debug``, ``info``, ``warning``, ``error``, ``exception``,
+    ``critical`` (each ``(message, *args, exc_info=None, stack_info=False, **fields)``), and
+    ``log(level, message, ...)``. ``exception`` logs at ERROR with the current exception.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_bound",
+        "_levelno",
+        "critical",
+        "debug",
+        "error",
+        "exception",
+        "info",
+        "name",
+        "trace",
+        "warning",
+    )
+
+    trace: LevelMethod
+    debug: LevelMethod
+    info: LevelMethod
+    warning: LevelMethod
+    error: LevelMethod
+    exception: LevelMethod
+    critical: LevelMethod
+
+    def __init__(self, name: str, bound: Mapping[str, Any] | None = None) -> None:
+        self.name = name
+        self._bound: dict[str, Any] = dict(bound or {})
+        self._levelno = 20
+        _all_loggers.add(self)
+        self._refresh(_runtime)
+
+    def _refresh(self, runtime: Runtime) -> None:
+        self._levelno = threshold = runtime.level_for(self.name)
+        for attr, levelno in _METHOD_LEVELS:
+            if levelno >= threshold:
+                method = _make_method(levelno, self, runtime, default_exc=attr == "exception")
+            else:
+                method = _disabled
+            object.__setattr__(self, attr, method)
+
+    @property
+    def warn(self) -> LevelMethod:
+        """Alias of :attr:`warning`."""
+        return self.warning
+
+    def log(self, level: int | str, event: object, *args: object, **fields: Any) -> None:
+        """Log at a level given as a number or a name."""
+        try:
+            levelno = parse_level(level)
+        except ValueError as exc:
+            _errors.report("log call", exc)
+            return
+        if levelno < self._levelno:
+            return
+        _make_method(levelno, self, _runtime)(event, *args, **fields)
+
+    def is_enabled_for(self, level: int | str) -> bool:
+        """Whether a call at *level* would be logged (guard expensive argument building)."""
+        return parse_level(level) >= self._levelno
+
+    def bind(self, **fields: Any) -> Logger:
+        """A new logger with the same name whose every line also carries *fields*."""
+        return Logger(self.name, {**self._bound, **fields})
+
+    def __repr__(self) -> str:
+        return f"<servicelog.Logger {self.name!r} level={level_name(self._levelno)}>"
+
+
+_METHOD_LEVELS = (
+    ("trace", 5),
+    ("debug", 10),
+    ("info", 20),
+    ("warning", 30),
+    ("error", 40),
+    ("exception", 40),
+    ("critical", 50),
+)
+
+_registry_lock = threading.Lock()
+_named: dict[str, Logger] = {}
+_all_loggers: weakref.WeakSet[Logger] = weakref.WeakSet()
+_runtime: Runtime
+
+
+def get_logger(name: str | None = None) -> Logger:
+    """Return the logger called *name* (the calling module's ``__name__`` is the usual choice).
+
+    Loggers are cached per name; any number of them is cheap.
+    """
+    if name is None:
+        name = _caller_module()
+    logger = _named.get(name)
+    if logger is None:
+        with _registry_lock:
+            logger = _named.get(name)
+            if logger is None:
+                logger = _named[name] = Logger(name)
+    return logger
+
+
+def _caller_module() -> str:
+    try:
+        return str(_getframe(2).f_globals.get("__name__", "app"))
+    except ValueError:  # pragma: no cover - no caller frame
+        return "app"
+
+
+def install_runtime(runtime: Runtime) -> None:
+    """Swap in a new configuration and refresh every live logger's level methods."""
+    global _runtime
+    _runtime = runtime
+    for logger in list(_all_loggers):
+        logger._refresh(runtime)
+
+
+def current_runtime() -> Runtime:
+    return _runtime
+
+
+def _initial_runtime() -> Runtime:
+    # Before configure(): readable lines on stderr at INFO, touching nothing else in the
+    # process (no stdlib handlers, no hooks). configure() replaces this.
+    from .pipeline import Route
+    from .render.console import ConsoleRenderer, should_color
+    from .sinks.stream import ConsoleSink
+
+    sink = ConsoleSink(ConsoleRenderer(color=should_color(sys.stderr)), "stderr")
+    return Runtime(Pipeline([Route(sink)]))
+
+
+_runtime = _initial_runtime()

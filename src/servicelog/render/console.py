@@ -1,0 +1,185 @@
+"""The console renderer: one readable, optionally coloured line per record, for development.
+
+``14:53:10.123 INFO     shop.orders  orders.py:place:42  order placed  order_id=7 total=12.5``
+
+Control characters (ANSI escapes, CR/LF, bidi overrides, U+2028/2029) in any value are shown
+escaped (``\\x1b``, ``\\n``), so log text can neither forge a line nor repaint the terminal.
+Tracebacks follow the line, indented, with the frames dimmed and the error line highlighted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, TextIO
+
+from ..record import (
+    ERROR_MESSAGE,
+    ERROR_STACK,
+    ERROR_TYPE,
+    LEVEL,
+    LOGGER,
+    MESSAGE,
+    ORIGIN_FILE,
+    ORIGIN_FUNCTION,
+    ORIGIN_LINE,
+    TIMESTAMP,
+    Record,
+)
+
+__all__ = ["ConsoleRenderer", "escape_control", "should_color"]
+
+# C0 and C1 controls, DEL, the Unicode line/paragraph separators and the bidi controls behind
+# "Trojan Source" (CVE-2021-42574).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    ch = match.group()
+    named = _NAMED.get(ch)
+    if named is not None:
+        return named
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_control(text: str) -> str:
+    """Escape every control character in *text* so it prints on one line, inertly."""
+    return _CONTROL.sub(_escape_one, text)
+
+
+def should_color(stream: TextIO | None, force: bool | None = None) -> bool:
+    """Decide whether to colour: ``force`` wins, then ``FORCE_COLOR``, ``NO_COLOR``, a TTY.
+
+    See https://no-color.org and https://force-color.org.
+    """
+    if force is not None:
+        return force
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
+        return True
+    if os.environ.get("NO_COLOR", ""):
+        return False
+    try:
+        return bool(stream is not None and stream.isatty())
+    except Exception:
+        return False
+
+
+_RESET = "\x1b[0m"
+_DIM = "\x1b[2m"
+_BOLD = "\x1b[1m"
+_LEVEL_STYLE = {
+    "trace": "\x1b[2m",
+    "debug": "\x1b[34m",
+    "info": "\x1b[32m",
+    "warning": "\x1b[33m",
+    "error": "\x1b[31m",
+    "critical": "\x1b[1;37;41m",
+}
+_KEY = "\x1b[36m"
+_LOGGER = "\x1b[35m"
+_ERROR = "\x1b[1;31m"
+
+# Shown in the line's head, or too static to repeat on every line of a dev console.
+_HIDDEN = frozenset(
+    {
+        TIMESTAMP,
+        LEVEL,
+        MESSAGE,
+        LOGGER,
+        ORIGIN_FILE,
+        ORIGIN_LINE,
+        ORIGIN_FUNCTION,
+        ERROR_TYPE,
+        ERROR_MESSAGE,
+        ERROR_STACK,
+        "ecs.version",
+        "service.name",
+        "service.version",
+        "service.environment",
+        "event.dataset",
+        "process.pid",
+        "process.thread.name",
+        "servicelog.channel",
+    }
+)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        text = escape_control(value)
+        return text if text and " " not in text and "=" not in text else repr(text)
+    try:
+        text = repr(value)
+    except Exception as exc:
+        text = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+    if len(text) > 2000:
+        text = f"{text[:2000]}...<{len(text) - 2000} more chars>"
+    return escape_control(text)
+
+
+class ConsoleRenderer:
+    """Render a record as a human-readable line (text, ending in ``\\n``).
+
+    Args:
+        color: use ANSI colours.
+        show_thread: include the thread name when it is not ``MainThread``.
+    """
+
+    __slots__ = ("color", "show_thread")
+
+    def __init__(self, color: bool = False, show_thread: bool = True) -> None:
+        self.color = color
+        self.show_thread = show_thread
+
+    def __call__(self, record: Record) -> str:
+        c = self.color
+        ts = str(record.get(TIMESTAMP, ""))
+        clock = ts[11:23] if len(ts) >= 23 else ts
+        level = str(record.get(LEVEL, "info"))
+        parts = [f"{_DIM}{clock}{_RESET}" if c else clock]
+        label = f"{level.upper():<8}"
+        parts.append(f"{_LEVEL_STYLE.get(level, '')}{label}{_RESET}" if c else label)
+        logger = escape_control(str(record.get(LOGGER, "")))
+        parts.append(f"{_LOGGER}{logger}{_RESET}" if c else logger)
+        if ORIGIN_FILE in record:
+            where = escape_control(
+                f"{record[ORIGIN_FILE]}:{record.get(ORIGIN_FUNCTION, '?')}:{record.get(ORIGIN_LINE, '?')}"
+            )
+            parts.append(f"{_DIM}{where}{_RESET}" if c else where)
+        message = escape_control(str(record.get(MESSAGE, "")))
+        parts.append(f"{_BOLD}{message}{_RESET}" if c else message)
+        fields = []
+        thread = record.get("process.thread.name")
+        if self.show_thread and thread and thread != "MainThread":
+            fields.append(("thread", thread))
+        fields.extend((k, v) for k, v in record.items() if k not in _HIDDEN)
+        if fields:
+            rendered = " ".join(
+                (f"{_KEY}{escape_control(k)}{_RESET}={_value(v)}" if c else f"{escape_control(k)}={_value(v)}")
+                for k, v in fields
+            )
+            parts.append(rendered)
+        line = "  ".join(p for p in parts if p)
+        stack = record.get(ERROR_STACK)
+        if stack:
+            line += "\n" + self._traceback(str(stack))
+        elif ERROR_TYPE in record:
+            err = escape_control(f"{record[ERROR_TYPE]}: {record.get(ERROR_MESSAGE, '')}")
+            line += "\n    " + (f"{_ERROR}{err}{_RESET}" if c else err)
+        return line + "\n"
+
+    def _traceback(self, stack: str) -> str:
+        out = []
+        for raw in stack.rstrip("\n").split("\n"):
+            text = escape_control(raw)
+            if not self.color:
+                out.append(f"    {text}")
+            elif raw.startswith("  File "):
+                out.append(f"    {_DIM}{text}{_RESET}")
+            elif raw[:1] not in (" ", "") and not raw.startswith("Traceback"):
+                out.append(f"    {_ERROR}{text}{_RESET}")
+            else:
+                out.append(f"    {text}")
+        return "\n".join(out)

@@ -1,0 +1,225 @@
+"""The JSON renderer: one record, one line of valid UTF-8 JSON, whatever the record holds.
+
+Guarantees, each pinned by a test:
+
+* exactly one line: orjson escapes CR, LF and every C0 control (ANSI escapes included);
+  U+2028, U+2029 and NEL, which JSON allows raw but which many line readers split on, are
+  escaped here too;
+* always valid UTF-8 JSON: values orjson cannot encode (arbitrary objects, sets, Decimal, bytes,
+  big integers, non-string keys, lone surrogates, cycles, very deep nesting, objects whose
+  ``__repr__`` raises or returns megabytes) take a slower, safe path instead of failing;
+* at most ``max_line_bytes``: a longer record is cut down, field by field, and marked
+  ``"truncated": true``.
+
+The fast path is a single ``orjson.dumps`` call; everything else happens only when needed.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from enum import Enum
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+
+from ..record import LEVEL, MESSAGE, TIMESTAMP, Record
+
+__all__ = ["JsonRenderer", "jsonable"]
+
+_OPTIONS = orjson.OPT_APPEND_NEWLINE
+_MAX_DEPTH = 64
+_MAX_REPR = 4096
+_MAX_ITEMS = 1000
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:
+        return f"<unrepresentable {type(value).__qualname__}: repr() raised {type(exc).__name__}>"
+    if not isinstance(text, str):  # pragma: no cover - repr() enforces str, kept for safety
+        return f"<unrepresentable {type(value).__qualname__}>"
+    if len(text) > _MAX_REPR:
+        return f"{text[:_MAX_REPR]}...<{len(text) - _MAX_REPR} more chars>"
+    return text
+
+
+def _default(value: Any) -> Any:
+    """orjson's fallback for types it does not know (called on the fast path)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return _sorted_list(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, BaseException):
+        return f"{type(value).__qualname__}: {value}"
+    return _safe_repr(value)
+
+
+def _sorted_list(value: set[Any] | frozenset[Any]) -> list[Any]:
+    items = list(value)[:_MAX_ITEMS]
+    try:
+        items.sort()
+    except TypeError:
+        pass
+    return items
+
+
+def _clean_str(text: str) -> str:
+    """Replace lone surrogates so the string encodes as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
+    """Turn any value into something orjson always encodes: the safe, slow path.
+
+    Cycles become ``"<cycle>"``, nesting beyond 64 levels ``"<max depth>"``, containers are cut
+    at 1,000 items, NaN and infinities become strings, and unknown objects their ``repr``.
+    """
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return _clean_str(value)
+        return value
+    if isinstance(value, int) and not isinstance(value, Enum):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (datetime, date, time, uuid.UUID)):
+        return value
+    if depth >= _MAX_DEPTH:
+        return "<max depth>"
+    if isinstance(value, Mapping):
+        ident = id(value)
+        if ident in seen:
+            return "<cycle>"
+        seen = seen | {ident}
+        out: dict[str, Any] = {}
+        try:
+            for i, (key, item) in enumerate(value.items()):
+                if i >= _MAX_ITEMS:
+                    out["<truncated>"] = f"{len(value) - _MAX_ITEMS} more items"
+                    break
+                k = key if isinstance(key, str) else _safe_repr(key)
+                out[jsonable(k)] = jsonable(item, depth + 1, seen)
+        except Exception as exc:
+            out["<error>"] = f"iterating raised {type(exc).__name__}"
+        return out
+    if isinstance(value, (list, tuple)):
+        ident = id(value)
+        if ident in seen:
+            return "<cycle>"
+        seen = seen | {ident}
+        items = [jsonable(v, depth + 1, seen) for v in value[:_MAX_ITEMS]]
+        if len(value) > _MAX_ITEMS:
+            items.append(f"<{len(value) - _MAX_ITEMS} more items>")
+        return items
+    if isinstance(value, (set, frozenset)):
+        return [jsonable(v, depth + 1, seen) for v in _sorted_list(value)]
+    try:
+        converted = _default(value)
+    except Exception:
+        return _safe_repr(value)
+    return jsonable(converted, depth + 1, seen) if converted is not value else _safe_repr(value)
+
+
+# UTF-8 encodings of characters JSON allows raw but line readers may split on.
+_LINE_BREAKS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"), (b"\xc2\x85", b"\\u0085"))
+
+
+def _escape_breaks(line: bytes) -> bytes:
+    for raw, escaped in _LINE_BREAKS:
+        if raw in line:
+            line = line.replace(raw, escaped)
+    return line
+
+
+class JsonRenderer:
+    """Render a record as one JSON line (bytes, ending in ``\\n``).
+
+    Args:
+        max_line_bytes: the longest line written, newline included (at least 1024).
+    """
+
+    __slots__ = ("max_line_bytes",)
+
+    def __init__(self, max_line_bytes: int = 16384) -> None:
+        self.max_line_bytes = max_line_bytes
+
+    def __call__(self, record: Record) -> bytes:
+        try:
+            line = orjson.dumps(record, default=_default, option=_OPTIONS)
+        except Exception:
+            line = orjson.dumps(jsonable(record), option=_OPTIONS)
+        if not line.isascii():
+            line = _escape_breaks(line)
+        if len(line) > self.max_line_bytes:
+            line = self._truncate(record, len(line))
+        return line
+
+    # --- the slow path for long records -------------------------------------------------------
+    def _dump(self, record: Record) -> bytes:
+        return _escape_breaks(orjson.dumps(jsonable(record), option=_OPTIONS))
+
+    def _truncate(self, record: Record, size: int) -> bytes:
+        """Cut a record to fit: shorten long values, then drop fields, keeping the head."""
+        limit = self.max_line_bytes
+        budget = max(256, limit // 4)
+        while budget >= 64:
+            cut: Record = {}
+            for key, value in record.items():
+                cut[key] = _shorten(value, budget)
+            cut["truncated"] = True
+            cut["log.original_bytes"] = size
+            line = self._dump(cut)
+            if len(line) <= limit:
+                return line
+            budget //= 2
+        # Still too long (very many fields): keep the head fields and as many others as fit.
+        head = {k: _shorten(record.get(k, ""), 512) for k in (TIMESTAMP, LEVEL, MESSAGE)}
+        head["truncated"] = True
+        head["log.original_bytes"] = size
+        base = len(self._dump(head))
+        dropped = 0
+        for key, value in record.items():
+            if key in head:
+                continue
+            item = {key: _shorten(value, 64)}
+            extra = len(self._dump(item)) - 2
+            if base + extra + 40 <= limit:
+                head[key] = item[key]
+                base += extra
+            else:
+                dropped += 1
+        head["log.dropped_fields"] = dropped
+        return self._dump(head)
+
+
+def _shorten(value: Any, budget: int) -> Any:
+    """Cut a value to about *budget* characters of JSON."""
+    if isinstance(value, str):
+        if len(value) <= budget:
+            return value
+        # Keep the head and the tail: a stack trace's last lines name the error.
+        half = budget // 2
+        return f"{value[:half]}...<{len(value) - 2 * half} chars cut>...{value[-half:]}"
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    try:
+        text = orjson.dumps(jsonable(value)).decode("utf-8")
+    except Exception:
+        text = _safe_repr(value)
+    if len(text) <= budget:
+        return jsonable(value)
+    return _shorten(text, budget)

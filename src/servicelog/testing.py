@@ -1,0 +1,93 @@
+"""Helpers for testing code that logs with servicelog (and a pytest plugin).
+
+>>> from servicelog.testing import capture_logs
+>>> with capture_logs() as logs:
+...     get_logger("shop").info("order placed", order_id=7)
+>>> logs[0]["message"], logs[0]["order_id"]
+('order placed', 7)
+
+Under pytest the ``servicelog_logs`` fixture does the same for the whole test.
+``capture_logs`` sees every front-end (stdlib, structlog, loguru, ...) when servicelog has been
+configured; it keeps the configured sinks writing too, unless ``only=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .logger import Runtime, current_runtime, install_runtime
+from .pipeline import Pipeline, Route
+from .record import Record
+from .render.json import JsonRenderer
+from .sinks.memory import MemorySink
+
+__all__ = ["CapturedLogs", "capture_logs", "servicelog_logs"]
+
+
+class CapturedLogs(list[Record]):
+    """The records captured, in order (a ``list`` of dicts), plus their JSON lines."""
+
+    def __init__(self, sink: MemorySink) -> None:
+        super().__init__()
+        self._sink = sink
+
+    @property
+    def lines(self) -> list[bytes]:
+        """Each record as the JSON line a file sink would write."""
+        return list(self._sink.lines)
+
+    def messages(self) -> list[str]:
+        return [str(r.get("message", "")) for r in self]
+
+    def at(self, level: str) -> list[Record]:
+        """The records at *level* (``"info"``, ``"error"``, ...)."""
+        return [r for r in self if r.get("log.level") == level]
+
+
+@contextmanager
+def capture_logs(*, level: int | str | None = None, only: bool = True) -> Iterator[CapturedLogs]:
+    """Capture the records logged inside the block.
+
+    Args:
+        level: the lowest level to capture (default: the configured level).
+        only: capture *instead of* writing to the configured sinks (default) or as well.
+    """
+    from .levels import parse_level
+
+    previous = current_runtime()
+    from ._config import settings
+
+    current = settings()
+    sink = MemorySink(JsonRenderer(current.output.max_line_bytes if current else 16384))
+    captured = CapturedLogs(sink)
+    routes = [Route(sink)] if only else [*previous.pipeline.routes, Route(sink)]
+    pipeline = Pipeline(routes, previous.pipeline.processors, previous.pipeline.static)
+    runtime = Runtime(
+        pipeline,
+        level=parse_level(level) if level is not None else previous.level,
+        levels={} if level is not None else dict(previous.levels),
+        callsite=previous.callsite,
+        show_locals=previous.show_locals,
+    )
+    install_runtime(runtime)
+
+    sink.records = captured  # records land straight in the returned list
+    try:
+        yield captured
+    finally:
+        install_runtime(previous)
+
+
+try:  # the pytest plugin part: only defined when pytest is importable
+    import pytest
+
+    @pytest.fixture
+    def servicelog_logs() -> Iterator[CapturedLogs]:
+        """The records logged during the test (a list of dicts, plus ``.lines``)."""
+        with capture_logs() as logs:
+            yield logs
+
+except ImportError:  # pragma: no cover - pytest is not a runtime dependency
+    pass

@@ -1,0 +1,104 @@
+"""``log_execution_time``: time a block or a function and log it to the performance channel.
+
+Records carry ``servicelog.channel: "performance"`` so a sink can route them (the guide's
+``performance`` log file), the ECS ``event.duration`` in nanoseconds, and ``duration_ms``.
+A failing block is logged too (``outcome: "failure"`` and the exception type) and the
+exception propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from .logger import get_logger
+from .record import CHANNEL
+
+__all__ = ["PERFORMANCE_LOGGER", "log_execution_time"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+PERFORMANCE_LOGGER = "servicelog.performance"
+
+
+class log_execution_time:  # noqa: N801 - used like a function, as contextlib's helpers are
+    """Log how long *operation* took, as a context manager or a decorator (sync or async).
+
+    >>> with log_execution_time("load catalogue", rows=120):
+    ...     load()
+    >>> @log_execution_time("charge card")
+    ... async def charge(...): ...
+
+    Args:
+        operation: what was timed (the ``operation`` field).
+        level: the level of the record (default INFO).
+        **fields: more fields for the record.
+    """
+
+    __slots__ = ("_fields", "_level", "_start", "operation")
+
+    def __init__(self, operation: str, *, level: str = "info", **fields: Any) -> None:
+        self.operation = operation
+        self._level = level
+        self._fields = fields
+        self._start = 0
+
+    def __enter__(self) -> log_execution_time:
+        self._start = time.perf_counter_ns()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        elapsed = time.perf_counter_ns() - self._start
+        fields: dict[str, Any] = {
+            CHANNEL: "performance",
+            "operation": self.operation,
+            "event.duration": elapsed,
+            "duration_ms": round(elapsed / 1e6, 3),
+            "outcome": "success" if exc_type is None else "failure",
+            **self._fields,
+        }
+        if exc_type is not None:
+            fields["failure.type"] = exc_type.__name__
+        log = get_logger(PERFORMANCE_LOGGER)
+        method = log.warning if exc_type is not None else getattr(log, self._level)
+        method(f"{self.operation} took {elapsed / 1e6:.3f} ms", **fields)
+
+    async def __aenter__(self) -> log_execution_time:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        operation, level, extra = self.operation, self._level, self._fields
+
+        if asyncio.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                with log_execution_time(operation, level=level, **extra):
+                    return await func(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with log_execution_time(operation, level=level, **extra):
+                return func(*args, **kwargs)
+
+        return wrapper
