@@ -16,6 +16,7 @@ from typing import Any
 
 from . import _errors
 from .context import _local
+from .exceptions import ConfigError
 from .logger import Runtime, current_runtime, install_runtime
 from .options import CaptureOptions, Settings, build_settings
 from .pipeline import Pipeline, Processor, Route
@@ -41,7 +42,7 @@ def configure(
     profile: str | None = None,
     level: int | str | None = None,
     levels: Mapping[str, int | str] | str | None = None,
-    format: str | None = None,  # noqa: A002 - the option's natural name
+    format: str | None = None,
     stream: str | None = None,
     file: str | os.PathLike[str] | None = None,
     color: bool | None = None,
@@ -124,13 +125,11 @@ def configure(
     return new
 
 
-def _as_route(item: Route | Sink) -> Route:
+def _as_route(item: object) -> Route:
     if isinstance(item, Route):
         return item
     if isinstance(item, Sink):
         return Route(item)
-    from .exceptions import ConfigError
-
     raise ConfigError("sinks", item, "Sink objects or servicelog.Route(sink, level, filter)")
 
 

@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
+from .record import safe_keys
+
 __all__ = [
     "Binding",
     "ContextThreadPoolExecutor",
@@ -99,6 +101,7 @@ def bind(**fields: Any) -> Binding:
     Returns:
         A :class:`Binding` that :func:`reset` accepts to restore the previous values.
     """
+    fields = safe_keys(fields)
     scope = _scope_get()
     if scope is not None:
         previous = {k: scope.get(k, _MISSING) for k in fields}
@@ -139,7 +142,7 @@ def get_context() -> dict[str, Any]:
     return dict(current())
 
 
-class bound_context:  # noqa: N801 - used like a function, as contextlib's helpers are
+class bound_context:
     """Bind *fields* for the extent of a ``with`` block (sync or async code alike).
 
     >>> with bound_context(request_id="r-1", user_id=42):
@@ -149,7 +152,7 @@ class bound_context:  # noqa: N801 - used like a function, as contextlib's helpe
     __slots__ = ("_fields", "_token")
 
     def __init__(self, **fields: Any) -> None:
-        self._fields = fields
+        self._fields = safe_keys(fields)
         self._token: contextvars.Token[Mapping[str, Any]] | None = None
 
     def __enter__(self) -> dict[str, Any]:
@@ -193,7 +196,7 @@ def request_scope(**fields: Any) -> Iterator[dict[str, Any]]:
     """Open a request scope: :func:`bind` inside it lasts until the scope closes, in every
     task and thread of the request. servicelog's ASGI middleware opens one per request.
     """
-    scope: dict[str, Any] = dict(fields)
+    scope: dict[str, Any] = safe_keys(fields)
     token = _scope.set(scope)
     try:
         yield scope
@@ -226,4 +229,4 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         ctx = contextvars.copy_context()
-        return super().submit(ctx.run, fn, *args, **kwargs)
+        return super().submit(ctx.run, fn, *args, **kwargs)  # type: ignore[arg-type]

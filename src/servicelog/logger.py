@@ -21,19 +21,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _errors
-from .context import current as _context
+from .context import _local_get, _scope_get
 from .levels import level_name, parse_level
 from .pipeline import Pipeline
 from .record import (
     LOGGER,
+    RESERVED_KEYS,
     THREAD,
     ExcInfo,
     Record,
+    _tls,
     add_exception,
     add_origin,
     add_stack,
     format_timestamp,
     merge_fields,
+    safe_keys,
     safe_str,
     thread_name,
 )
@@ -42,6 +45,7 @@ __all__ = ["Logger", "Runtime", "get_logger"]
 
 _time_ns = time.time_ns
 _getframe = sys._getframe
+_reserved_isdisjoint = RESERVED_KEYS.isdisjoint
 
 
 @dataclass
@@ -68,7 +72,7 @@ class Runtime:
 
 def _disabled(*args: Any, **kwargs: Any) -> None:
     """A filtered level: do nothing, as cheaply as Python can."""
-    return None
+    return
 
 
 LevelMethod = Callable[..., None]
@@ -96,23 +100,34 @@ def _make_method(
             message = event if type(event) is str else safe_str(event)
             if args:
                 message = _interpolate(message, args)
+            try:
+                thread = _tls.name
+            except AttributeError:
+                thread = thread_name()
             record: Record = {
                 "@timestamp": format_timestamp(_time_ns()),
                 "log.level": lvl,
                 "message": message,
                 **static,
                 LOGGER: name,
-                THREAD: thread_name(),
+                THREAD: thread,
             }
             if callsite:
                 add_origin(record, _getframe(1))
-            ctx = _context()
-            if ctx:
-                merge_fields(record, ctx)
+            # The context: keys were checked against RESERVED_KEYS when bound.
+            scope = _scope_get()
+            if scope:
+                record.update(scope)
+            local = _local_get()
+            if local:
+                record.update(local)
             if bound:
-                merge_fields(record, bound)
+                record.update(bound)
             if fields:
-                merge_fields(record, fields)
+                if _reserved_isdisjoint(fields):
+                    record.update(fields)
+                else:
+                    merge_fields(record, fields)
             if exc_info:
                 add_exception(record, exc_info, show_locals=show_locals)
             if stack_info:
@@ -164,7 +179,7 @@ class Logger:
 
     def __init__(self, name: str, bound: Mapping[str, Any] | None = None) -> None:
         self.name = name
-        self._bound: dict[str, Any] = dict(bound or {})
+        self._bound: dict[str, Any] = safe_keys(bound) if bound else {}
         self._levelno = 20
         _all_loggers.add(self)
         self._refresh(_runtime)

@@ -32,10 +32,10 @@ from .exceptions import ConfigError
 from .levels import parse_level
 
 __all__ = [
+    "PROFILES",
     "CaptureOptions",
     "LevelOptions",
     "OutputOptions",
-    "PROFILES",
     "RecordOptions",
     "ServiceOptions",
     "Settings",
@@ -173,7 +173,9 @@ def _levels(value: object, source: str) -> dict[str, int]:
         value = pairs
     if not isinstance(value, Mapping):
         raise ConfigError(
-            "levels", value, "a mapping of logger name to level, e.g. {'httpx': 'WARNING'}",
+            "levels",
+            value,
+            "a mapping of logger name to level, e.g. {'httpx': 'WARNING'}",
             source=source,
         )
     out: dict[str, int] = {}
@@ -187,6 +189,7 @@ def _levels(value: object, source: str) -> dict[str, int]:
 def _max_line(value: object, source: str) -> int:
     try:
         number = int(value)  # type: ignore[call-overload]
+        assert isinstance(number, int)
     except (TypeError, ValueError):
         number = -1
     if isinstance(value, bool) or number < 1024:
@@ -235,7 +238,9 @@ def build_settings(args: Mapping[str, Any], environ: Mapping[str, str] | None = 
     show_locals = _bool("show_locals", locals_raw, src)
     if profile == "production" and show_locals:
         raise ConfigError(
-            "show_locals", True, "False with the production profile (locals leak secrets)",
+            "show_locals",
+            True,
+            "False with the production profile (locals leak secrets)",
             source=src,
         )
     mlb_raw, src = pick("max_line_bytes")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from .logger import Runtime, current_runtime, install_runtime
 from .pipeline import Pipeline, Route

@@ -26,7 +26,7 @@ R = TypeVar("R")
 PERFORMANCE_LOGGER = "servicelog.performance"
 
 
-class log_execution_time:  # noqa: N801 - used like a function, as contextlib's helpers are
+class log_execution_time:
     """Log how long *operation* took, as a context manager or a decorator (sync or async).
 
     >>> with log_execution_time("load catalogue", rows=120):

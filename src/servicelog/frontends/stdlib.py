@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 from .. import _errors
+from ..context import current as _context
 from ..levels import level_name
 from ..logger import current_runtime
 from ..record import (
@@ -35,7 +36,6 @@ from ..record import (
     merge_fields,
     safe_str,
 )
-from ..context import current as _context
 
 __all__ = ["ServicelogHandler", "install", "reset", "uvicorn_log_config"]
 
@@ -54,7 +54,7 @@ class ServicelogHandler(logging.Handler):
     the pipeline is thread-safe, and stdlib's per-handler lock would serialise every thread.
     """
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         if self.filters and not self.filter(record):
             return False
         self.emit(record)
@@ -104,7 +104,7 @@ _saved: dict[str, Any] = {}
 
 
 def _is_console(handler: logging.Handler) -> bool:
-    if isinstance(handler, ServicelogHandler) or isinstance(handler, logging.FileHandler):
+    if isinstance(handler, (ServicelogHandler, logging.FileHandler)):
         return False
     if not isinstance(handler, logging.StreamHandler):
         return False

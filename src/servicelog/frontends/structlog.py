@@ -8,6 +8,7 @@ own filtering bound logger does the level check, so a filtered call stays cheap.
 from __future__ import annotations
 
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -74,7 +75,7 @@ class _Factory:
         return _Output(str(args[0]) if args else "structlog")
 
 
-def _to_kwargs(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _to_kwargs(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
     # The last processor returns the dict itself: structlog then calls logger.<method>(**dict).
     return event_dict
 

@@ -144,9 +144,8 @@ class ConsoleRenderer:
         logger = escape_control(str(record.get(LOGGER, "")))
         parts.append(f"{_LOGGER}{logger}{_RESET}" if c else logger)
         if ORIGIN_FILE in record:
-            where = escape_control(
-                f"{record[ORIGIN_FILE]}:{record.get(ORIGIN_FUNCTION, '?')}:{record.get(ORIGIN_LINE, '?')}"
-            )
+            func, line = record.get(ORIGIN_FUNCTION, "?"), record.get(ORIGIN_LINE, "?")
+            where = escape_control(f"{record[ORIGIN_FILE]}:{func}:{line}")
             parts.append(f"{_DIM}{where}{_RESET}" if c else where)
         message = escape_control(str(record.get(MESSAGE, "")))
         parts.append(f"{_BOLD}{message}{_RESET}" if c else message)
@@ -157,7 +156,11 @@ class ConsoleRenderer:
         fields.extend((k, v) for k, v in record.items() if k not in _HIDDEN)
         if fields:
             rendered = " ".join(
-                (f"{_KEY}{escape_control(k)}{_RESET}={_value(v)}" if c else f"{escape_control(k)}={_value(v)}")
+                (
+                    f"{_KEY}{escape_control(k)}{_RESET}={_value(v)}"
+                    if c
+                    else f"{escape_control(k)}={_value(v)}"
+                )
                 for k, v in fields
             )
             parts.append(rendered)

@@ -29,9 +29,9 @@ import orjson
 
 from ..record import LEVEL, MESSAGE, TIMESTAMP, Record
 
-__all__ = ["JsonRenderer", "jsonable"]
+__all__ = ["DUMPS_OPTIONS", "JsonRenderer", "default", "jsonable"]
 
-_OPTIONS = orjson.OPT_APPEND_NEWLINE
+_OPTIONS = DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
 _MAX_DEPTH = 64
 _MAX_REPR = 4096
 _MAX_ITEMS = 1000
@@ -42,14 +42,12 @@ def _safe_repr(value: object) -> str:
         text = repr(value)
     except Exception as exc:
         return f"<unrepresentable {type(value).__qualname__}: repr() raised {type(exc).__name__}>"
-    if not isinstance(text, str):  # pragma: no cover - repr() enforces str, kept for safety
-        return f"<unrepresentable {type(value).__qualname__}>"
     if len(text) > _MAX_REPR:
         return f"{text[:_MAX_REPR]}...<{len(text) - _MAX_REPR} more chars>"
     return text
 
 
-def _default(value: Any) -> Any:
+def default(value: Any) -> Any:
     """orjson's fallback for types it does not know (called on the fast path)."""
     if isinstance(value, Decimal):
         return str(value)
@@ -128,14 +126,18 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
     if isinstance(value, (set, frozenset)):
         return [jsonable(v, depth + 1, seen) for v in _sorted_list(value)]
     try:
-        converted = _default(value)
+        converted = default(value)
     except Exception:
         return _safe_repr(value)
     return jsonable(converted, depth + 1, seen) if converted is not value else _safe_repr(value)
 
 
 # UTF-8 encodings of characters JSON allows raw but line readers may split on.
-_LINE_BREAKS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"), (b"\xc2\x85", b"\\u0085"))
+_LINE_BREAKS = (
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+    (b"\xc2\x85", b"\\u0085"),
+)
 
 
 def _escape_breaks(line: bytes) -> bytes:
@@ -159,9 +161,20 @@ class JsonRenderer:
 
     def __call__(self, record: Record) -> bytes:
         try:
-            line = orjson.dumps(record, default=_default, option=_OPTIONS)
+            line = orjson.dumps(record, default=default, option=_OPTIONS)
         except Exception:
-            line = orjson.dumps(jsonable(record), option=_OPTIONS)
+            return self.slow(record)
+        if not line.isascii() or len(line) > self.max_line_bytes:
+            return self.finish(record, line)
+        return line
+
+    # Sinks inline the fast path above (one C call) and call these only when needed.
+    def slow(self, record: Record) -> bytes:
+        """Render a record orjson refused (bad strings, keys, integers, cycles...)."""
+        return self.finish(record, orjson.dumps(jsonable(record), option=_OPTIONS))
+
+    def finish(self, record: Record, line: bytes) -> bytes:
+        """Escape line-breaking characters and enforce ``max_line_bytes``."""
         if not line.isascii():
             line = _escape_breaks(line)
         if len(line) > self.max_line_bytes:

@@ -9,19 +9,18 @@ there is no window in which another user could open them, and never through a sy
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from ..exceptions import ConfigError
-from ..record import Record
-from .base import BufferedSink
+from ..render.json import JsonRenderer
+from .base import JsonLinesSink
 
 __all__ = ["FileSink"]
 
 _ALLOWED_MODES = (0o600, 0o640)
 
 
-class FileSink(BufferedSink):
+class FileSink(JsonLinesSink):
     """Append JSON lines to *path*, creating parent directories as needed.
 
     Raises:
@@ -32,10 +31,10 @@ class FileSink(BufferedSink):
     def __init__(
         self,
         path: str | os.PathLike[str],
-        renderer: Callable[[Record], bytes],
+        renderer: JsonRenderer,
         *,
         mode: int = 0o600,
-        **options: int,
+        **options: float,
     ) -> None:
         if mode not in _ALLOWED_MODES:
             raise ConfigError("file mode", oct(mode), "0o600 or 0o640")

@@ -8,7 +8,8 @@ from typing import BinaryIO, Literal, TextIO
 
 from .. import _errors
 from ..record import Record
-from .base import BufferedSink
+from ..render.json import JsonRenderer
+from .base import JsonLinesSink
 
 __all__ = ["ConsoleSink", "StreamSink", "resolve_stream"]
 
@@ -18,7 +19,7 @@ def resolve_stream(stream: Literal["stdout", "stderr"] | TextIO) -> TextIO:
         return sys.stdout
     if stream == "stderr":
         return sys.stderr
-    return stream  # type: ignore[return-value]
+    return stream
 
 
 def _isatty(stream: TextIO | BinaryIO) -> bool:
@@ -28,7 +29,7 @@ def _isatty(stream: TextIO | BinaryIO) -> bool:
         return False
 
 
-class StreamSink(BufferedSink):
+class StreamSink(JsonLinesSink):
     """JSON lines to a stream (stdout by default: the twelve-factor way for containers).
 
     Lines are batched; on a terminal every line is written at once.
@@ -36,9 +37,9 @@ class StreamSink(BufferedSink):
 
     def __init__(
         self,
-        renderer: Callable[[Record], bytes],
+        renderer: JsonRenderer,
         stream: Literal["stdout", "stderr"] | TextIO = "stdout",
-        **options: int,
+        **options: float,
     ) -> None:
         self.stream = resolve_stream(stream)
         self.name = f"stream:{getattr(self.stream, 'name', 'stream')}"

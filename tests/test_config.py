@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import pytest
+
+import servicelog
+from servicelog import ConfigError
+from servicelog.frontends.stdlib import ServicelogHandler
+from servicelog.sinks import MemorySink
+
+from .conftest import NO_CAPTURE
+
+
+@pytest.mark.parametrize(
+    ("profile", "level", "fmt", "callsite", "locals_"),
+    [
+        ("development", 10, "console", True, True),
+        ("production", 20, "json", False, False),
+        ("debug", 5, "console", True, True),
+    ],
+)
+def test_profiles_set_their_defaults(
+    profile: str, level: int, fmt: str, callsite: bool, locals_: bool
+) -> None:
+    settings = servicelog.configure(profile=profile, stream="none", capture=NO_CAPTURE)
+    assert settings.profile == profile
+    assert settings.levels.level == level
+    assert settings.output.format == fmt
+    assert settings.record.callsite is callsite
+    assert settings.record.show_locals is locals_
+
+
+def test_profile_comes_from_servicelog_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVICELOG_ENV", "production")
+    assert servicelog.configure(stream="none", capture=NO_CAPTURE).profile == "production"
+
+
+def test_default_profile_is_development(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SERVICELOG_ENV", raising=False)
+    assert servicelog.configure(stream="none", capture=NO_CAPTURE).profile == "development"
+
+
+def test_environment_overrides_profile_defaults_but_not_arguments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SERVICELOG_LEVEL", "WARNING")
+    monkeypatch.setenv("SERVICELOG_LEVELS", "sqlalchemy.engine=ERROR, httpx=debug")
+    monkeypatch.setenv("SERVICELOG_SERVICE", "from-env")
+    s = servicelog.configure(profile="production", stream="none", capture=NO_CAPTURE)
+    assert s.levels.level == 30
+    assert dict(s.levels.levels) == {"sqlalchemy.engine": 40, "httpx": 10}
+    assert s.service.name == "from-env"
+    s = servicelog.configure(level="INFO", service="shop", stream="none", capture=NO_CAPTURE)
+    assert s.levels.level == 20
+    assert s.service.name == "shop"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option", "shown"),
+    [
+        ({"profile": "staging"}, "profile", "'staging'"),
+        ({"level": "LOUD"}, "level", "'LOUD'"),
+        ({"format": "xml"}, "format", "'xml'"),
+        ({"stream": "stdlog"}, "stream", "'stdlog'"),
+        ({"levels": {"httpx": "NOISY"}}, "levels['httpx']", "'NOISY'"),
+        ({"levels": 5}, "levels", "5"),
+        ({"max_line_bytes": 10}, "max_line_bytes", "10"),
+        ({"callsite": "maybe"}, "callsite", "'maybe'"),
+        ({"service": ""}, "service", "''"),
+        ({"color": "yes"}, "color", "'yes'"),
+        ({"profile": "production", "show_locals": True}, "show_locals", "True"),
+        ({"sinks": ["not a sink"]}, "sinks", "'not a sink'"),
+    ],
+)
+def test_bad_configuration_fails_naming_option_value_and_allowed(
+    kwargs: dict[str, Any], option: str, shown: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        servicelog.configure(capture=NO_CAPTURE, **kwargs)
+    message = str(info.value)
+    assert f"option {option!r}" in message
+    assert shown in message
+    assert "expected" in message
+    assert servicelog.settings() is None  # nothing was half-applied
+
+
+def test_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVICELOG_LEVEL", "chatty")
+    with pytest.raises(ConfigError, match="environment variable SERVICELOG_LEVEL"):
+        servicelog.configure(capture=NO_CAPTURE)
+
+
+def test_configure_is_idempotent_for_stdlib_handlers() -> None:
+    """Configuring twice leaves exactly one servicelog handler on the root logger."""
+    for _ in range(3):
+        servicelog.configure(stream="none")
+    root = logging.getLogger()
+    assert sum(isinstance(h, ServicelogHandler) for h in root.handlers) == 1
+
+
+def test_reset_restores_the_root_logger() -> None:
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    servicelog.configure(stream="none", level="ERROR")
+    assert root.level == 40
+    servicelog.reset()
+    assert (list(root.handlers), root.level) == before
+
+
+def test_per_logger_levels_follow_dotted_prefixes(configure_memory: Any) -> None:
+    sink: MemorySink = configure_memory(level="INFO", levels={"shop.db": "WARNING", "x": 10})
+    servicelog.get_logger("shop.db.pool").info("hidden")
+    servicelog.get_logger("shop.db.pool").warning("shown")
+    servicelog.get_logger("shop.dbx").info("sibling, not child: shown")
+    servicelog.get_logger("x.y").debug("lower than default: shown")
+    assert [r["message"] for r in sink.records] == [
+        "shown",
+        "sibling, not child: shown",
+        "lower than default: shown",
+    ]
+
+
+def test_per_logger_levels_apply_to_stdlib_loggers(memory: MemorySink) -> None:
+    servicelog.configure(
+        stream="none", sinks=[memory], level="INFO", levels={"sqlalchemy.engine": "WARNING"}
+    )
+    logging.getLogger("sqlalchemy.engine.Engine").info("SELECT 1")
+    logging.getLogger("sqlalchemy.engine.Engine").warning("slow")
+    logging.getLogger("other").info("kept")
+    assert [r["message"] for r in memory.records] == ["slow", "kept"]
+
+
+def test_loggers_created_before_configure_follow_it(configure_memory: Any) -> None:
+    log = servicelog.get_logger("early")
+    sink: MemorySink = configure_memory(level="WARNING")
+    log.info("dropped")
+    log.error("kept")
+    assert [r["message"] for r in sink.records] == ["kept"]
+
+
+def test_console_output_goes_to_the_chosen_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stderr", out)
+    servicelog.configure(profile="development", capture=NO_CAPTURE, color=False)
+    servicelog.get_logger("shop").info("hello", n=1)
+    assert "INFO" in out.getvalue() and "hello" in out.getvalue() and "n=1" in out.getvalue()
+
+
+def test_production_writes_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    servicelog.configure(profile="production", capture=NO_CAPTURE, service="shop")
+    servicelog.get_logger("shop").info("hello")
+    servicelog.flush()
+    out = capsys.readouterr().out
+    assert out.startswith('{"@timestamp":') and '"service.name":"shop"' in out

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+
+import servicelog
+from servicelog import context
+from servicelog.sinks import MemorySink
+
+
+def test_bound_context_nests_and_restores() -> None:
+    with servicelog.bound_context(a=1):
+        with servicelog.bound_context(b=2, a=3):
+            assert servicelog.get_context() == {"a": 3, "b": 2}
+        assert servicelog.get_context() == {"a": 1}
+    assert servicelog.get_context() == {}
+
+
+def test_bind_reset_and_unbind() -> None:
+    token = servicelog.bind(user_id=7)
+    servicelog.bind(tenant="t")
+    assert servicelog.get_context() == {"user_id": 7, "tenant": "t"}
+    servicelog.unbind("tenant", "missing-key")
+    assert servicelog.get_context() == {"user_id": 7}
+    context.reset(token)
+    assert servicelog.get_context() == {}
+
+
+def test_bound_context_as_decorator() -> None:
+    @servicelog.bound_context(job="nightly")
+    def run() -> dict[str, Any]:
+        return servicelog.get_context()
+
+    assert run() == {"job": "nightly"}
+    assert servicelog.get_context() == {}
+
+
+def test_reserved_keys_are_renamed_at_bind_time() -> None:
+    """A bound key cannot overwrite the record's own fields (message, log.level, ...)."""
+    with servicelog.bound_context(message="forged", ok=1):
+        assert servicelog.get_context() == {"fields.message": "forged", "ok": 1}
+
+
+def test_context_is_on_every_line(configure_memory: Any) -> None:
+    sink: MemorySink = configure_memory()
+    log = servicelog.get_logger("shop")
+    with servicelog.bound_context(request_id="r-1", user_id=42):
+        log.info("order placed", order_id=7, total=12.5)
+    log.info("outside")
+    first, second = sink.records
+    assert (first["request_id"], first["user_id"], first["order_id"]) == ("r-1", 42, 7)
+    assert "request_id" not in second
+
+
+async def test_context_survives_await_and_reaches_child_tasks() -> None:
+    async def child() -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return servicelog.get_context()
+
+    with servicelog.bound_context(request_id="r-2"):
+        await asyncio.sleep(0)
+        assert servicelog.get_context() == {"request_id": "r-2"}
+        task = asyncio.create_task(child())
+        group_results = await asyncio.gather(child(), child())
+    assert await task == {"request_id": "r-2"}
+    assert group_results == [{"request_id": "r-2"}] * 2
+
+
+async def test_sibling_tasks_do_not_see_each_others_binds() -> None:
+    async def worker(n: int) -> dict[str, Any]:
+        servicelog.bind(worker=n)
+        await asyncio.sleep(0)
+        return servicelog.get_context()
+
+    results = await asyncio.gather(*(worker(n) for n in range(5)))
+    assert results == [{"worker": n} for n in range(5)]
+
+
+async def test_run_in_executor_helper_carries_context() -> None:
+    with servicelog.bound_context(request_id="r-3"):
+        loop = asyncio.get_running_loop()
+        plain = await loop.run_in_executor(None, servicelog.get_context)
+        helped = await servicelog.run_in_executor(None, servicelog.get_context)
+    assert plain == {}  # the stdlib does not copy the context: that is why the helper exists
+    assert helped == {"request_id": "r-3"}
+
+
+def test_context_thread_pool_executor_and_wrap() -> None:
+    with servicelog.bound_context(request_id="r-4"):
+        with servicelog.ContextThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(lambda _: servicelog.get_context(), range(4)))
+        with ThreadPoolExecutor(max_workers=1) as plain_pool:
+            wrapped = plain_pool.submit(context.wrap(servicelog.get_context)).result()
+            plain = plain_pool.submit(servicelog.get_context).result()
+    assert results == [{"request_id": "r-4"}] * 4
+    assert wrapped == {"request_id": "r-4"}
+    assert plain == {}
+
+
+def test_request_scope_shares_binds_across_threads() -> None:
+    """A bind made in a worker thread inside a request scope is seen by the request."""
+    with context.request_scope(request_id="r-5"):
+        worker = threading.Thread(target=context.wrap(lambda: servicelog.bind(user_id=9)))
+        worker.start()
+        worker.join()
+        assert servicelog.get_context() == {"request_id": "r-5", "user_id": 9}
+    assert servicelog.get_context() == {}
+
+
+def _scoped(app: Any) -> Any:
+    """The smallest pure-ASGI middleware that opens a request scope (the FastAPI integration's
+    middleware does this and more)."""
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        with context.request_scope(request_id="req-1"):
+            await app(scope, receive, send)
+
+    return asgi
+
+
+async def test_fastapi_sync_endpoint_and_sync_dependencies_see_the_context(
+    configure_memory: Any,
+) -> None:
+    """structlog issue #491: values bound in a sync dependency (run in a worker thread) are lost
+    to the endpoint. Inside a request scope they are not."""
+    sink: MemorySink = configure_memory()
+    log = servicelog.get_logger("api")
+    app = FastAPI()
+
+    def sync_user() -> int:
+        servicelog.bind(user_id=42)
+        return 42
+
+    async def async_tenant() -> str:
+        servicelog.bind(tenant="acme")
+        return "acme"
+
+    @app.get("/sync")
+    def sync_endpoint(
+        user: int = Depends(sync_user), tenant: str = Depends(async_tenant)
+    ) -> dict[str, Any]:
+        log.info("in sync endpoint")
+        return servicelog.get_context()
+
+    @app.get("/async")
+    async def async_endpoint(user: int = Depends(sync_user)) -> dict[str, Any]:
+        log.info("in async endpoint")
+        return servicelog.get_context()
+
+    transport = httpx.ASGITransport(app=_scoped(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        sync_ctx = (await client.get("/sync")).json()
+        async_ctx = (await client.get("/async")).json()
+    expected = {"request_id": "req-1", "user_id": 42, "tenant": "acme"}
+    assert sync_ctx == expected
+    assert async_ctx == {"request_id": "req-1", "user_id": 42}
+    assert [(r["message"], r["user_id"], r["request_id"]) for r in sink.records] == [
+        ("in sync endpoint", 42, "req-1"),
+        ("in async endpoint", 42, "req-1"),
+    ]
+
