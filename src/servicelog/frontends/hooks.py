@@ -92,7 +92,8 @@ def asyncio_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str
     fields: dict[str, Any] = {}
     for key in ("task", "future", "handle"):
         if key in context:
-            fields[f"asyncio.{key}"] = _short_repr(context[key])
+            name = "task" if isinstance(context[key], asyncio.Task) else key
+            fields[f"asyncio.{name}"] = _short_repr(context[key])
     emit_foreign(
         40,
         str(context.get("message") or "Unhandled exception in event loop"),

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+import servicelog
+from servicelog.render.console import ConsoleRenderer, escape_control, should_color
+
+from .conftest import NO_CAPTURE
+
+RECORD: dict[str, Any] = {
+    "@timestamp": "2026-11-29T14:53:10.123456Z",
+    "log.level": "info",
+    "message": "order placed",
+    "ecs.version": "8.11.0",
+    "service.name": "shop",
+    "log.logger": "shop.orders",
+    "log.origin.file.name": "orders.py",
+    "log.origin.file.line": 42,
+    "log.origin.function": "place",
+    "process.thread.name": "MainThread",
+    "request_id": "r-1",
+    "order_id": 7,
+    "note": "two words",
+}
+
+
+def test_plain_line_snapshot() -> None:
+    line = ConsoleRenderer(color=False)(RECORD)
+    assert line == (
+        "14:53:10.123  INFO      shop.orders  orders.py:place:42  order placed  "
+        "request_id=r-1 order_id=7 note='two words'\n"
+    )
+
+
+def test_colored_line_uses_ansi_and_keeps_the_text() -> None:
+    line = ConsoleRenderer(color=True)(RECORD)
+    assert "\x1b[32m" in line  # info is green
+    plain = line
+    for code in ("\x1b[0m", "\x1b[2m", "\x1b[32m", "\x1b[35m", "\x1b[1m", "\x1b[36m"):
+        plain = plain.replace(code, "")
+    assert plain == ConsoleRenderer(color=False)(RECORD)
+
+
+@pytest.mark.parametrize(
+    ("env", "tty", "expected"),
+    [
+        ({}, True, True),
+        ({}, False, False),
+        ({"NO_COLOR": "1"}, True, False),
+        ({"FORCE_COLOR": "1"}, False, True),
+        ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, False, True),
+        ({"FORCE_COLOR": "0"}, False, False),
+    ],
+)
+def test_should_color_honours_no_color_and_force_color(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tty: bool, expected: bool
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    class Stream(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    assert should_color(Stream()) is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("a\nb", "a\\nb"),
+        ("\x1b[2J", "\\x1b[2J"),
+        ("a\u2028b", "a\\u2028b"),
+        ("\u202egnp.exe", "\\u202egnp.exe"),
+        ("tab\there", "tab\\there"),
+        ("\x85", "\\x85"),
+    ],
+)
+def test_control_characters_are_escaped(raw: str, escaped: str) -> None:
+    assert escape_control(raw) == escaped
+
+
+def test_injected_values_cannot_forge_console_lines() -> None:
+    record = dict(RECORD, message="ok\n14:00:00.000  INFO  fake  forged", **{"k\x1b[31m": "v\r\n"})
+    line = ConsoleRenderer(color=False)(record)
+    assert line.count("\n") == 1
+    assert "\x1b" not in line
+
+
+def test_traceback_is_indented_below_the_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stderr", out)
+    servicelog.configure(profile="development", capture=NO_CAPTURE, color=False)
+    try:
+        raise ValueError("bad\x1b[31m value")
+    except ValueError:
+        servicelog.get_logger("t").exception("it failed")
+    lines = out.getvalue().splitlines()
+    assert "ERROR" in lines[0] and "it failed" in lines[0]
+    assert lines[1] == "    Traceback (most recent call last):"
+    assert lines[-1] == "    ValueError: bad\\x1b[31m value"
+    assert all(line.startswith("    ") for line in lines[1:])
+
+
+def test_other_threads_are_named() -> None:
+    line = ConsoleRenderer(color=False)(dict(RECORD, **{"process.thread.name": "worker-1"}))
+    assert "thread=worker-1" in line

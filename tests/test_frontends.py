@@ -1,0 +1,205 @@
+"""Every front-end lands in the same pipeline, in the same shape, with the bound context."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import subprocess
+import sys
+import threading
+import warnings
+from typing import Any
+
+import orjson
+import pytest
+
+import servicelog
+from servicelog.sinks import MemorySink
+
+ALL = servicelog.CaptureOptions(
+    stdlib=True, warnings=True, excepthooks=True, structlog=True, loguru=True
+)
+
+
+@pytest.fixture
+def sink() -> MemorySink:
+    memory = MemorySink()
+    servicelog.configure(service="shop", stream="none", sinks=[memory], capture=ALL)
+    return memory
+
+
+def _shape(record: dict[str, Any]) -> set[str]:
+    return {"@timestamp", "log.level", "message", "log.logger", "service.name"} - set(record)
+
+
+def test_stdlib_extra_fields_become_top_level_fields(sink: MemorySink) -> None:
+    with servicelog.bound_context(request_id="r-1"):
+        logging.getLogger("lib.x").warning("hello %s", "world", extra={"order_id": 7})
+    (record,) = sink.records
+    assert not _shape(record)
+    assert record["message"] == "hello world"
+    assert record["log.level"] == "warning"
+    assert record["log.logger"] == "lib.x"
+    assert (record["order_id"], record["request_id"]) == (7, "r-1")
+    assert "extra" not in record
+
+
+def test_stdlib_exception_and_bad_format_args(sink: MemorySink) -> None:
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        logging.getLogger("lib").exception("division")
+    logging.getLogger("lib").error("bad %d format", "not-a-number")
+    first, second = sink.records
+    assert first["error.type"] == "ZeroDivisionError"
+    assert "Traceback" in first["error.stack_trace"]
+    assert second["message"].startswith("bad %d format")
+
+
+def test_structlog_feeds_the_pipeline(sink: MemorySink) -> None:
+    import structlog
+
+    structlog.contextvars.bind_contextvars(from_structlog="yes")
+    try:
+        with servicelog.bound_context(request_id="r-2"):
+            structlog.get_logger("sl").info("via structlog", n=1)
+            try:
+                raise KeyError("k")
+            except KeyError:
+                structlog.get_logger("sl").exception("sl failed")
+    finally:
+        structlog.contextvars.clear_contextvars()
+    first, second = sink.records
+    assert not _shape(first)
+    assert (first["message"], first["log.logger"], first["n"]) == ("via structlog", "sl", 1)
+    assert (first["request_id"], first["from_structlog"]) == ("r-2", "yes")
+    assert first["log.origin.function"] == "test_structlog_feeds_the_pipeline"
+    assert second["log.level"] == "error" and second["error.type"] == "KeyError"
+
+
+def test_loguru_bind_contextualize_and_guide_style_extra(sink: MemorySink) -> None:
+    from loguru import logger
+
+    with servicelog.bound_context(request_id="r-3"), logger.contextualize(task="t1"):
+        logger.bind(user_id=5).info("via loguru", extra={"order_id": 9})
+        logger.success("done")
+        try:
+            raise RuntimeError("lg")
+        except RuntimeError:
+            logger.exception("loguru failed")
+    first, second, third = sink.records
+    assert not _shape(first)
+    assert first["message"] == "via loguru"
+    assert (first["user_id"], first["task"], first["request_id"]) == (5, "t1", "r-3")
+    assert first["order_id"] == 9 and "extra" not in first and "extra.extra" not in first
+    assert first["log.origin.function"] == "test_loguru_bind_contextualize_and_guide_style_extra"
+    assert second["log.level"] == "info"
+    assert third["error.type"] == "RuntimeError"
+
+
+def test_loguru_gets_its_default_handler_back_on_reset() -> None:
+    from loguru import logger
+
+    servicelog.configure(stream="none", capture=ALL)
+    servicelog.reset()
+    assert len(logger._core.handlers) == 1  # type: ignore[attr-defined]
+
+
+def test_warnings_are_records(sink: MemorySink) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        servicelog.configure(service="shop", stream="none", sinks=[sink], capture=ALL)
+        warnings.warn("old API", DeprecationWarning, stacklevel=1)
+    (record,) = sink.records
+    assert record["log.level"] == "warning"
+    assert record["message"] == "old API"
+    assert record["warning.category"] == "DeprecationWarning"
+    assert record["log.logger"] == "py.warnings"
+
+
+def test_uncaught_exception_in_a_thread_is_logged_once(sink: MemorySink) -> None:
+    def boom() -> None:
+        raise ValueError("in thread")
+
+    thread = threading.Thread(target=boom, name="worker-7")
+    thread.start()
+    thread.join()
+    (record,) = sink.records
+    assert record["log.level"] == "error"
+    assert record["error.type"] == "ValueError"
+    assert record["process.thread.name"] == "worker-7"
+
+
+def test_unretrieved_asyncio_task_exception_is_logged(sink: MemorySink) -> None:
+    async def main() -> None:
+        async def fail() -> None:
+            raise LookupError("in task")
+
+        task = asyncio.get_running_loop().create_task(fail())
+        await asyncio.sleep(0.01)
+        del task
+        gc.collect()
+
+    asyncio.run(main())
+    records = [r for r in sink.records if r.get("error.type") == "LookupError"]
+    assert len(records) == 1
+    assert records[0]["log.level"] == "error"
+    assert "never retrieved" in records[0]["message"]
+
+
+def test_asyncio_handler_names_the_task(sink: MemorySink) -> None:
+    async def main() -> None:
+        servicelog.frontends.hooks.install_asyncio_handler()
+
+        async def fail() -> None:
+            raise LookupError("handled by ours")
+
+        task = asyncio.get_running_loop().create_task(fail(), name="the-task")
+        await asyncio.sleep(0.01)
+        del task
+        gc.collect()
+
+    import servicelog.frontends.hooks
+
+    asyncio.run(main())
+    (record,) = [r for r in sink.records if r.get("error.type") == "LookupError"]
+    assert "the-task" in record["asyncio.task"]
+
+
+def test_uncaught_exception_in_main_thread_is_one_critical_json_line() -> None:
+    code = (
+        "import servicelog\n"
+        "servicelog.configure(profile='production', service='cli')\n"
+        "def main():\n"
+        "    raise SystemError('fatal')\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, proc.stdout
+    record = orjson.loads(lines[0])
+    assert record["log.level"] == "critical"
+    assert record["error.type"] == "SystemError"
+    assert "in main" in record["error.stack_trace"]
+    assert proc.stderr == b""  # the default hook did not print it a second time
+
+
+def test_an_app_configuring_logging_itself_prints_nothing_twice() -> None:
+    """basicConfig before and after configure(), a library StreamHandler: one line each."""
+    code = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "lib = logging.getLogger('lib'); lib.addHandler(logging.StreamHandler(sys.stderr))\n"
+        "import servicelog\n"
+        "servicelog.configure(profile='production', service='x')\n"
+        "logging.basicConfig(level=logging.DEBUG)\n"
+        "logging.getLogger('app').info('from app')\n"
+        "lib.warning('from lib')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [orjson.loads(line)["message"] for line in lines] == ["from app", "from lib"]
+    assert proc.stderr == b""

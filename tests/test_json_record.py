@@ -1,0 +1,270 @@
+"""The JSON line is the public contract: ECS rules, one line, valid UTF-8, capped."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import servicelog
+from servicelog.render.json import JsonRenderer
+from servicelog.sinks import MemorySink
+
+# The rules of Elastic's ecs-logging spec (spec/spec.json in elastic/ecs-logging): required
+# fields, their types and positions, which may be nested, and field names that must be dotted.
+ECS_SPEC: dict[str, dict[str, Any]] = {
+    "@timestamp": {"type": "datetime", "required": True, "index": 0},
+    "log.level": {"type": "string", "required": True, "index": 1, "nesting_allowed": False},
+    "message": {"type": "string", "required": True, "index": 2},
+    "ecs.version": {"type": "string", "required": True},
+    "service.name": {"type": "string"},
+    "event.dataset": {"type": "string"},
+    "log.logger": {"type": "string"},
+    "process.thread.name": {"type": "string"},
+    "trace.id": {"type": "string"},
+    "error.type": {"type": "string"},
+    "error.message": {"type": "string"},
+    "error.stack_trace": {"type": "string"},
+}
+
+
+def check_ecs(line: bytes) -> dict[str, Any]:
+    """Assert one line follows the ecs-logging rules; return the parsed object."""
+    assert line.endswith(b"\n") and line.count(b"\n") == 1, "exactly one line"
+    line.decode("utf-8")  # valid UTF-8
+    obj = orjson.loads(line)
+    keys = list(obj)
+    for name, rule in ECS_SPEC.items():
+        if rule.get("required"):
+            assert name in obj, f"required field {name} missing"
+        if "index" in rule:
+            assert keys[rule["index"]] == name, f"{name} must be at position {rule['index']}"
+        if name in obj:
+            value = obj[name]
+            if rule["type"] in ("string", "datetime"):
+                assert isinstance(value, str), f"{name} must be a string"
+            if rule["type"] == "datetime":
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                assert parsed.utcoffset() is not None and parsed.utcoffset().total_seconds() == 0
+                assert len(value.split(".")[1]) == 7, "microseconds and Z"
+    assert "log" not in obj, "log.level may not be nested"
+    # Dotted and nested keys must not collide: no key is both a leaf and an object's prefix.
+    for key in keys:
+        for other in keys:
+            assert not other.startswith(key + "."), f"{key!r} is a leaf and a prefix of {other!r}"
+    return obj
+
+
+def configure_lines(**kwargs: Any) -> MemorySink:
+    sink = MemorySink(JsonRenderer(kwargs.pop("max_line_bytes", 16384)))
+    from .conftest import NO_CAPTURE
+
+    servicelog.configure(
+        service="shop", version="1.2.3", stream="none", sinks=[sink], capture=NO_CAPTURE, **kwargs
+    )
+    return sink
+
+
+def test_a_record_follows_the_ecs_logging_spec() -> None:
+    sink = configure_lines(profile="production", callsite=True)
+    with servicelog.bound_context(request_id="r-1", user_id=42):
+        servicelog.get_logger("shop.orders").info("order placed", order_id=7, total=12.5)
+    obj = check_ecs(sink.lines[0])
+    assert obj["log.level"] == "info"
+    assert obj["service.name"] == "shop"
+    assert obj["service.version"] == "1.2.3"
+    assert obj["service.environment"] == "production"
+    assert obj["event.dataset"] == "shop.log"
+    assert obj["log.logger"] == "shop.orders"
+    assert obj["log.origin.file.name"] == "test_json_record.py"
+    assert obj["log.origin.function"] == "test_a_record_follows_the_ecs_logging_spec"
+    assert isinstance(obj["log.origin.file.line"], int)
+    assert isinstance(obj["process.pid"], int)
+    assert obj["process.thread.name"] == "MainThread"
+    assert (obj["request_id"], obj["user_id"], obj["order_id"], obj["total"]) == ("r-1", 42, 7, 12.5)
+
+
+def test_snapshot_of_a_production_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact line: any change to the format must be a visible decision."""
+    monkeypatch.setattr("servicelog.logger._time_ns", lambda: 1_764_428_000_123_456_789)
+    monkeypatch.setattr("os.getpid", lambda: 4242)
+    sink = configure_lines(profile="production")
+    with servicelog.bound_context(request_id="r-1"):
+        servicelog.get_logger("shop").info("order placed", order_id=7)
+    assert sink.lines[0] == (
+        b'{"@timestamp":"2025-11-29T14:53:20.123456Z","log.level":"info",'
+        b'"message":"order placed","ecs.version":"8.11.0","service.name":"shop",'
+        b'"service.version":"1.2.3","service.environment":"production",'
+        b'"event.dataset":"shop.log","process.pid":4242,"log.logger":"shop",'
+        b'"process.thread.name":"MainThread","request_id":"r-1","order_id":7}\n'
+    )
+
+
+def _raise_chain() -> None:
+    try:
+        raise KeyError("inner")
+    except KeyError as exc:
+        err = ValueError("outer")
+        err.add_note("a note for the reader")
+        raise err from exc
+
+
+def test_exception_fields_include_chain_and_notes() -> None:
+    sink = configure_lines(profile="production")
+    try:
+        _raise_chain()
+    except ValueError:
+        servicelog.get_logger("shop").exception("failed")
+    obj = check_ecs(sink.lines[0])
+    assert obj["log.level"] == "error"
+    assert obj["error.type"] == "ValueError"
+    assert obj["error.message"] == "outer"
+    trace = obj["error.stack_trace"]
+    assert "KeyError: 'inner'" in trace
+    assert "direct cause" in trace
+    assert "a note for the reader" in trace
+    assert "_raise_chain" in trace
+
+
+def test_exception_group_members_are_in_the_stack_trace() -> None:
+    sink = configure_lines(profile="production")
+    group = ExceptionGroup("many", [ValueError("first"), TypeError("second")])
+    servicelog.get_logger("shop").error("batch failed", exc_info=group)
+    obj = check_ecs(sink.lines[0])
+    assert obj["error.type"] == "ExceptionGroup"
+    assert "ValueError: first" in obj["error.stack_trace"]
+    assert "TypeError: second" in obj["error.stack_trace"]
+
+
+def test_production_tracebacks_have_no_locals_development_ones_do() -> None:
+    def fail() -> None:
+        secret_local = "hunter2"  # noqa: F841 - the point of the test
+        raise RuntimeError("x")
+
+    for profile, expect in (("production", False), ("development", True)):
+        sink = configure_lines(profile=profile)
+        try:
+            fail()
+        except RuntimeError:
+            servicelog.get_logger("t").exception("boom")
+        assert ("hunter2" in orjson.loads(sink.lines[-1])["error.stack_trace"]) is expect
+
+
+class Weird:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr exploded")
+
+
+class Huge:
+    def __repr__(self) -> str:
+        return "x" * 10_000_000
+
+
+def _cycle() -> dict[str, Any]:
+    d: dict[str, Any] = {"a": 1}
+    d["self"] = d
+    return d
+
+
+@pytest.mark.parametrize(
+    ("value", "check"),
+    [
+        ({1, 2, 3}, lambda v: v == [1, 2, 3]),
+        (Decimal("12.50"), lambda v: v == "12.50"),
+        (uuid.UUID(int=1), lambda v: v == "00000000-0000-0000-0000-000000000001"),
+        (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), lambda v: v.startswith("2026-01-02T03:04:05")),
+        (b"caf\xc3\xa9\xff", lambda v: v == "café\\xff"),
+        (math.nan, lambda v: v is None or v == "nan"),
+        (math.inf, lambda v: v is None or v == "inf"),
+        (2**70, lambda v: v == str(2**70)),
+        ({1: "int key", (2, 3): "tuple key"}, lambda v: v["1"] == "int key"),
+        ("lone \udc80 surrogate", lambda v: "surrogate" in v),
+        (Weird(), lambda v: "unrepresentable" in v and "RuntimeError" in v),
+        (Huge(), lambda v: len(v) < 5000),
+        (_cycle(), lambda v: "<cycle>" in str(v)),
+        (Path("/tmp/x"), lambda v: v == "/tmp/x"),
+        (object(), lambda v: v.startswith("<object object")),
+    ],
+)
+def test_values_json_cannot_encode_are_rendered_safely(value: Any, check: Any) -> None:
+    sink = configure_lines(profile="production")
+    servicelog.get_logger("t").info("odd value", value=value, sibling="kept")
+    obj = check_ecs(sink.lines[0])
+    assert check(obj["value"]), obj["value"]
+    assert obj["sibling"] == "kept"
+
+
+def test_deep_nesting_is_cut_not_fatal() -> None:
+    sink = configure_lines(profile="production")
+    deep: Any = "leaf"
+    for _ in range(10_000):
+        deep = [deep]
+    servicelog.get_logger("t").info("deep", value=deep)
+    obj = check_ecs(sink.lines[0])
+    assert "<max depth>" in orjson.dumps(obj).decode()
+
+
+@pytest.mark.parametrize(
+    "evil",
+    ["a\nb", "a\r\nb", "a\u2028b", "a\u2029b", "a\x85b", "\x1b[31mred\x1b[0m", "a\x00b", "\u202eevil"],
+)
+def test_line_breaking_characters_cannot_forge_a_line(evil: str) -> None:
+    sink = configure_lines(profile="production")
+    servicelog.get_logger(f"log{evil}").info(f"msg {evil}", **{f"key{evil}": evil})
+    line = sink.lines[0]
+    assert line.count(b"\n") == 1
+    text = line.decode("utf-8")
+    assert len(text.splitlines()) == 1, "no Unicode line break survives raw"
+    assert "\x1b" not in text
+    obj = check_ecs(line)
+    assert obj["message"] == f"msg {evil}"  # escaped, not lost
+
+
+def test_long_records_are_cut_to_max_line_bytes_and_marked() -> None:
+    sink = configure_lines(profile="production", max_line_bytes=2048)
+    servicelog.get_logger("t").info("big " + "m" * 50_000, blob="b" * 100_000, small=1)
+    line = sink.lines[0]
+    assert len(line) <= 2048
+    obj = check_ecs(line)
+    assert obj["truncated"] is True
+    assert obj["small"] == 1
+    assert obj["message"].startswith("big mmm")
+    assert obj["log.original_bytes"] > 150_000
+
+
+def test_many_fields_are_cut_to_max_line_bytes() -> None:
+    sink = configure_lines(profile="production", max_line_bytes=1024)
+    servicelog.get_logger("t").info("wide", **{f"k{i}": "v" * 50 for i in range(2000)})
+    line = sink.lines[0]
+    assert len(line) <= 1024
+    obj = check_ecs(line)
+    assert obj["truncated"] is True and obj["log.dropped_fields"] > 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(message=st.text(), fields=st.dictionaries(st.text(min_size=1, max_size=20), json_values))
+def test_any_record_is_one_valid_utf8_json_line(message: str, fields: dict[str, Any]) -> None:
+    renderer = JsonRenderer(4096)
+    record = {"@timestamp": "2026-11-29T00:00:00.000000Z", "log.level": "info", "message": message}
+    record.update({f"f.{k}": v for k, v in fields.items()})
+    line = renderer(record)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert len(line) <= 4096
+    assert len(line.decode("utf-8").splitlines()) == 1
+    assert isinstance(orjson.loads(line), dict)
