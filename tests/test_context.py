@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import Depends, FastAPI
 
 import servicelog
@@ -167,4 +166,3 @@ async def test_fastapi_sync_endpoint_and_sync_dependencies_see_the_context(
         ("in sync endpoint", 42, "req-1"),
         ("in async endpoint", 42, "req-1"),
     ]
-

@@ -89,7 +89,12 @@ def test_a_record_follows_the_ecs_logging_spec() -> None:
     assert isinstance(obj["log.origin.file.line"], int)
     assert isinstance(obj["process.pid"], int)
     assert obj["process.thread.name"] == "MainThread"
-    assert (obj["request_id"], obj["user_id"], obj["order_id"], obj["total"]) == ("r-1", 42, 7, 12.5)
+    assert (obj["request_id"], obj["user_id"], obj["order_id"], obj["total"]) == (
+        "r-1",
+        42,
+        7,
+        12.5,
+    )
 
 
 def test_snapshot_of_a_production_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,7 +219,16 @@ def test_deep_nesting_is_cut_not_fatal() -> None:
 
 @pytest.mark.parametrize(
     "evil",
-    ["a\nb", "a\r\nb", "a\u2028b", "a\u2029b", "a\x85b", "\x1b[31mred\x1b[0m", "a\x00b", "\u202eevil"],
+    [
+        "a\nb",
+        "a\r\nb",
+        "a\u2028b",
+        "a\u2029b",
+        "a\x85b",
+        "\x1b[31mred\x1b[0m",
+        "a\x00b",
+        "\u202eevil",
+    ],
 )
 def test_line_breaking_characters_cannot_forge_a_line(evil: str) -> None:
     sink = configure_lines(profile="production")
@@ -251,8 +265,9 @@ def test_many_fields_are_cut_to_max_line_bytes() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=20,
 )
 

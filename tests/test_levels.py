@@ -10,8 +10,17 @@ from servicelog.levels import level_name, parse_level
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("info", 20), ("INFO", 20), (" warning ", 30), ("warn", 30), (10, 10), ("40", 40),
-     (LogLevel.CRITICAL, 50), ("trace", 5), ("fatal", 50)],
+    [
+        ("info", 20),
+        ("INFO", 20),
+        (" warning ", 30),
+        ("warn", 30),
+        (10, 10),
+        ("40", 40),
+        (LogLevel.CRITICAL, 50),
+        ("trace", 5),
+        ("fatal", 50),
+    ],
 )
 def test_parse_level_accepts_names_numbers_and_enum(value: object, expected: int) -> None:
     assert parse_level(value) == expected
@@ -40,6 +49,8 @@ def test_every_level_documents_when_to_use_it() -> None:
     assert "production" in (LogLevel.INFO.__doc__ or "").lower()
 
 
-@pytest.mark.parametrize(("number", "name"), [(20, "info"), (25, "info"), (45, "error"), (1, "trace")])
+@pytest.mark.parametrize(
+    ("number", "name"), [(20, "info"), (25, "info"), (45, "error"), (1, "trace")]
+)
 def test_level_name_rounds_custom_levels_down(number: int, name: str) -> None:
     assert level_name(number) == name

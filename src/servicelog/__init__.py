@@ -12,10 +12,11 @@ started until :func:`configure` is called.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._config import configure, flush, reset, settings, stats
 from ._version import __version__
 from .context import (
-    ContextThreadPoolExecutor,
     bind,
     bound_context,
     get_context,
@@ -25,9 +26,31 @@ from .context import (
 from .exceptions import ConfigError, ServicelogError
 from .levels import LogLevel
 from .logger import Logger, get_logger
-from .options import CaptureOptions, Settings
 from .pipeline import Route
 from .timing import log_execution_time
+
+if TYPE_CHECKING:
+    from ._executor import ContextThreadPoolExecutor
+    from .options import CaptureOptions, Settings
+
+_LAZY = {
+    "CaptureOptions": ".options",
+    "Settings": ".options",
+    "ContextThreadPoolExecutor": "._executor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Names whose modules cost import time (dataclasses, concurrent.futures) load on first use.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'servicelog' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CaptureOptions",

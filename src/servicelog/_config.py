@@ -6,26 +6,25 @@ old sinks are flushed and closed, hooks and handlers are not installed twice).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _errors
 from .context import _local
 from .exceptions import ConfigError
 from .logger import Runtime, current_runtime, install_runtime
-from .options import CaptureOptions, Settings, build_settings
 from .pipeline import Pipeline, Processor, Route
 from .record import ECS_VERSION
-from .render.console import ConsoleRenderer, should_color
 from .render.json import JsonRenderer
 from .sinks.base import Sink
 from .sinks.file import FileSink
 from .sinks.stream import ConsoleSink, StreamSink, resolve_stream
+
+if TYPE_CHECKING:
+    from .options import CaptureOptions, Settings
 
 __all__ = ["configure", "flush", "reset", "settings", "stats"]
 
@@ -98,6 +97,8 @@ def configure(
         capture=capture,
         strict=strict,
     )
+    from .options import build_settings
+
     new = build_settings(args)  # validate everything before touching any state
     extra_routes = [_as_route(s) for s in sinks]
     global _settings
@@ -140,18 +141,22 @@ def _build_routes(settings: Settings) -> list[Route]:
     if out.stream != "none":
         stream = resolve_stream(out.stream)
         if out.format == "console":
+            from .render.console import ConsoleRenderer, should_color
+
             color = should_color(stream, out.color)
             routes.append(Route(ConsoleSink(ConsoleRenderer(color=color), stream)))
         else:
             routes.append(Route(StreamSink(json_renderer, stream)))
     if out.file is not None:
-        routes.append(Route(FileSink(Path(out.file), json_renderer)))
+        routes.append(Route(FileSink(out.file, json_renderer)))
     return routes
 
 
 def _wanted(flag: bool | None, module: str) -> bool:
     if flag is not None:
         return flag
+    import importlib.util
+
     return module in sys.modules or importlib.util.find_spec(module) is not None
 
 

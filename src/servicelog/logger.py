@@ -17,7 +17,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import _errors
@@ -48,15 +47,24 @@ _getframe = sys._getframe
 _reserved_isdisjoint = RESERVED_KEYS.isdisjoint
 
 
-@dataclass
 class Runtime:
     """What the loggers need from the configuration (built by ``configure()``)."""
 
-    pipeline: Pipeline
-    level: int = 20
-    levels: Mapping[str, int] = field(default_factory=dict)
-    callsite: bool = False
-    show_locals: bool = False
+    __slots__ = ("callsite", "level", "levels", "pipeline", "show_locals")
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        level: int = 20,
+        levels: Mapping[str, int] | None = None,
+        callsite: bool = False,
+        show_locals: bool = False,
+    ) -> None:
+        self.pipeline = pipeline
+        self.level = level
+        self.levels: Mapping[str, int] = levels or {}
+        self.callsite = callsite
+        self.show_locals = show_locals
 
     def level_for(self, name: str) -> int:
         """The effective level of logger *name*: its own, its nearest parent's, or the default."""
@@ -272,15 +280,36 @@ def current_runtime() -> Runtime:
     return _runtime
 
 
-def _initial_runtime() -> Runtime:
-    # Before configure(): readable lines on stderr at INFO, touching nothing else in the
-    # process (no stdlib handlers, no hooks). configure() replaces this.
-    from .pipeline import Route
-    from .render.console import ConsoleRenderer, should_color
-    from .sinks.stream import ConsoleSink
+class _UnconfiguredSink:
+    """Before configure(): readable lines on stderr at INFO, touching nothing else in the
+    process (no stdlib handlers, no hooks). Built on first use, so importing stays cheap."""
 
-    sink = ConsoleSink(ConsoleRenderer(color=should_color(sys.stderr)), "stderr")
-    return Runtime(Pipeline([Route(sink)]))
+    name = "unconfigured"
+
+    def __init__(self) -> None:
+        self._console: Any = None
+
+    def emit(self, record: Record, levelno: int) -> None:
+        if self._console is None:
+            from .render.console import ConsoleRenderer, should_color
+            from .sinks.stream import ConsoleSink
+
+            renderer = ConsoleRenderer(color=should_color(sys.stderr))
+            self._console = ConsoleSink(renderer, "stderr")
+        self._console.emit(record, levelno)
+
+    def flush(self) -> None:
+        if self._console is not None:
+            self._console.flush()
+
+    def close(self, timeout: float | None = None) -> None:
+        self.flush()
+
+
+def _initial_runtime() -> Runtime:
+    from .pipeline import Route
+
+    return Runtime(Pipeline([Route(_UnconfiguredSink())]))
 
 
 _runtime = _initial_runtime()

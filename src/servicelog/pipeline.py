@@ -12,7 +12,6 @@ builds a new one and swaps it in, so a log call never sees half a configuration.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from .record import Record
@@ -25,13 +24,20 @@ __all__ = ["Pipeline", "Processor", "Route"]
 Processor = Callable[[Record, int], Record | None]
 
 
-@dataclass(frozen=True, slots=True)
 class Route:
     """Send records at *level* or above that pass *filter* to *sink*."""
 
-    sink: Sink
-    level: int = 0
-    filter: Callable[[Record], bool] | None = None
+    __slots__ = ("filter", "level", "sink")
+
+    def __init__(
+        self, sink: Sink, level: int = 0, filter: Callable[[Record], bool] | None = None
+    ) -> None:
+        self.sink = sink
+        self.level = level
+        self.filter = filter
+
+    def __repr__(self) -> str:
+        return f"Route({self.sink!r}, level={self.level}, filter={self.filter!r})"
 
 
 class Pipeline:

@@ -16,7 +16,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Mapping
 from types import CodeType, TracebackType
 from typing import Any, TypeAlias
@@ -162,6 +161,8 @@ def add_exception(record: Record, exc_info: ExcInfo, *, show_locals: bool = Fals
     exc = _exception_of(exc_info)
     if exc is None:
         return
+    import traceback
+
     record[ERROR_TYPE] = type_name(exc)
     record[ERROR_MESSAGE] = safe_str(exc)
     try:
@@ -173,7 +174,7 @@ def add_exception(record: Record, exc_info: ExcInfo, *, show_locals: bool = Fals
         record[ERROR_STACK] = f"{record[ERROR_TYPE]}: {record[ERROR_MESSAGE]}"
 
 
-def _trim_locals(te: traceback.TracebackException, seen: set[int]) -> None:
+def _trim_locals(te: Any, seen: set[int]) -> None:
     """Keep locals readable: none for module-level frames (they are the globals), no dunders."""
     if id(te) in seen:
         return
@@ -192,6 +193,8 @@ def _trim_locals(te: traceback.TracebackException, seen: set[int]) -> None:
 
 def add_stack(record: Record, frame: Any) -> None:
     """Add the current stack (``stack_info=True``) as ``error.stack_trace``-like text."""
+    import traceback
+
     record["log.origin.stack"] = "".join(traceback.format_stack(frame))
 
 

@@ -8,7 +8,6 @@ exception propagates unchanged.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Callable
@@ -87,7 +86,9 @@ class log_execution_time:
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         operation, level, extra = self.operation, self._level, self._fields
 
-        if asyncio.iscoroutinefunction(func):
+        import inspect
+
+        if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:

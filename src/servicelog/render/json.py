@@ -17,12 +17,10 @@ The fast path is a single ``orjson.dumps`` call; everything else happens only wh
 from __future__ import annotations
 
 import math
-import uuid
+import os
 from collections.abc import Mapping
 from datetime import date, datetime, time
-from decimal import Decimal
 from enum import Enum
-from pathlib import PurePath
 from typing import Any
 
 import orjson
@@ -49,14 +47,14 @@ def _safe_repr(value: object) -> str:
 
 def default(value: Any) -> Any:
     """orjson's fallback for types it does not know (called on the fast path)."""
-    if isinstance(value, Decimal):
+    if type(value).__name__ == "Decimal":
         return str(value)
     if isinstance(value, (set, frozenset)):
         return _sorted_list(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "backslashreplace")
-    if isinstance(value, PurePath):
-        return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, BaseException):
         return f"{type(value).__qualname__}: {value}"
     return _safe_repr(value)
@@ -94,7 +92,7 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
         return value if -(2**63) <= value < 2**64 else str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
-    if isinstance(value, (datetime, date, time, uuid.UUID)):
+    if isinstance(value, (datetime, date, time)) or type(value).__name__ == "UUID":
         return value
     if depth >= _MAX_DEPTH:
         return "<max depth>"

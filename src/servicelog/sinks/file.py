@@ -9,7 +9,6 @@ there is no window in which another user could open them, and never through a sy
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ..exceptions import ConfigError
 from ..render.json import JsonRenderer
@@ -38,10 +37,11 @@ class FileSink(JsonLinesSink):
     ) -> None:
         if mode not in _ALLOWED_MODES:
             raise ConfigError("file mode", oct(mode), "0o600 or 0o640")
-        self.path = Path(path)
+        self.path = os.fspath(path)
         self.name = f"file:{self.path}"
         self.mode = mode
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, mode=0o700, exist_ok=True)
         self._fd = self._open()
         super().__init__(renderer, **options)
 

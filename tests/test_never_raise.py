@@ -1,0 +1,111 @@
+"""A logging library must never take down the service it observes."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import pytest
+
+import servicelog
+from servicelog import _errors
+from servicelog.render.json import JsonRenderer
+from servicelog.sinks import FileSink, MemorySink
+
+from .conftest import NO_CAPTURE
+
+
+class ExplodingSink:
+    name = "exploding"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def emit(self, record: dict[str, Any], levelno: int) -> None:
+        self.calls += 1
+        raise RuntimeError("sink is broken")
+
+    def flush(self) -> None:
+        return None
+
+    def close(self, timeout: float | None = None) -> None:
+        return None
+
+
+def test_a_failing_sink_is_counted_and_reported_once_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stderr = io.StringIO()
+    monkeypatch.setattr("sys.__stderr__", stderr)
+    broken = ExplodingSink()
+    servicelog.configure(stream="none", sinks=[broken], capture=NO_CAPTURE, strict=False)
+    log = servicelog.get_logger("app")
+    for i in range(5):
+        log.info("still serving", i=i)  # must not raise
+    assert broken.calls == 5
+    assert servicelog.stats()["errors"] == {"log call": 5}
+    report = stderr.getvalue()
+    assert report.count("servicelog:") == 1, "reported at most once a minute"
+    assert "RuntimeError: sink is broken" in report and "logging continues" in report
+
+
+def test_under_pytest_our_own_bugs_stay_visible() -> None:
+    servicelog.configure(stream="none", sinks=[ExplodingSink()], capture=NO_CAPTURE)
+    with pytest.raises(RuntimeError, match="sink is broken"):
+        servicelog.get_logger("app").info("x")
+
+
+def test_a_failing_stdlib_record_is_contained(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    monkeypatch.setattr("sys.__stderr__", io.StringIO())
+    servicelog.configure(stream="none", sinks=[ExplodingSink()], strict=False)
+    logging.getLogger("lib").error("boom")
+    assert servicelog.stats()["errors"] == {"stdlib bridge": 1}
+
+
+def test_a_write_error_is_counted_with_the_records_lost(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (simulated: the descriptor is closed under the sink) is an environmental
+    fault: never raised, even under pytest; the lost records are counted exactly."""
+    monkeypatch.setattr("sys.__stderr__", io.StringIO())
+    sink = FileSink(tmp_path / "app.jsonl", JsonRenderer())
+    servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE)
+    log = servicelog.get_logger("app")
+    os.close(sink._fd)
+    for i in range(7):
+        log.info("to a dead file", i=i)
+    servicelog.flush()
+    stats = servicelog.stats()
+    assert stats["lost"] == 7
+    assert stats["sinks"][sink.name]["lost"] == 7
+    assert stats["errors"] == {f"sink {sink.name}": 1}
+
+
+def test_bad_arguments_to_a_log_call_do_not_raise(configure_memory: Any) -> None:
+    memory: MemorySink = configure_memory(strict=False)
+    log = servicelog.get_logger("app")
+    log.info("%s and %s", "only one")
+    log.info(12345)
+    log.info(None)
+    log.log("NOT-A-LEVEL", "x")
+    assert [r["message"] for r in memory.records] == [
+        "%s and %s ('only one',)",
+        "12345",
+        "None",
+    ]
+    assert servicelog.stats()["errors"] == {"log call": 1}
+
+
+def test_report_is_rate_limited_per_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    stderr = io.StringIO()
+    monkeypatch.setattr("sys.__stderr__", stderr)
+    _errors.set_strict(False)
+    for _ in range(10):
+        _errors.report("stage-a", ValueError("a"))
+        _errors.report("stage-b", ValueError("b"))
+    assert stderr.getvalue().count("stage-a") == 1
+    assert stderr.getvalue().count("stage-b") == 1
+    assert _errors.snapshot()["errors"] == {"stage-a": 10, "stage-b": 10}

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import servicelog
+
+EXPECTED = {
+    "CaptureOptions", "ConfigError", "ContextThreadPoolExecutor", "LogLevel", "Logger", "Route",
+    "ServicelogError", "Settings", "__version__", "bind", "bound_context", "configure", "flush",
+    "get_context", "get_logger", "log_execution_time", "reset", "run_in_executor", "settings",
+    "stats", "unbind",
+}  # fmt: skip
+
+
+def test_exported_names_are_guarded() -> None:
+    """Changing the public API must be a deliberate edit of this test."""
+    assert set(servicelog.__all__) == EXPECTED
+    assert servicelog.__all__ == sorted(servicelog.__all__, key=str)
+    for name in servicelog.__all__:
+        assert hasattr(servicelog, name)
+
+
+def test_importing_the_core_imports_no_framework_and_patches_nothing() -> None:
+    code = (
+        "import logging, sys, warnings, threading\n"
+        "before = (sys.excepthook, threading.excepthook, warnings.showwarning,"
+        " list(logging.getLogger().handlers))\n"
+        "import servicelog\n"
+        "after = (sys.excepthook, threading.excepthook, warnings.showwarning,"
+        " list(logging.getLogger().handlers))\n"
+        "assert before == after, 'import had side effects'\n"
+        "heavy = {'fastapi', 'starlette', 'structlog', 'loguru', 'uvicorn', 'httpx', 'asyncio'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

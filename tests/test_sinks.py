@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import io
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import servicelog
+from servicelog.render.json import JsonRenderer
+from servicelog.sinks import FileSink, StreamSink
+from servicelog.sinks.base import BufferedSink
+
+from .conftest import NO_CAPTURE
+
+RECORD = {"@timestamp": "2026-11-29T00:00:00.000000Z", "log.level": "info", "message": "m"}
+
+
+def test_file_is_created_0600_in_new_directories(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "app.jsonl"
+    sink = FileSink(path, JsonRenderer())
+    sink.emit(RECORD, 20)
+    sink.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes().count(b"\n") == 1
+
+
+def test_file_mode_0640_allowed_others_refused(tmp_path: Path) -> None:
+    FileSink(tmp_path / "g.jsonl", JsonRenderer(), mode=0o640).close()
+    assert stat.S_IMODE((tmp_path / "g.jsonl").stat().st_mode) == 0o640
+    with pytest.raises(servicelog.ConfigError, match="0o644"):
+        FileSink(tmp_path / "w.jsonl", JsonRenderer(), mode=0o644)
+
+
+def test_a_planted_symlink_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    (tmp_path / "app.jsonl").symlink_to(target)
+    with pytest.raises(OSError):
+        FileSink(tmp_path / "app.jsonl", JsonRenderer())
+    assert target.read_text() == ""
+
+
+def test_reopening_a_torn_file_starts_a_fresh_line(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b'{"complete":1}\n{"torn":')
+    sink = FileSink(path, JsonRenderer())
+    sink.emit(RECORD, 20)
+    sink.close()
+    lines = path.read_bytes().split(b"\n")
+    assert lines[1] == b'{"torn":'
+    assert orjson.loads(lines[2])["message"] == "m"
+
+
+def test_lines_are_batched_and_errors_flush_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    sink = FileSink(path, JsonRenderer(), flush_interval=60)
+    sink.emit(RECORD, 20)
+    time.sleep(0.05)
+    assert path.read_bytes() == b"", "an INFO line waits for its batch"
+    sink.emit(dict(RECORD, message="err"), 40)
+    deadline = time.monotonic() + 5
+    while path.read_bytes().count(b"\n") < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.read_bytes().count(b"\n") == 2, "an ERROR line wakes the writer at once"
+    sink.close()
+    sink.close()  # twice is safe
+
+
+def test_the_writer_flushes_on_its_timer(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    sink = FileSink(path, JsonRenderer(), flush_interval=0.05)
+    sink.emit(RECORD, 20)
+    deadline = time.monotonic() + 5
+    while not path.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.read_bytes().count(b"\n") == 1
+    sink.close()
+
+
+def test_threads_never_lose_or_mix_records(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    servicelog.configure(stream="none", file=path, capture=NO_CAPTURE, profile="production")
+    log = servicelog.get_logger("t")
+    per_thread = 5000
+
+    def work(n: int) -> None:
+        with servicelog.bound_context(request_id=f"t{n}"):
+            for i in range(per_thread):
+                log.info("x", i=i)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    servicelog.reset()
+    seen: dict[str, list[int]] = {}
+    for line in path.read_bytes().splitlines():
+        record = orjson.loads(line)
+        seen.setdefault(record["request_id"], []).append(record["i"])
+    assert {k: v == list(range(per_thread)) for k, v in seen.items()} == {
+        f"t{n}": True for n in range(4)
+    }
+
+
+def test_stream_sink_writes_to_text_only_streams() -> None:
+    out = io.StringIO()
+    sink = StreamSink(JsonRenderer(), out)
+    sink.emit(RECORD, 20)
+    sink.close()
+    assert orjson.loads(out.getvalue())["message"] == "m"
+
+
+FORK_WARNING = "ignore:This process .* is multi-threaded:DeprecationWarning"
+
+
+@pytest.mark.filterwarnings(FORK_WARNING)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_does_not_write_the_parents_records(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    sink = FileSink(path, JsonRenderer(), flush_interval=60)
+    sink.emit(dict(RECORD, message="parent-before-fork"), 20)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        sink.emit(dict(RECORD, message="child"), 20)
+        sink.close()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    sink.emit(dict(RECORD, message="parent-after-fork"), 20)
+    sink.close()
+    messages = [orjson.loads(line)["message"] for line in path.read_bytes().splitlines()]
+    assert sorted(messages) == ["child", "parent-after-fork", "parent-before-fork"]
+
+
+def test_buffered_sink_counts_what_it_wrote(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path / "x.jsonl", JsonRenderer())
+    for _ in range(10):
+        sink.emit(RECORD, 20)
+    sink.close()
+    assert (sink.written, sink.lost) == (10, 0)
+    assert isinstance(sink, BufferedSink)
+
+
+@pytest.mark.filterwarnings(FORK_WARNING)
+def test_process_pid_is_refreshed_in_a_forked_child(tmp_path: Path, memory: Any) -> None:
+    servicelog.configure(stream="none", sinks=[memory], capture=NO_CAPTURE)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        servicelog.get_logger("c").info("child")
+        record = memory.records[-1]
+        os.write(write, str(record["process.pid"] == os.getpid()).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 10) == b"True"

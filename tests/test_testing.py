@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import logging
+
+import servicelog
+from servicelog.testing import CapturedLogs, capture_logs
+
+from .conftest import NO_CAPTURE
+
+
+def test_capture_logs_collects_records_and_lines() -> None:
+    with capture_logs() as logs:
+        servicelog.get_logger("shop").info("order placed", order_id=7)
+        servicelog.get_logger("shop").warning("low stock")
+    assert logs.messages() == ["order placed", "low stock"]
+    assert logs[0]["order_id"] == 7
+    assert [r["message"] for r in logs.at("warning")] == ["low stock"]
+    assert logs.lines[0].startswith(b'{"@timestamp":')
+
+
+def test_capture_logs_sees_stdlib_after_configure() -> None:
+    servicelog.configure(stream="none")
+    with capture_logs() as logs:
+        logging.getLogger("lib").warning("from stdlib")
+    assert logs.messages() == ["from stdlib"]
+
+
+def test_capture_logs_restores_the_configuration(capsys: object) -> None:
+    servicelog.configure(stream="none", capture=NO_CAPTURE, level="ERROR")
+    with capture_logs(level="DEBUG") as logs:
+        servicelog.get_logger("x").debug("captured")
+    servicelog.get_logger("x").warning("not captured, below ERROR")
+    assert logs.messages() == ["captured"]
+
+
+def test_the_pytest_fixture(servicelog_logs: CapturedLogs) -> None:
+    servicelog.get_logger("shop").error("boom", code=3)
+    assert servicelog_logs[0]["code"] == 3
