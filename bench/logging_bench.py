@@ -221,35 +221,37 @@ def contextvar_bound(rid: str) -> Iterator[None]:
 
 
 # --- reading a record back ----------------------------------------------------------------------
-# Each shape returns (message, level, request_id, the mapping that holds the 4 fields).
-Extracted = tuple[Any, Any, Any, Any]
+# Each shape returns (timestamp, message, level, request_id, the mapping holding the 4 fields);
+# a KeyError means the record lacks one of them.
+Extracted = tuple[Any, Any, Any, Any, Any]
 
 
 def shape_flat(obj: dict[str, Any]) -> Extracted:
-    return obj["message"], obj["level"], obj.get("request_id"), obj
+    return obj["timestamp"], obj["message"], obj["level"], obj.get("request_id"), obj
 
 
 def shape_loguru(obj: dict[str, Any]) -> Extracted:
     rec = obj["record"]
     extra = rec["extra"]
-    return rec["message"], rec["level"]["name"], extra.get("request_id"), extra
+    return rec["time"], rec["message"], rec["level"]["name"], extra.get("request_id"), extra
 
 
 def shape_structlog(obj: dict[str, Any]) -> Extracted:
-    return obj["event"], obj["level"], obj.get("request_id"), obj
+    return obj["timestamp"], obj["event"], obj["level"], obj.get("request_id"), obj
 
 
 def shape_pjl(obj: dict[str, Any]) -> Extracted:
-    return obj["message"], obj["levelname"], obj.get("request_id"), obj
+    return obj["timestamp"], obj["message"], obj["levelname"], obj.get("request_id"), obj
 
 
 def shape_fapilog(obj: dict[str, Any]) -> Extracted:
     log = obj["log"]
-    return log["message"], log["level"], log["context"].get("request_id"), log["data"]
+    context = log["context"]
+    return log["timestamp"], log["message"], log["level"], context.get("request_id"), log["data"]
 
 
 def shape_servicelog(obj: dict[str, Any]) -> Extracted:
-    return obj["message"], obj["log.level"], obj.get("request_id"), obj
+    return obj["@timestamp"], obj["message"], obj["log.level"], obj.get("request_id"), obj
 
 
 # --- the variants -------------------------------------------------------------------------------
@@ -705,17 +707,23 @@ def check_output(variant: Variant, files: list[str], expected: dict[str, int]) -
     if not torn_tail:
         lines.pop()
     counts: Counter[str] = Counter()
-    invalid = bad_fields = 0
+    invalid = missing_keys = bad_fields = 0
     assert variant.shape is not None
     for line in lines:
         try:
-            message, level, rid, fields = variant.shape(orjson.loads(line))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
             invalid += 1
+            continue
+        try:
+            timestamp, message, level, rid, fields = variant.shape(obj)
+        except (KeyError, TypeError, AttributeError):
+            missing_keys += 1
             continue
         counts[str(rid)] += 1
         if (
-            message != MESSAGE
+            not timestamp
+            or message != MESSAGE
             or str(level).lower() != "info"
             or any(fields.get(k) != v for k, v in FIELDS.items())
         ):
@@ -729,10 +737,11 @@ def check_output(variant: Variant, files: list[str], expected: dict[str, int]) -
         problems.append(f"{len(lines):,} lines, expected {total:,}")
     for name, value in (
         ("invalid JSON", invalid),
+        ("without timestamp/message/level", missing_keys),
         ("wrong/missing request_id", wrong_rid),
         ("missing per request_id", lost),
         ("extra per request_id", extra),
-        ("bad message/level/fields", bad_fields),
+        ("wrong timestamp/message/level/fields", bad_fields),
     ):
         if value:
             problems.append(f"{value:,} {name}")

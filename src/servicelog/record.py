@@ -174,6 +174,22 @@ def add_exception(record: Record, exc_info: ExcInfo, *, show_locals: bool = Fals
         record[ERROR_STACK] = f"{record[ERROR_TYPE]}: {record[ERROR_MESSAGE]}"
 
 
+_LIBRARY_DIRS: tuple[str, ...] = ()
+
+
+def _library_dirs() -> tuple[str, ...]:
+    """The standard library, site-packages and servicelog itself: their locals are noise."""
+    global _LIBRARY_DIRS
+    if not _LIBRARY_DIRS:
+        import sysconfig
+
+        paths = sysconfig.get_paths()
+        dirs = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+        dirs.add(os.path.dirname(os.path.abspath(__file__)))
+        _LIBRARY_DIRS = tuple(sorted(d.rstrip(os.sep) + os.sep for d in dirs))
+    return _LIBRARY_DIRS
+
+
 def _trim_locals(te: Any, seen: set[int]) -> None:
     """Keep locals readable: none for module-level frames (they are the globals), no dunders."""
     if id(te) in seen:
@@ -182,7 +198,7 @@ def _trim_locals(te: Any, seen: set[int]) -> None:
     for frame in te.stack:
         if frame.locals is None:
             continue
-        if frame.name == "<module>":
+        if frame.name == "<module>" or frame.filename.startswith(_library_dirs()):
             frame.locals = None
         else:
             frame.locals = {k: v for k, v in frame.locals.items() if not k.startswith("__")}

@@ -1,0 +1,54 @@
+"""The ``servicelog`` command.
+
+::
+
+    servicelog demo            show every front-end's output, in both profiles
+    servicelog --version
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="servicelog",
+        description="Structured logging, error handling and request tracing for ASGI services.",
+    )
+    parser.add_argument("--version", action="version", version=f"servicelog {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo", help="show what servicelog does: every front-end, both profiles"
+    )
+    demo.add_argument(
+        "--profile",
+        choices=("development", "production", "both"),
+        default="both",
+        help="which profile's output to show (default: both)",
+    )
+    demo.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        color = {"auto": None, "always": True, "never": False}[args.color]
+        return run_demo(args.profile, color=color)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from servicelog.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_prints_both_profiles() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "servicelog.cli", "demo", "--color", "never"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    dev, _, prod = out.partition("production profile")
+    assert "INFO      shop.orders" in dev and "order placed" in dev
+    assert "Traceback (most recent call last):" in dev
+    json_lines = [line for line in prod.splitlines() if line.startswith("{")]
+    records = [orjson.loads(line) for line in json_lines]
+    loggers = {r["log.logger"] for r in records}
+    assert {"shop.orders", "sqlalchemy.engine", "payments", "py.warnings"} <= loggers
+    assert {"servicelog.performance", "servicelog.uncaught"} <= loggers
+    assert any(r.get("error.type") == "KeyError" for r in records)
+    assert all(r["service.name"] == "demo-shop" for r in records)
+    with_request = [r for r in records if r["log.logger"] != "servicelog.uncaught"]
+    assert all(r["request_id"] == "9b2f6c1e-demo" for r in with_request)
+    assert "'errors': {}" in out, "the demo itself caused no internal error"
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("servicelog ")
