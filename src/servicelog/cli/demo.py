@@ -70,7 +70,7 @@ def run_demo(profile: str = "both", *, color: bool | None = None) -> int:
             if name == "development":
                 _section("development profile: readable console lines (SERVICELOG_ENV=development)")
             else:
-                _section("production profile: one ECS JSON object per line (SERVICELOG_ENV=production)")
+                _section("production profile: one ECS JSON object per line (SERVICELOG_ENV=...)")
             servicelog.configure(
                 service="demo-shop", version="1.0.0", profile=name, stream="stdout", color=color
             )
