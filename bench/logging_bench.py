@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 import orjson
 
 BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 
 MESSAGE = "request completed"
@@ -665,6 +666,8 @@ def run_child(key: str, out: Path, n: int, warmup: int, threads: int) -> dict[st
             result["expected"] = {main_rid: warmup + n}
     result["files"] = variant.files(out)
     result["diagnostics"] = variant.diagnostics()
+    module = sys.modules.get("servicelog")
+    result["servicelog_imported_from"] = getattr(module, "__file__", None)
     return result
 
 
@@ -755,20 +758,42 @@ def check_output(variant: Variant, files: list[str], expected: dict[str, int]) -
     }
 
 
-def child_env() -> dict[str, str]:
+def git(*args: str) -> str:
+    proc = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def snapshot_servicelog(into: Path) -> dict[str, Any]:
+    """Copy src/servicelog once, so that every run measures the same code even while the
+    working tree is being edited; the children import the copy (it comes first on PYTHONPATH)."""
+    info: dict[str, Any] = {
+        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "uncommitted_changes_in_src": bool(git("status", "--porcelain", "--", "src")),
+    }
+    src = REPO / "src" / "servicelog"
+    if src.is_dir():
+        shutil.copytree(src, into / "servicelog", ignore=shutil.ignore_patterns("__pycache__"))
+        info["snapshot"] = str(into)
+    return info
+
+
+def child_env(snapshot: str | None) -> dict[str, str]:
     # Operators' SERVICELOG_* settings must not leak into the measurement.
-    return {k: v for k, v in os.environ.items() if not k.startswith("SERVICELOG_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICELOG_")}
+    if snapshot:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [snapshot, env.get("PYTHONPATH")]))
+    return env
 
 
-def run_job(key: str, threads: int, n: int, warmup: int, workdir: Path) -> dict[str, Any]:
+def run_job(
+    key: str, threads: int, n: int, warmup: int, workdir: Path, env: dict[str, str]
+) -> dict[str, Any]:
     variant = VARIANTS[key]
     out = workdir / f"{key}-{threads}t-{uuid.uuid4().hex[:8]}.jsonl"
     cmd = [sys.executable, __file__, "--variant", key, "--out", str(out)]
     cmd += ["--n", str(n), "--warmup", str(warmup), "--threads", str(threads)]
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT, env=child_env()
-        )
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {CHILD_TIMEOUT:.0f} s"}
     result_lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -791,21 +816,21 @@ Job = tuple[str, int]
 
 
 def run_all(
-    n: int, warmup: int, reps: int, only: set[str] | None
+    n: int, warmup: int, reps: int, only: set[str] | None, workdir: Path, env: dict[str, str]
 ) -> dict[Job, list[dict[str, Any]]]:
     jobs: list[Job] = [(k, 0) for k in SINGLE] + [(k, THREADS) for k in THREADED]
     if only:
         jobs = [j for j in jobs if j[0] in only]
     results: dict[Job, list[dict[str, Any]]] = {job: [] for job in jobs}
-    with tempfile.TemporaryDirectory(prefix="logging-bench-") as tmp:
-        for rep in range(reps):
-            shift = rep * len(jobs) // reps
-            for key, threads in jobs[shift:] + jobs[:shift]:
-                res = run_job(key, threads, n, warmup, Path(tmp))
-                results[key, threads].append(res | {"rep": rep})
-                progress(rep, reps, key, threads, res)
-                for leftover in Path(tmp).iterdir():  # fapilog's directory
-                    shutil.rmtree(leftover, ignore_errors=True)
+    workdir.mkdir(exist_ok=True)
+    for rep in range(reps):
+        shift = rep * len(jobs) // reps
+        for key, threads in jobs[shift:] + jobs[:shift]:
+            res = run_job(key, threads, n, warmup, workdir, env)
+            results[key, threads].append(res | {"rep": rep})
+            progress(rep, reps, key, threads, res)
+            for leftover in workdir.iterdir():  # fapilog's directory
+                shutil.rmtree(leftover, ignore_errors=True)
     for runs in results.values():
         runs.sort(key=lambda r: r["rep"])
     return results
@@ -985,8 +1010,7 @@ def parse_importtime(stderr: str) -> tuple[int | None, dict[str, int]]:
     return root[1], dict(outside.most_common(6))
 
 
-def import_cost() -> dict[str, Any]:
-    env = child_env()
+def import_cost(env: dict[str, str]) -> dict[str, Any]:
     cumulative: list[int] = []
     heaviest: dict[str, int] = {}
     for _ in range(5):
@@ -1091,7 +1115,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = (only or set()) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
+    with tempfile.TemporaryDirectory(prefix="logging-bench-") as tmp:
+        return run_benchmark(n, args.warmup, reps, only, not args.no_import, Path(tmp))
+
+
+def run_benchmark(
+    n: int, warmup: int, reps: int, only: set[str] | None, imports: bool, tmp: Path
+) -> int:
     info = machine_info()
+    code = snapshot_servicelog(tmp / "code")
+    env = child_env(code.get("snapshot"))
     started = datetime.now(UTC)
     print("# Logging benchmark\n")
     print(
@@ -1099,12 +1132,14 @@ def main(argv: list[str] | None = None) -> int:
         f"nproc {info['nproc']}, {info['platform']}"
     )
     print("Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
-    print(f"N = {n:,} timed records after {args.warmup:,} warm-up, {reps} repetition(s).\n")
-    cost = None if args.no_import else import_cost()
+    dirty = " + uncommitted changes" if code["uncommitted_changes_in_src"] else ""
+    print(f"servicelog: commit {code['commit']}{dirty} (src/ copied once at start)")
+    print(f"N = {n:,} timed records after {warmup:,} warm-up, {reps} repetition(s).\n")
+    cost = import_cost(env) if imports else None
     if cost is not None:
         print(import_line(cost) + "\n", flush=True)
 
-    results = run_all(n, args.warmup, reps, only)
+    results = run_all(n, warmup, reps, only, tmp / "out", env)
     single, single_rows = single_table(results)
     threads, thread_rows = threads_table(results)
     print(f"## One thread, N = {n:,}\n")
@@ -1122,14 +1157,15 @@ def main(argv: list[str] | None = None) -> int:
         "started": started.isoformat(),
         "seconds": (datetime.now(UTC) - started).total_seconds(),
         "machine": info,
-        "config": {"n": n, "warmup": args.warmup, "reps": reps, "threads": THREADS},
+        "servicelog_code": code,
+        "config": {"n": n, "warmup": warmup, "reps": reps, "threads": THREADS},
         "import_cost": cost,
         "single_thread": single_rows,
         "threads": thread_rows,
         "runs": {f"{k}@{t}": runs for (k, t), runs in results.items()},
     }
     path.write_text(json.dumps(payload, indent=1, default=str))
-    print(f"Results written to {path.relative_to(BENCH_DIR.parent)}")
+    print(f"Results written to {path.relative_to(REPO)}")
     failed = any(not r["check"]["ok"] for runs in results.values() for r in runs if "check" in r)
     errored = any("error" in r for runs in results.values() for r in runs)
     return 1 if failed or errored else 0

@@ -12,6 +12,10 @@ import warnings
 import servicelog
 
 _RULE = "=" * 78
+_TITLES = {
+    "development": "development profile: readable console lines (SERVICELOG_ENV=development)",
+    "production": "production profile: ECS JSON, one object per line (SERVICELOG_ENV=production)",
+}
 
 
 def _section(title: str) -> None:
@@ -67,10 +71,7 @@ def run_demo(profile: str = "both", *, color: bool | None = None) -> int:
     profiles = ("development", "production") if profile == "both" else (profile,)
     try:
         for name in profiles:
-            if name == "development":
-                _section("development profile: readable console lines (SERVICELOG_ENV=development)")
-            else:
-                _section("production profile: one ECS JSON object per line (SERVICELOG_ENV=...)")
+            _section(_TITLES[name])
             servicelog.configure(
                 service="demo-shop", version="1.0.0", profile=name, stream="stdout", color=color
             )

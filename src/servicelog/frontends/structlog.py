@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from ..logger import current_runtime
 from ._build import app_frame, emit_foreign
 
 __all__ = ["install", "reset"]
@@ -53,7 +54,7 @@ class _Output:
             message,
             str(name),
             time_ns=ns,
-            origin=app_frame(_SKIP),
+            origin=app_frame(_SKIP) if current_runtime().callsite else None,
             fields=event_dict,
             exc_info=exc_info,
             stack=stack,
