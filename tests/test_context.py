@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI
 
 import servicelog
+from fastapi import Depends, FastAPI
 from servicelog import context
 from servicelog.sinks import MemorySink
 

@@ -43,6 +43,9 @@ __all__ = ["ServicelogHandler", "install", "reset", "uvicorn_log_config"]
 TAKEN_OVER = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
 
 # A LogRecord's own attributes; anything else in its __dict__ came from ``extra=`` (or a filter).
+#: Loggers whose records are dropped: uvicorn's access line, once servicelog writes its own.
+SILENCED: set[str] = set()
+
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _N_STANDARD = len(logging.makeLogRecord({}).__dict__)
 
@@ -56,6 +59,8 @@ class ServicelogHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         if self.filters and not self.filter(record):
+            return False
+        if SILENCED and record.name in SILENCED:
             return False
         self.emit(record)
         return True

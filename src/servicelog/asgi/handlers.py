@@ -1,0 +1,256 @@
+"""Exception handlers: every error answered in one shape, logged once at the right level.
+
+Installed in one call by ``servicelog.fastapi.install`` (or ``ErrorHandlers(...).install(app)``
+on a Starlette app). Handles, in order of specificity:
+
+* :class:`~servicelog.errors.BaseAPIException` and subclasses: their status, code, message,
+  details and headers (``Retry-After``);
+* Starlette's ``HTTPException`` (FastAPI's too): 404/405 from the router, ``raise
+  HTTPException(...)`` in endpoints; its headers (``Allow``) are kept;
+* FastAPI's ``RequestValidationError``: 422 with ``errors`` as ``{"loc", "type", "msg"}`` only —
+  never the submitted values or body (FastAPI's default handler and the guide's echo them,
+  passwords included), at most 50 errors, messages cut at 300 characters;
+* any other exception: a generic 500 with the request ID; never a traceback, a file path or the
+  exception text in production. Logged once, with its traceback.
+
+4xx are logged as warnings, 5xx as errors. If a handler itself fails, a minimal valid JSON 500
+is returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import _errors
+from ..errors import BaseAPIException
+from ..logger import get_logger
+from .request_context import mark_logged
+from .responses import ErrorFormat, error_content, minimal_500, phrase
+
+__all__ = ["ErrorHandlers"]
+
+MAX_ERRORS = 50
+MAX_MESSAGE = 300
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "authentication_failed",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable_entity",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+Handler = Callable[[Request, Any], Awaitable[Response]]
+
+
+def _request_id(request: Request) -> str | None:
+    rid = getattr(request.state, "request_id", None)
+    if rid is None:
+        from ..context import get_context
+
+        rid = get_context().get("request_id")
+    return str(rid) if rid is not None else None
+
+
+def _code_for(status: int) -> str:
+    return _HTTP_CODES.get(status, "server_error" if status >= 500 else "client_error")
+
+
+class ErrorHandlers:
+    """The exception handlers, configured once.
+
+    Args:
+        error_format: ``"envelope"`` (the guide's shape, default) or ``"problem"`` (RFC 9457).
+        expose_server_errors: show 5xx messages and exception types to clients (``False`` by
+            default; ``True`` only for local development).
+        problem_base: a URI prefix for problem ``type`` (``"https://errors.example.com/"``);
+            without it ``type`` is ``"about:blank"``.
+    """
+
+    def __init__(
+        self,
+        *,
+        error_format: ErrorFormat = "envelope",
+        expose_server_errors: bool = False,
+        problem_base: str | None = None,
+    ) -> None:
+        from ..exceptions import ConfigError
+
+        if error_format not in ("envelope", "problem"):
+            raise ConfigError("error_format", error_format, "'envelope' or 'problem'")
+        self.error_format: ErrorFormat = error_format
+        self.expose_server_errors = expose_server_errors
+        self.problem_base = problem_base
+        self._log = get_logger("servicelog.errors")
+
+    # --- response building --------------------------------------------------------------------
+    def respond(
+        self,
+        request: Request,
+        *,
+        status: int,
+        code: str,
+        message: str,
+        type_name: str,
+        details: dict[str, Any] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        body, media_type = error_content(
+            self.error_format,
+            status=status,
+            code=code,
+            message=message,
+            type_name=type_name,
+            details=details,
+            request_id=_request_id(request),
+            instance=request.url.path,
+            errors=errors,
+            problem_base=self.problem_base,
+        )
+        return Response(body, status_code=status, headers=headers, media_type=media_type)
+
+    def _guarded(self, handler: Handler) -> Handler:
+        async def run(request: Request, exc: Any) -> Response:
+            try:
+                return await handler(request, exc)
+            except Exception as failure:  # the handler itself broke: answer something valid
+                try:
+                    _errors.report("exception handler", failure)
+                except Exception:
+                    pass
+                return Response(
+                    minimal_500(_request_id(request)),
+                    status_code=500,
+                    media_type="application/json",
+                )
+
+        return run
+
+    # --- the handlers -------------------------------------------------------------------------
+    async def api_exception(self, request: Request, exc: BaseAPIException) -> Response:
+        status = exc.status_code
+        fields = {
+            "http.response.status_code": status,
+            "error.code": exc.code,
+            "details": exc.details,
+        }
+        server = status >= 500
+        if server:
+            self._log.error(f"Server error: {exc.message}", exc_info=exc, **fields)
+            mark_logged(exc)
+        else:
+            self._log.warning(f"Client error: {exc.message}", **fields)
+        hide = server and not self.expose_server_errors
+        return self.respond(
+            request,
+            status=status,
+            code=exc.code,
+            message=phrase(status) if hide else exc.message,
+            type_name=type(exc).__name__,
+            details={} if hide else exc.details,
+            headers=exc.headers or None,
+        )
+
+    async def http_exception(self, request: Request, exc: HTTPException) -> Response:
+        status = exc.status_code
+        raw: Any = exc.detail  # FastAPI's HTTPException allows any JSON value
+        detail = raw if isinstance(raw, str) else phrase(status)
+        fields = {"http.response.status_code": status}
+        if status >= 500:
+            self._log.error(f"HTTP {status}: {detail}", **fields)
+        else:
+            self._log.warning(f"HTTP {status}: {detail}", **fields)
+        details: dict[str, Any] = {}
+        if not isinstance(raw, str) and raw is not None and status < 500:
+            details["detail"] = raw
+        return self.respond(
+            request,
+            status=status,
+            code=_code_for(status),
+            message=detail,
+            type_name="HTTPException",
+            details=details,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    async def validation_error(self, request: Request, exc: Any) -> Response:
+        errors = safe_validation_errors(exc)
+        self._log.warning(
+            "Request validation failed",
+            **{"http.response.status_code": 422, "validation.errors": errors},
+        )
+        return self.respond(
+            request,
+            status=422,
+            code="validation_error",
+            message="Request validation failed",
+            type_name="RequestValidationError",
+            errors=errors,
+        )
+
+    async def unhandled(self, request: Request, exc: Exception) -> Response:
+        if not getattr(exc, "__servicelog_logged__", False):
+            self._log.error(
+                "Unhandled exception",
+                exc_info=exc,
+                **{"http.request.method": request.method, "url.path": request.url.path},
+            )
+            mark_logged(exc)
+        expose = self.expose_server_errors
+        return self.respond(
+            request,
+            status=500,
+            code="internal_error",
+            message=f"{type(exc).__name__}: {exc}" if expose else "Internal server error",
+            type_name=type(exc).__name__ if expose else "InternalServerError",
+        )
+
+    def install(self, app: Any) -> None:
+        """Register the handlers on a Starlette or FastAPI application."""
+        app.add_exception_handler(BaseAPIException, self._guarded(self.api_exception))
+        app.add_exception_handler(HTTPException, self._guarded(self.http_exception))
+        try:
+            from fastapi.exceptions import RequestValidationError
+        except ImportError:  # a plain Starlette app
+            pass
+        else:
+            app.add_exception_handler(RequestValidationError, self._guarded(self.validation_error))
+        app.add_exception_handler(Exception, self._guarded(self.unhandled))
+
+
+def safe_validation_errors(exc: Any) -> list[dict[str, Any]]:
+    """``loc``, ``type`` and ``msg`` of each error, never ``input``/``ctx``/``url``/the body."""
+    try:
+        raw = exc.errors()
+    except Exception:
+        return [{"loc": [], "type": "invalid", "msg": "Invalid request"}]
+    out: list[dict[str, Any]] = []
+    for err in list(raw)[:MAX_ERRORS]:
+        loc = [p if isinstance(p, (int, str)) else str(p) for p in err.get("loc", ())][:10]
+        loc = [p[:100] if isinstance(p, str) else p for p in loc]
+        out.append(
+            {
+                "loc": loc,
+                "type": str(err.get("type", "invalid"))[:100],
+                "msg": str(err.get("msg", ""))[:MAX_MESSAGE],
+            }
+        )
+    if len(raw) > MAX_ERRORS:
+        out.append({"loc": [], "type": "too_many_errors", "msg": f"{len(raw) - MAX_ERRORS} more"})
+    return out

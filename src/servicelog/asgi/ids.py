@@ -1,0 +1,85 @@
+"""Request IDs and W3C trace context: accept what is safe, generate what is missing.
+
+A request ID from a client is accepted only if it matches a strict pattern (a letter or digit,
+then up to 127 of letters, digits and ``._:-``) or parses as a UUID (then canonicalised). Anything
+else is replaced by a new UUID4, and the rejected value is never logged or echoed: only its length
+and a SHA-256 prefix (catalog item I5 in the research notes).
+
+``traceparent`` (https://www.w3.org/TR/trace-context/) is continued when valid: the trace ID is
+kept, a new span ID is made for this service, and the flags are kept. Otherwise a new trace
+starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from typing import NamedTuple
+
+__all__ = [
+    "TraceContext",
+    "new_request_id",
+    "parse_request_id",
+    "parse_traceparent",
+    "rejected_hint",
+]
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+# Hyphenated UUIDs (any case, braces, urn:uuid:) are canonicalised; a bare 32-hex ID (nginx's
+# $request_id) is kept as sent, so it still matches the proxy's own logs.
+_UUID_LIKE = re.compile(
+    r"(?:urn:uuid:)?\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?"
+)
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
+
+def new_request_id() -> str:
+    """A new random UUID4, canonical form."""
+    return str(uuid.UUID(bytes=os.urandom(16), version=4))
+
+
+def parse_request_id(raw: str) -> str | None:
+    """Return the accepted (possibly canonicalised) ID, or ``None`` to reject *raw*."""
+    if len(raw) > 128 + 9:
+        return None
+    if _UUID_LIKE.fullmatch(raw):
+        try:
+            return str(uuid.UUID(raw))
+        except ValueError:
+            pass
+    if _SAFE_ID.fullmatch(raw):
+        return raw
+    return None
+
+
+def rejected_hint(raw: bytes) -> dict[str, object]:
+    """What may be logged about a rejected value: its length and a hash prefix, nothing else."""
+    return {"length": len(raw), "sha256_prefix": hashlib.sha256(raw).hexdigest()[:12]}
+
+
+class TraceContext(NamedTuple):
+    """The trace this request belongs to, and this service's span in it."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    flags: str
+
+    @property
+    def traceparent(self) -> str:
+        """The header value to send downstream (our span as the parent)."""
+        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+
+
+def parse_traceparent(raw: str | None) -> TraceContext:
+    """Continue a valid ``traceparent`` or start a new trace."""
+    span_id = os.urandom(8).hex()
+    if raw:
+        match = _TRACEPARENT.fullmatch(raw.strip()[:55])
+        if match:
+            version, trace_id, parent_id, flags = match.groups()
+            if version != "ff" and trace_id != "0" * 32 and parent_id != "0" * 16:
+                return TraceContext(trace_id, span_id, parent_id, flags)
+    return TraceContext(os.urandom(16).hex(), span_id, None, "01")

@@ -1,0 +1,227 @@
+"""``RequestContextMiddleware``: request ID, trace context, access log, last-resort 500.
+
+A pure ASGI middleware. For every HTTP (and WebSocket) connection it:
+
+1. reads ``X-Request-ID`` (configurable), accepts it only if safe (see :mod:`.ids`) or makes a
+   new one, and continues or starts a W3C trace (``traceparent``);
+2. opens a request scope, so ``request_id``, ``trace.id`` and ``span.id`` are on every log line
+   of the request, including lines from threads and tasks, and values bound anywhere in the
+   request (``servicelog.bind``) reach the access record;
+3. sets ``request.state.request_id`` (and ``request.state.trace``);
+4. adds the ``X-Request-ID`` header to every response it sees start;
+5. writes one access record when the response ends;
+6. if the application raises, logs the exception once (unless a servicelog handler already did),
+   answers a minimal JSON 500 with the request ID if no response was started, and does not
+   re-raise (the response is complete; the server would only log the error a second time).
+
+``servicelog.fastapi.install(app)`` places it *outside* Starlette's ``ServerErrorMiddleware``, so
+that even unhandled 500s carry the header (the gap in asgi-correlation-id issue #19).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .. import _errors
+from ..context import request_scope
+from ..logger import get_logger
+from .access_log import AccessLog, record_fields
+from .ids import new_request_id, parse_request_id, parse_traceparent, rejected_hint
+from .responses import minimal_500
+
+__all__ = ["RequestContextMiddleware", "mark_logged"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_LOGGED = "__servicelog_logged__"
+
+
+def mark_logged(exc: BaseException) -> None:
+    """Note that *exc* was logged with its traceback, so nobody logs it again."""
+    try:
+        setattr(exc, _LOGGED, True)
+    except Exception:  # exceptions with __slots__ or read-only attributes
+        pass
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+def _query_redactor() -> Callable[[str], str]:
+    import importlib
+
+    try:  # the redaction policy's query-string redactor
+        redact: Callable[[str], str] = importlib.import_module("servicelog.redaction").redact_query
+    except (ImportError, AttributeError):  # pragma: no cover - redaction ships with the core
+        return _identity
+    return redact
+
+
+class RequestContextMiddleware:
+    """Request ID, trace context, request scope, access log and a last-resort 500.
+
+    Args:
+        app: the ASGI application to wrap.
+        request_id_header: the header carrying the request ID, in and out.
+        access_log: an :class:`AccessLog`, or ``False`` to write none.
+        trust_request_id: accept a valid incoming ID (``False``: always generate).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        request_id_header: str = "X-Request-ID",
+        access_log: AccessLog | bool = True,
+        trust_request_id: bool = True,
+    ) -> None:
+        self.app = app
+        self.header = request_id_header
+        self._header_key = request_id_header.lower().encode("latin-1")
+        if access_log is True:
+            access_log = AccessLog()
+        self.access_log: AccessLog | None = access_log or None
+        self.trust_request_id = trust_request_id
+        self._log = get_logger("servicelog.request")
+        self._access = get_logger(
+            self.access_log.logger if self.access_log else "servicelog.access"
+        )
+        self._redact_query = _query_redactor()
+        if self.access_log and self.access_log.enabled:
+            replace_uvicorn_access_log()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter_ns()
+        request_id, rejected = self._request_id(scope)
+        trace = parse_traceparent(_first(scope, b"traceparent"))
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["request_id"] = request_id
+        state["trace"] = trace
+        with request_scope(
+            request_id=request_id, **{"trace.id": trace.trace_id, "span.id": trace.span_id}
+        ):
+            if rejected is not None:
+                self._log.warning(
+                    f"Rejected an invalid {self.header} header; using a new request ID",
+                    **{"request_id.rejected": rejected},
+                )
+            if kind == "websocket":
+                await self.app(scope, receive, send)
+                return
+            await self._http(scope, receive, send, request_id, start)
+
+    def _request_id(self, scope: Scope) -> tuple[str, dict[str, object] | None]:
+        raw = None
+        for key, value in scope.get("headers", ()):
+            if key == self._header_key:
+                raw = value  # the first one wins, deterministically
+                break
+        if raw is None or not self.trust_request_id:
+            return new_request_id(), None
+        accepted = parse_request_id(raw.decode("latin-1"))
+        if accepted is None:
+            return new_request_id(), rejected_hint(raw)
+        return accepted, None
+
+    async def _http(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, start: int
+    ) -> None:
+        header = (self._header_key, request_id.encode("latin-1"))
+        status = 0
+        body_bytes = 0
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, body_bytes, started
+            kind = message["type"]
+            if kind == "http.response.start":
+                started = True
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                if not any(k.lower() == self._header_key for k, _ in headers):
+                    headers.append(header)
+                message = {**message, "headers": headers}
+            elif kind == "http.response.body":
+                body_bytes += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if not getattr(exc, _LOGGED, False):
+                self._log.error(
+                    "Unhandled exception",
+                    exc_info=exc,
+                    **{"http.request.method": scope.get("method"), "url.path": scope.get("path")},
+                )
+                mark_logged(exc)
+            if not started:
+                status = 500
+                body = minimal_500(request_id)
+                body_bytes = len(body)
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            header,
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            options = self.access_log
+            if options is not None and options.enabled:
+                # 0: no response was started (the client went away): nginx calls that 499.
+                self._write_access(scope, status or 499, start, body_bytes, options)
+
+    def _write_access(
+        self, scope: Scope, status: int, start: int, body_bytes: int, options: AccessLog
+    ) -> None:
+        try:
+            path = scope.get("path", "")
+            if not options.wanted(path, status):
+                return
+            duration = time.perf_counter_ns() - start
+            fields = record_fields(scope, status, duration, body_bytes, options, self._redact_query)
+            message = f"{scope.get('method', '')} {path} {status}"
+            log = self._access
+            if status >= 500:
+                log.error(message, **fields)
+            elif status >= 400:
+                log.warning(message, **fields)
+            else:
+                log.info(message, **fields)
+        except Exception as exc:
+            _errors.report("access log", exc)
+
+
+def _first(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def replace_uvicorn_access_log() -> None:
+    """Silence uvicorn's access logger: servicelog's access record replaces it."""
+    logging.getLogger("uvicorn.access").disabled = True
+    from ..frontends import stdlib
+
+    stdlib.SILENCED.add("uvicorn.access")

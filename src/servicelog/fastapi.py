@@ -1,0 +1,241 @@
+"""FastAPI in one call: ``servicelog.fastapi.install(app)``.
+
+It adds, idempotently:
+
+* :class:`~servicelog.asgi.RequestContextMiddleware` *outside* Starlette's
+  ``ServerErrorMiddleware`` — a request ID on every request, log line and response (unhandled
+  500s included), trace context, the access log;
+* the exception handlers (:class:`~servicelog.asgi.handlers.ErrorHandlers`): one JSON shape for
+  the error hierarchy, ``HTTPException``, validation errors and anything else;
+* a lifespan composed with the app's own: servicelog's asyncio exception handler and the uvicorn
+  logger takeover at startup, sinks flushed at shutdown;
+* OpenAPI: the error schema as a component, and 422/500 listed on every route (declare more per
+  route with :func:`error_responses`).
+
+``debug=True`` with the production profile is refused: Starlette then answers unhandled errors
+with an HTML traceback, which leaks code and data.
+
+Requires ``pip install 'servicelog[fastapi]'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+try:
+    from fastapi import FastAPI
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "servicelog.fastapi needs FastAPI: pip install 'servicelog[fastapi]'"
+    ) from exc
+
+from ._config import flush, settings
+from .asgi.access_log import AccessLog
+from .asgi.handlers import ErrorHandlers
+from .asgi.request_context import RequestContextMiddleware, replace_uvicorn_access_log
+from .asgi.responses import ErrorFormat, phrase
+from .exceptions import ConfigError
+
+__all__ = ["error_responses", "install"]
+
+_INSTALLED = "_servicelog_installed"
+
+
+def install(
+    app: FastAPI,
+    *,
+    error_format: ErrorFormat = "envelope",
+    request_id_header: str = "X-Request-ID",
+    access_log: AccessLog | bool = True,
+    trust_request_id: bool = True,
+    expose_server_errors: bool | None = None,
+    problem_base: str | None = None,
+    openapi: bool = True,
+) -> FastAPI:
+    """Give *app* request IDs, trace context, an access log, uniform error responses and their
+    OpenAPI documentation. Safe to call twice (the second call does nothing).
+
+    Args:
+        app: the FastAPI application.
+        error_format: ``"envelope"`` (``{"error": {...}}``, default) or ``"problem"`` (RFC 9457).
+        request_id_header: read and echoed request ID header.
+        access_log: :class:`~servicelog.asgi.AccessLog` options, or ``False``.
+        trust_request_id: accept a valid incoming request ID (else always generate).
+        expose_server_errors: show 5xx messages to clients; default: only outside production.
+        problem_base: URI prefix of problem ``type`` values.
+        openapi: document the error responses.
+
+    Returns:
+        The same app.
+
+    Raises:
+        ConfigError: for ``debug=True`` under the production profile, or a bad option.
+    """
+    if getattr(app.state, _INSTALLED, False):
+        return app
+    current = settings()
+    production = current is not None and current.profile == "production"
+    if app.debug and production:
+        raise ConfigError(
+            "FastAPI(debug=...)",
+            True,
+            "False with the production profile: debug=True answers errors with an HTML "
+            "traceback that leaks code and data",
+        )
+    if expose_server_errors is None:
+        expose_server_errors = current is not None and not production
+    handlers = ErrorHandlers(
+        error_format=error_format,
+        expose_server_errors=expose_server_errors,
+        problem_base=problem_base,
+    )
+    handlers.install(app)
+
+    build = app.build_middleware_stack
+
+    def build_with_context() -> Any:
+        # Outermost: outside ServerErrorMiddleware, so its 500s pass through our send wrapper.
+        return RequestContextMiddleware(
+            build(),
+            request_id_header=request_id_header,
+            access_log=access_log,
+            trust_request_id=trust_request_id,
+        )
+
+    app.build_middleware_stack = build_with_context  # type: ignore[method-assign]
+    app.middleware_stack = None  # rebuilt on the next call
+    _compose_lifespan(app)
+    if openapi:
+        _document_errors(app, error_format)
+    setattr(app.state, _INSTALLED, True)
+    return app
+
+
+def _compose_lifespan(app: FastAPI) -> None:
+    user_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
+        from .frontends.hooks import install_asyncio_handler
+
+        current = settings()
+        if current is not None and current.capture.excepthooks:
+            install_asyncio_handler()
+        replace_uvicorn_access_log()
+        try:
+            async with user_lifespan(asgi_app) as state:
+                yield state
+        finally:
+            flush()
+
+    app.router.lifespan_context = lifespan
+
+
+# --- OpenAPI ------------------------------------------------------------------------------------
+_ENVELOPE_SCHEMA: dict[str, Any] = {
+    "title": "ErrorResponse",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "code", "details", "request_id"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "code": {"type": "string"},
+                "details": {"type": "object", "additionalProperties": True},
+                "request_id": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code", "request_id"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": ["string", "null"]},
+        "code": {"type": "string"},
+        "request_id": {"type": ["string", "null"]},
+        "details": {"type": "object", "additionalProperties": True},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {}},
+                    "type": {"type": "string"},
+                    "msg": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def _schema_name(error_format: ErrorFormat) -> str:
+    return "Problem" if error_format == "problem" else "ErrorResponse"
+
+
+def _media(error_format: ErrorFormat) -> str:
+    return "application/problem+json" if error_format == "problem" else "application/json"
+
+
+def error_responses(
+    *statuses: int, error_format: ErrorFormat = "envelope"
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route decorator, listing its error statuses in the error schema.
+
+    >>> @app.get("/orders/{id}", responses=error_responses(404, 409))
+    """
+    ref = {"$ref": f"#/components/schemas/{_schema_name(error_format)}"}
+    return {
+        status: {"description": phrase(status), "content": {_media(error_format): {"schema": ref}}}
+        for status in statuses
+    }
+
+
+def _document_errors(app: FastAPI, error_format: ErrorFormat) -> None:
+    original: Callable[[], dict[str, Any]] = app.openapi
+    name = _schema_name(error_format)
+    schema_body = _PROBLEM_SCHEMA if error_format == "problem" else _ENVELOPE_SCHEMA
+    defaults = error_responses(422, 500, error_format=error_format)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components[name] = schema_body
+        for operations in schema.get("paths", {}).values():
+            for operation in _operations(operations):
+                responses = operation.setdefault("responses", {})
+                for status, response in defaults.items():
+                    responses[str(status)] = response  # replaces FastAPI's HTTPValidationError
+                for status, response in list(responses.items()):
+                    if status[:1] in ("4", "5") and "content" in response:
+                        response["content"] = {
+                            _media(error_format): {
+                                "schema": {"$ref": f"#/components/schemas/{name}"}
+                            }
+                        }
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _operations(path_item: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
+        operation = path_item.get(method)
+        if isinstance(operation, dict):
+            yield operation

@@ -1,0 +1,229 @@
+"""One error shape everywhere, no leaks, logged once at the right level."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+import servicelog
+import servicelog.fastapi
+from fastapi import FastAPI
+from servicelog import errors
+from servicelog.sinks import MemorySink
+
+from ..conftest import NO_CAPTURE
+from .conftest import make_app
+
+ENVELOPE_KEYS = {"message", "type", "code", "details", "request_id"}
+
+
+async def call(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        return await client.request(method, path, **kwargs)
+
+
+def production(sink: MemorySink) -> None:
+    servicelog.configure(
+        service="shop", profile="production", stream="none", sinks=[sink], capture=NO_CAPTURE
+    )
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code", "details"),
+    [
+        (errors.ValidationException("bad sku", {"field": "sku"}), 400, "validation_error", {"field": "sku"}),
+        (errors.AuthenticationException(), 401, "authentication_failed", {}),
+        (errors.AuthorizationException(), 403, "forbidden", {}),
+        (errors.NotFoundException("Order", 42), 404, "not_found", {"resource": "Order", "identifier": "42"}),
+        (errors.ConflictException("duplicate"), 409, "conflict", {}),
+        (errors.RateLimitException(30), 429, "rate_limited", {"retry_after": 30}),
+        (errors.BusinessRuleException("max_items", "too many"), 422, "business_rule_violation", {"rule": "max_items"}),
+        (errors.InsufficientBalanceException(10, 5), 422, "insufficient_balance", {"rule": "balance_check", "required": 10, "available": 5}),
+        (errors.InvalidStateException("paid", "cart"), 422, "invalid_state", {"rule": "state_transition", "current_state": "paid", "target_state": "cart"}),
+    ],
+)  # fmt: skip
+async def test_client_errors_have_the_envelope_and_a_warning(
+    sink: MemorySink, exc: errors.BaseAPIException, status: int, code: str, details: dict[str, Any]
+) -> None:
+    app = FastAPI()
+
+    @app.get("/raise")
+    async def raise_it() -> None:
+        raise exc
+
+    servicelog.fastapi.install(app)
+    response = await call(app, "GET", "/raise")
+    assert response.status_code == status
+    body = response.json()["error"]
+    assert set(body) == ENVELOPE_KEYS
+    assert (body["code"], body["type"], body["message"]) == (code, type(exc).__name__, exc.message)
+    assert body["details"] == details
+    assert body["request_id"] == response.headers["x-request-id"]
+    warnings = [r for r in sink.records if r["log.logger"] == "servicelog.errors"]
+    assert [r["log.level"] for r in warnings] == ["warning"]
+    if status == 429:
+        assert response.headers["retry-after"] == "30"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        errors.DatabaseException("connection to 10.0.0.5 failed: password=hunter2"),
+        errors.ExternalServiceException("payments", "token sk_live_abc rejected"),
+    ],
+)
+async def test_server_errors_hide_their_message_in_production(
+    sink: MemorySink, exc: errors.BaseAPIException
+) -> None:
+    production(sink)
+    app = FastAPI()
+
+    @app.get("/raise")
+    async def raise_it() -> None:
+        raise exc
+
+    servicelog.fastapi.install(app)
+    response = await call(app, "GET", "/raise")
+    assert response.status_code == exc.status_code
+    body = response.json()["error"]
+    assert body["message"] == ("Internal Server Error" if exc.status_code == 500 else "Bad Gateway")
+    assert "hunter2" not in response.text and "sk_live" not in response.text
+    errors_logged = [r for r in sink.records if r["log.logger"] == "servicelog.errors"]
+    assert len(errors_logged) == 1 and errors_logged[0]["log.level"] == "error"
+    assert errors_logged[0]["error.type"].endswith(type(exc).__name__)
+
+
+async def test_unhandled_exception_is_a_generic_500_logged_once(sink: MemorySink) -> None:
+    production(sink)
+    response = await call(make_app(), "GET", "/boom")
+    assert response.status_code == 500
+    body = response.json()["error"]
+    assert body == {
+        "message": "Internal server error",
+        "type": "InternalServerError",
+        "code": "internal_error",
+        "details": {},
+        "request_id": response.headers["x-request-id"],
+    }
+    for leak in ("hunter2", "RuntimeError", "Traceback", ".py"):
+        assert leak not in response.text
+    with_trace = [r for r in sink.records if "error.stack_trace" in r]
+    assert len(with_trace) == 1, "logged exactly once, with its traceback"
+    assert with_trace[0]["error.type"] == "RuntimeError"
+    assert with_trace[0]["request_id"] == response.headers["x-request-id"]
+
+
+async def test_validation_errors_never_echo_submitted_values(sink: MemorySink) -> None:
+    secret = "4111111111111111-SECRET-CARD"
+    response = await call(
+        make_app(),
+        "POST",
+        "/orders",
+        json={
+            "item_id": "not-a-number",
+            "quantity": 1000,
+            "card_number": secret,
+            "password": "pw1",
+        },
+    )
+    assert response.status_code == 422
+    body = response.json()["error"]
+    assert body["code"] == "validation_error"
+    errs = body["details"]["errors"]
+    assert {tuple(e["loc"]) for e in errs} >= {("body", "item_id"), ("body", "quantity")}
+    assert all(set(e) == {"loc", "type", "msg"} for e in errs)
+    for leak in (secret, "not-a-number", "pw1", "1000"):
+        assert leak not in response.text
+        assert leak not in repr(sink.records)
+
+
+async def test_a_huge_invalid_body_gives_a_small_answer(sink: MemorySink) -> None:
+    items = [{"bad": "x" * 100}] * 5000
+    response = await call(make_app(), "POST", "/orders", json=items)
+    assert response.status_code == 422
+    assert len(response.content) < 4096
+
+
+async def test_router_404_and_405_have_the_shape_and_the_id(sink: MemorySink) -> None:
+    app = make_app()
+    missing = await call(app, "GET", "/nowhere")
+    wrong = await call(app, "DELETE", "/items/1")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    assert wrong.headers["allow"] == "GET"
+    for response in (missing, wrong):
+        assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+
+
+async def test_problem_details_format(sink: MemorySink) -> None:
+    app = make_app(error_format="problem", problem_base="https://errors.example.com/")
+    response = await call(app, "GET", "/items/999")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == "https://errors.example.com/not_found"
+    assert (body["title"], body["status"], body["detail"]) == ("Not Found", 404, "Item not found")
+    assert body["instance"] == "/items/999"
+    assert body["request_id"] == response.headers["x-request-id"]
+    invalid = await call(app, "POST", "/orders", json={})
+    assert invalid.json()["errors"][0]["type"] == "missing"
+
+
+async def test_a_failing_handler_still_answers_a_valid_500(
+    sink: MemorySink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servicelog.asgi.handlers import ErrorHandlers
+
+    async def broken(self: Any, request: Any, exc: Any) -> Any:
+        raise RuntimeError("handler bug")
+
+    monkeypatch.setattr(ErrorHandlers, "api_exception", broken)
+    servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE, strict=False)
+    response = await call(make_app(), "GET", "/items/999")
+    assert response.status_code == 500
+    assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+    assert servicelog.stats()["errors"] == {"exception handler": 1}
+
+
+async def test_debug_true_is_refused_in_production(sink: MemorySink) -> None:
+    production(sink)
+    with pytest.raises(servicelog.ConfigError, match="debug"):
+        servicelog.fastapi.install(FastAPI(debug=True))
+
+
+async def test_an_app_without_handlers_still_gets_the_id_on_a_500(sink: MemorySink) -> None:
+    """The plain middleware on a bare ASGI app: a last-resort JSON 500 with the ID."""
+
+    async def bare(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("bare app failed")
+
+    app = servicelog.asgi.RequestContextMiddleware(bare)
+    response = await call(app, "GET", "/")
+    assert response.status_code == 500
+    assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+    assert [r["error.type"] for r in sink.records if "error.type" in r] == ["ValueError"]
+
+
+def test_openapi_documents_the_error_shape(sink: MemorySink) -> None:
+    schema = make_app().openapi()
+    assert "ErrorResponse" in schema["components"]["schemas"]
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    item = schema["paths"]["/items/{item_id}"]["get"]["responses"]
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for status in ("404", "422", "500"):
+        assert item[status]["content"]["application/json"]["schema"] == ref
+
+
+def test_subclassing_in_one_line() -> None:
+    class PaymentDeclined(errors.BusinessRuleException):
+        code = "payment_declined"
+
+    exc = PaymentDeclined("card_check", "declined")
+    assert (exc.status_code, exc.code, exc.details) == (
+        422,
+        "payment_declined",
+        {"rule": "card_check"},
+    )

@@ -1,0 +1,193 @@
+"""Request IDs, trace context and the access log, in-process."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+import servicelog
+import servicelog.fastapi
+from fastapi import FastAPI, Request
+from servicelog.sinks import MemorySink
+
+from .conftest import make_app
+
+UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def access(sink: MemorySink) -> list[dict[str, Any]]:
+    return [r for r in sink.records if r["log.logger"] == "servicelog.access"]
+
+
+async def test_a_request_id_is_generated_and_on_every_line_and_the_response(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    response = await client.post(
+        "/orders", json={"item_id": 1, "quantity": 2, "card_number": "4111111111111111"}
+    )
+    assert response.status_code == 201
+    rid = response.headers["x-request-id"]
+    assert UUID4.fullmatch(rid)
+    assert sink.records, "the endpoint and the access log wrote lines"
+    assert {r["request_id"] for r in sink.records} == {rid}
+    placed = next(r for r in sink.records if r["message"] == "order placed")
+    assert placed["user_id"] == 7, "bound in a sync dependency, seen by the endpoint"
+    (line,) = access(sink)
+    assert line["user_id"] == 7, "and by the access log"
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("abc-123", "abc-123"),
+        ("req_1.2:3", "req_1.2:3"),
+        ("3F2504E0-4F89-41D3-9A0C-0305E82C3301", "3f2504e0-4f89-41d3-9a0c-0305e82c3301"),
+        ("{3f2504e0-4f89-41d3-9a0c-0305e82c3301}", "3f2504e0-4f89-41d3-9a0c-0305e82c3301"),
+        ("0af7651916cd43dd8448eb211c80319c", "0af7651916cd43dd8448eb211c80319c"),
+    ],
+)
+async def test_valid_request_ids_are_kept_uuids_canonicalised(
+    client: httpx.AsyncClient, sink: MemorySink, sent: str, kept: str
+) -> None:
+    response = await client.get("/items/1", headers={"X-Request-ID": sent})
+    assert response.headers["x-request-id"] == kept
+    assert access(sink)[0]["request_id"] == kept
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        " ",
+        "a" * 129,
+        "x" * 8192,
+        "<script>alert(1)</script>",
+        "abc\x1bdef",
+        "id%0d%0aSet-Cookie:x",
+        "-leading-dash",
+        'quote"d',
+    ],
+)
+async def test_invalid_request_ids_are_replaced_and_never_echoed_or_logged(
+    client: httpx.AsyncClient, sink: MemorySink, bad: str
+) -> None:
+    response = await client.get("/items/1", headers={"X-Request-ID": bad.encode("latin-1")})
+    rid = response.headers["x-request-id"]
+    assert UUID4.fullmatch(rid)
+    rejected = [r for r in sink.records if "Rejected an invalid" in r["message"]]
+    assert len(rejected) == 1
+    assert rejected[0]["request_id.rejected"]["length"] == len(bad)
+    everything = repr(sink.records) + response.text + repr(dict(response.headers))
+    if len(bad) > 3:
+        assert bad not in everything
+
+
+async def test_first_of_duplicate_headers_wins(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/items/1", headers=[("X-Request-ID", "first"), ("X-Request-ID", "second")]
+    )
+    assert response.headers["x-request-id"] == "first"
+
+
+async def test_traceparent_is_continued_with_a_new_span(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    parent = "00f067aa0ba902b7"
+    await client.get("/items/1", headers={"traceparent": f"00-{trace}-{parent}-01"})
+    (line,) = access(sink)
+    assert line["trace.id"] == trace
+    assert re.fullmatch(r"[0-9a-f]{16}", line["span.id"]) and line["span.id"] != parent
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "garbage",
+        "00-" + "0" * 32 + "-00f067aa0ba902b7-01",
+        "ff-" + "a" * 32 + "-" + "b" * 16 + "-01",
+    ],
+)
+async def test_invalid_traceparent_starts_a_new_trace(
+    client: httpx.AsyncClient, sink: MemorySink, bad: str
+) -> None:
+    await client.get("/items/1", headers={"traceparent": bad})
+    (line,) = access(sink)
+    assert re.fullmatch(r"[0-9a-f]{32}", line["trace.id"]) and line["trace.id"] != "0" * 32
+
+
+async def test_access_record_has_ecs_fields_and_level_by_status(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    await client.get("/items/1?color=red", headers={"User-Agent": "pytest-agent"})
+    await client.get("/items/999")
+    await client.get("/boom")
+    ok, missing, boom = access(sink)
+    assert ok["message"] == "GET /items/1 200"
+    assert ok["log.level"] == "info"
+    assert ok["http.request.method"] == "GET"
+    assert ok["url.path"] == "/items/1"
+    assert ok["url.query"] == "color=red"
+    assert ok["http.response.status_code"] == 200
+    assert ok["http.response.body.bytes"] == len(b'{"id":1,"name":"keyboard"}')
+    assert isinstance(ok["event.duration"], int) and ok["event.duration"] > 0
+    assert ok["user_agent.original"] == "pytest-agent"
+    assert ok["client.ip"] == "127.0.0.1"
+    assert (missing["log.level"], missing["http.response.status_code"]) == ("warning", 404)
+    assert (boom["log.level"], boom["http.response.status_code"]) == ("error", 500)
+
+
+async def test_health_checks_are_sampled_errors_never(sink: MemorySink) -> None:
+    app = make_app(access_log=servicelog.asgi.AccessLog(sample={"/health": 0.0}, skip={"/x"}))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        for _ in range(20):
+            await client.get("/health")
+        await client.get("/items/1")
+    assert [r["url.path"] for r in access(sink)] == ["/items/1"]
+
+
+async def test_proxy_headers_only_when_trusted(sink: MemorySink) -> None:
+    headers = {"X-Forwarded-For": "203.0.113.9, 10.0.0.2"}
+    for trusted, expected in ((0, "127.0.0.1"), (1, "10.0.0.2"), (2, "203.0.113.9")):
+        app = make_app(access_log=servicelog.asgi.AccessLog(trusted_proxies=trusted))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+            await client.get("/items/1", headers=headers)
+        assert access(sink)[-1]["client.ip"] == expected
+
+
+async def test_request_state_carries_the_id(sink: MemorySink) -> None:
+    app = FastAPI()
+
+    @app.get("/state")
+    async def state(request: Request) -> dict[str, str]:
+        return {"rid": request.state.request_id, "ctx": servicelog.get_context()["request_id"]}
+
+    servicelog.fastapi.install(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/state")
+    body = response.json()
+    assert body["rid"] == body["ctx"] == response.headers["x-request-id"]
+
+
+async def test_install_is_idempotent(sink: MemorySink) -> None:
+    app = make_app()
+    servicelog.fastapi.install(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        await client.get("/items/1")
+    assert len(access(sink)) == 1
+
+
+async def test_generated_ids_are_unique() -> None:
+    from servicelog.asgi.ids import new_request_id
+
+    ids = {new_request_id() for _ in range(100_000)}
+    assert len(ids) == 100_000
+    assert all(uuid.UUID(i).version == 4 for i in list(ids)[:100])
