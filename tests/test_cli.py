@@ -20,7 +20,8 @@ def test_demo_prints_both_profiles() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    dev, _, prod = out.partition("production profile")
+    dev, _, rest = out.partition("production profile")
+    prod, _, http = rest.partition("a FastAPI service under uvicorn")
     assert "INFO      shop.orders" in dev and "order placed" in dev
     assert "Traceback (most recent call last):" in dev
     json_lines = [line for line in prod.splitlines() if line.startswith("{")]
@@ -33,6 +34,15 @@ def test_demo_prints_both_profiles() -> None:
     with_request = [r for r in records if r["log.logger"] != "servicelog.uncaught"]
     assert all(r["request_id"] == "9b2f6c1e-demo" for r in with_request)
     assert "'errors': {}" in out, "the demo itself caused no internal error"
+    for status in ("200", "404", "422", "201", "429", "500"):
+        assert f"-> {status} X-Request-ID: " in http
+    assert "Rejected an invalid X-Request-ID header" in http
+    assert "<script>" not in http.split("a hostile ID", 1)[1], "the hostile ID is never echoed"
+    assert "hunter2" not in http.split("GET /boom", 1)[1].split("->", 1)[1].splitlines()[1]
+    json_file = http.rsplit("one per line: ", 1)[1].split(" (", 1)[0]
+    with open(json_file, "rb") as f:
+        records = [orjson.loads(line) for line in f]
+    assert sum(r["log.logger"] == "servicelog.access" for r in records) == 7
 
 
 def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
-
 import servicelog
+from fastapi import FastAPI
 
 servicelog.configure(profile="production", service="uvicorn-test")
 log = servicelog.get_logger(__name__)

@@ -23,7 +23,7 @@ def sink() -> Iterator[MemorySink]:
 
 def make_app(**install: Any) -> Any:
     """A fresh example app with servicelog installed with *install* options."""
-    from examples.fastapi_app import create_app
+    from servicelog.cli.demo_app import create_app
 
     return create_app(**install)
 

@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         help="which profile's output to show (default: both)",
     )
     demo.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    demo.add_argument(
+        "--no-http", action="store_true", help="skip the FastAPI part (no server started)"
+    )
     return parser
 
 
@@ -45,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import run_demo
 
         color = {"auto": None, "always": True, "never": False}[args.color]
-        return run_demo(args.profile, color=color)
+        return run_demo(args.profile, color=color, http=not args.no_http)
     parser.print_help(sys.stderr)
     return 2
 

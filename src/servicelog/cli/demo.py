@@ -66,7 +66,7 @@ def _scenario() -> None:
     servicelog.flush()
 
 
-def run_demo(profile: str = "both", *, color: bool | None = None) -> int:
+def run_demo(profile: str = "both", *, color: bool | None = None, http: bool = True) -> int:
     """Run the demo scenario in one or both profiles; returns an exit status."""
     profiles = ("development", "production") if profile == "both" else (profile,)
     try:
@@ -76,6 +76,11 @@ def run_demo(profile: str = "both", *, color: bool | None = None) -> int:
                 service="demo-shop", version="1.0.0", profile=name, stream="stdout", color=color
             )
             _scenario()
+        if http:
+            from .demo_http import run_http_demo
+
+            _section("a FastAPI service under uvicorn: request IDs, access log, error responses")
+            run_http_demo(color)
         _section(
             "The same call sites, two shapes. In production the JSON goes to stdout, ready for\n"
             "Filebeat, Vector, Loki or OpenSearch. Counters: "

@@ -46,7 +46,12 @@ TAKEN_OVER = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "g
 #: Loggers whose records are dropped: uvicorn's access line, once servicelog writes its own.
 SILENCED: set[str] = set()
 
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
+}
 _N_STANDARD = len(logging.makeLogRecord({}).__dict__)
 
 
