@@ -53,6 +53,7 @@ def install(
     expose_server_errors: bool | None = None,
     problem_base: str | None = None,
     openapi: bool = True,
+    gc_freeze: bool = True,
 ) -> FastAPI:
     """Give *app* request IDs, trace context, an access log, uniform error responses and their
     OpenAPI documentation. Safe to call twice (the second call does nothing).
@@ -66,6 +67,9 @@ def install(
         expose_server_errors: show 5xx messages to clients; default: only outside production.
         problem_base: URI prefix of problem ``type`` values.
         openapi: document the error responses.
+        gc_freeze: at startup, collect once and ``gc.freeze()`` the import-time heap, so full
+            collections no longer walk it: the research behind this found them (up to 34 ms
+            each) behind most of the p99 latency of a FastAPI service.
 
     Returns:
         The same app.
@@ -106,14 +110,14 @@ def install(
 
     app.build_middleware_stack = build_with_context  # type: ignore[method-assign]
     app.middleware_stack = None  # rebuilt on the next call
-    _compose_lifespan(app)
+    _compose_lifespan(app, gc_freeze)
     if openapi:
         _document_errors(app, error_format)
     setattr(app.state, _INSTALLED, True)
     return app
 
 
-def _compose_lifespan(app: FastAPI) -> None:
+def _compose_lifespan(app: FastAPI, gc_freeze: bool) -> None:
     user_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
@@ -124,6 +128,11 @@ def _compose_lifespan(app: FastAPI) -> None:
         if current is not None and current.capture.excepthooks:
             install_asyncio_handler()
         replace_uvicorn_access_log()
+        if gc_freeze:
+            import gc
+
+            gc.collect()
+            gc.freeze()
         try:
             async with user_lifespan(asgi_app) as state:
                 yield state

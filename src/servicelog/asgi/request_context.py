@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .. import _errors
-from ..context import request_scope
+from ..context import _scope as _scope_var
 from ..logger import get_logger
 from .access_log import AccessLog, record_fields
 from .ids import new_request_id, parse_request_id, parse_traceparent, rejected_hint
@@ -111,9 +111,11 @@ class RequestContextMiddleware:
             state = scope["state"] = {}
         state["request_id"] = request_id
         state["trace"] = trace
-        with request_scope(
-            request_id=request_id, **{"trace.id": trace.trace_id, "span.id": trace.span_id}
-        ):
+        # The request scope, opened directly (this runs once per request: no helper layers).
+        token = _scope_var.set(
+            {"request_id": request_id, "trace.id": trace.trace_id, "span.id": trace.span_id}
+        )
+        try:
             if rejected is not None:
                 self._log.warning(
                     f"Rejected an invalid {self.header} header; using a new request ID",
@@ -122,7 +124,64 @@ class RequestContextMiddleware:
             if kind == "websocket":
                 await self.app(scope, receive, send)
                 return
-            await self._http(scope, receive, send, request_id, start)
+            header = (self._header_key, request_id.encode("latin-1"))
+            header_key = self._header_key
+            status = 0
+            body_bytes = 0
+            started = False
+
+            async def send_with_id(message: Message) -> None:
+                nonlocal status, body_bytes, started
+                if message["type"] == "http.response.start":
+                    started = True
+                    status = message["status"]
+                    headers = list(message.get("headers", ()))
+                    for key, _ in headers:
+                        if key.lower() == header_key:
+                            break
+                    else:
+                        headers.append(header)
+                    message = {**message, "headers": headers}
+                elif message["type"] == "http.response.body":
+                    body_bytes += len(message.get("body", b""))
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                if not getattr(exc, _LOGGED, False):
+                    self._log.error(
+                        "Unhandled exception",
+                        exc_info=exc,
+                        **{
+                            "http.request.method": scope.get("method"),
+                            "url.path": scope.get("path"),
+                        },
+                    )
+                    mark_logged(exc)
+                if not started:
+                    status = 500
+                    body = minimal_500(request_id)
+                    body_bytes = len(body)
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 500,
+                            "headers": [
+                                (b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                header,
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body})
+            finally:
+                options = self.access_log
+                if options is not None and options.enabled:
+                    # 0: no response was started (the client went away): nginx calls that 499.
+                    self._write_access(scope, status or 499, start, body_bytes, options)
+        finally:
+            _scope_var.reset(token)
 
     def _request_id(self, scope: Scope) -> tuple[str, dict[str, object] | None]:
         raw = None
@@ -136,60 +195,6 @@ class RequestContextMiddleware:
         if accepted is None:
             return new_request_id(), rejected_hint(raw)
         return accepted, None
-
-    async def _http(
-        self, scope: Scope, receive: Receive, send: Send, request_id: str, start: int
-    ) -> None:
-        header = (self._header_key, request_id.encode("latin-1"))
-        status = 0
-        body_bytes = 0
-        started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, body_bytes, started
-            kind = message["type"]
-            if kind == "http.response.start":
-                started = True
-                status = message["status"]
-                headers = list(message.get("headers", ()))
-                if not any(k.lower() == self._header_key for k, _ in headers):
-                    headers.append(header)
-                message = {**message, "headers": headers}
-            elif kind == "http.response.body":
-                body_bytes += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as exc:
-            if not getattr(exc, _LOGGED, False):
-                self._log.error(
-                    "Unhandled exception",
-                    exc_info=exc,
-                    **{"http.request.method": scope.get("method"), "url.path": scope.get("path")},
-                )
-                mark_logged(exc)
-            if not started:
-                status = 500
-                body = minimal_500(request_id)
-                body_bytes = len(body)
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            header,
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-        finally:
-            options = self.access_log
-            if options is not None and options.enabled:
-                # 0: no response was started (the client went away): nginx calls that 499.
-                self._write_access(scope, status or 499, start, body_bytes, options)
 
     def _write_access(
         self, scope: Scope, status: int, start: int, body_bytes: int, options: AccessLog
