@@ -166,7 +166,7 @@ def _install_frontends(settings: Settings) -> None:
     if cap.stdlib:
         from .frontends import stdlib
 
-        stdlib.install(level, levels)
+        stdlib.install(level, levels, callsite=settings.record.callsite)
         _installed.add("stdlib")
     if cap.warnings or cap.excepthooks:
         from .frontends import hooks
@@ -249,7 +249,7 @@ def stats() -> dict[str, Any]:
 
 
 def _refresh_pid_after_fork() -> None:
-    current_runtime().pipeline.static["process.pid"] = os.getpid()
+    current_runtime().pipeline.update_static(**{"process.pid": os.getpid()})
 
 
 os.register_at_fork(after_in_child=_refresh_pid_after_fork)

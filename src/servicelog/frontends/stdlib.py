@@ -82,7 +82,6 @@ class ServicelogHandler(logging.Handler):
                 "@timestamp": format_timestamp(int(record.created * 1e9)),
                 "log.level": level_name(levelno),
                 "message": message,
-                **runtime.pipeline.static,
                 LOGGER: record.name,
                 THREAD: record.threadName or "",
             }
@@ -95,7 +94,9 @@ class ServicelogHandler(logging.Handler):
                 merge_fields(out, ctx)
             attrs = record.__dict__
             if len(attrs) > _N_STANDARD:
-                extra = {k: v for k, v in attrs.items() if k not in _STANDARD}
+                # ``extra=`` keys are set after the standard attributes, so only the tail of
+                # __dict__ needs looking at (a formatter may have added message/asctime).
+                extra = {k: attrs[k] for k in list(attrs)[_N_STANDARD:] if k not in _STANDARD}
                 if extra:
                     merge_fields(out, extra)
             if record.exc_info:
@@ -122,7 +123,7 @@ def _is_console(handler: logging.Handler) -> bool:
     return stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
 
 
-def install(level: int, levels: dict[str, int]) -> ServicelogHandler:
+def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> ServicelogHandler:
     """Route all of ``logging`` into servicelog (idempotent; :func:`reset` undoes it)."""
     reset()
     root = logging.getLogger()
@@ -151,8 +152,17 @@ def install(level: int, levels: dict[str, int]) -> ServicelogHandler:
     root.addHandler(handler)
     root.setLevel(level)
     _saved.update(
-        handler=handler, handlers=saved_handlers, levels=saved_levels, propagate=saved_propagate
+        handler=handler,
+        handlers=saved_handlers,
+        levels=saved_levels,
+        propagate=saved_propagate,
+        srcfile=logging._srcfile,
     )
+    if not callsite:
+        # The logging docs' own optimisation: without a source file, Logger.findCaller() does not
+        # walk the stack on every call (about 1 us). Records then carry no pathname/lineno, which
+        # servicelog does not use when call sites are off.
+        logging._srcfile = None
     return handler
 
 
@@ -162,6 +172,7 @@ def reset() -> None:
         return
     root = logging.getLogger()
     root.removeHandler(_saved["handler"])
+    logging._srcfile = _saved["srcfile"]
     for lg, lvl in reversed(_saved["levels"]):
         lg.setLevel(lvl)
     for lg, prop in _saved["propagate"]:
