@@ -5,7 +5,7 @@ Speed is the design constraint here (see ``bench/``):
 * A call below the logger's level must cost no more than an empty method call. So the level
   methods are *attributes* of each logger, swapped whenever the configuration changes: a
   filtered level is the no-op function ``_disabled``; an enabled one is a closure with
-  everything it needs (level name, logger name, static fields, the pipeline) in its cells.
+  everything it needs (level name, logger name, the pipeline) in its cells.
 * An enabled call captures what belongs to the caller (time, thread, context, call site,
   exception) and builds the ECS record dict in its final key order in one go.
 """
@@ -92,7 +92,6 @@ def _make_method(
     lvl = level_name(levelno)
     name = logger.name
     bound = logger._bound
-    static = runtime.pipeline.static
     emit = runtime.pipeline.emit
     callsite = runtime.callsite
     show_locals = runtime.show_locals
@@ -116,7 +115,6 @@ def _make_method(
                 "@timestamp": format_timestamp(_time_ns()),
                 "log.level": lvl,
                 "message": message,
-                **static,
                 LOGGER: name,
                 THREAD: thread,
             }

@@ -51,8 +51,23 @@ class Pipeline:
     ) -> None:
         self.routes = tuple(routes)
         self.processors = tuple(processors)
+        # Static fields (service, ecs.version, pid) are not copied into every record: sinks that
+        # render JSON append them pre-serialised (``bind_static``), which saves building and
+        # encoding the same keys on every call.
         self.static: dict[str, Any] = dict(static or {})
+        self._bind_static()
         self.emit: Callable[[Record, int], None] = self._build()
+
+    def _bind_static(self) -> None:
+        for route in self.routes:
+            bind = getattr(route.sink, "bind_static", None)
+            if bind is not None:
+                bind(self.static)
+
+    def update_static(self, **fields: Any) -> None:
+        """Change static fields (the pid after ``fork()``) and tell the sinks."""
+        self.static.update(fields)
+        self._bind_static()
 
     def _build(self) -> Callable[[Record, int], None]:
         routes, processors = self.routes, self.processors

@@ -2,8 +2,10 @@
 
 The JSON line users read is the public contract, so its field names live here, in one place.
 Key order is fixed: ``@timestamp``, ``log.level``, ``message`` first (the ecs-logging spec
-requires it), then static service fields, the logger and call site, the bound context, the
-call's own fields, and the error fields last.
+requires it), then the logger, thread and call site, the bound context, the call's own fields,
+the error fields, and last the static fields (``ecs.version``, ``service.*``,
+``event.dataset``, ``process.pid``). The static fields are not stored in each record dict: JSON
+sinks append them pre-serialised (see ``Pipeline.static``).
 
 The helpers here are used by every front-end (servicelog's own logger, the stdlib bridge,
 structlog, loguru, warnings and the exception hooks), so a record looks the same whichever way
@@ -57,6 +59,12 @@ RESERVED_KEYS = frozenset(
         MESSAGE,
         "ecs.version",
         LOGGER,
+        # Static fields, appended to every JSON line by the sinks.
+        "service.name",
+        "service.version",
+        "service.environment",
+        "event.dataset",
+        "process.pid",
         # ECS object roots: a plain value here would clash with their dotted children
         # (``error="x"`` next to ``error.type``), which Elasticsearch rejects.
         "log",

@@ -49,7 +49,6 @@ def emit_foreign(
             "@timestamp": format_timestamp(time_ns),
             "log.level": level_name(levelno),
             "message": message if type(message) is str else safe_str(message),
-            **runtime.pipeline.static,
             LOGGER: logger,
             THREAD: thread or thread_name(),
         }

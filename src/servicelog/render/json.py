@@ -27,9 +27,9 @@ import orjson
 
 from ..record import LEVEL, MESSAGE, TIMESTAMP, Record
 
-__all__ = ["DUMPS_OPTIONS", "JsonRenderer", "default", "jsonable"]
+__all__ = ["JsonRenderer", "default", "jsonable"]
 
-_OPTIONS = DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
+_OPTIONS = orjson.OPT_APPEND_NEWLINE
 _MAX_DEPTH = 64
 _MAX_REPR = 4096
 _MAX_ITEMS = 1000
@@ -146,37 +146,56 @@ def _escape_breaks(line: bytes) -> bytes:
 
 
 class JsonRenderer:
-    """Render a record as one JSON line (bytes, ending in ``\\n``).
+    """Render a record as one JSON line (bytes, ending in ``\\n``), static fields appended.
 
     Args:
         max_line_bytes: the longest line written, newline included (at least 1024).
+        static: fields appended to every line (the pipeline binds them with
+            :meth:`bind_static`).
     """
 
-    __slots__ = ("max_line_bytes",)
+    __slots__ = ("max_line_bytes", "static", "tail")
 
-    def __init__(self, max_line_bytes: int = 16384) -> None:
+    def __init__(
+        self, max_line_bytes: int = 16384, static: Mapping[str, Any] | None = None
+    ) -> None:
         self.max_line_bytes = max_line_bytes
+        self.static: dict[str, Any] = {}
+        self.tail = b"}\n"
+        if static:
+            self.bind_static(static)
+
+    def bind_static(self, static: Mapping[str, Any]) -> None:
+        """Pre-serialise the static fields into the bytes that close every line."""
+        self.static = dict(static)
+        if self.static:
+            encoded = _escape_breaks(orjson.dumps(jsonable(self.static)))
+            self.tail = b"," + encoded[1:] + b"\n"
+        else:
+            self.tail = b"}\n"
 
     def __call__(self, record: Record) -> bytes:
         try:
-            line = orjson.dumps(record, default=default, option=_OPTIONS)
+            body = orjson.dumps(record, default=default)
         except Exception:
             return self.slow(record)
-        if not line.isascii() or len(line) > self.max_line_bytes:
+        line = body[:-1] + self.tail
+        if not body.isascii() or len(line) > self.max_line_bytes:
             return self.finish(record, line)
         return line
 
     # Sinks inline the fast path above (one C call) and call these only when needed.
     def slow(self, record: Record) -> bytes:
         """Render a record orjson refused (bad strings, keys, integers, cycles...)."""
-        return self.finish(record, orjson.dumps(jsonable(record), option=_OPTIONS))
+        body = orjson.dumps(jsonable(record))
+        return self.finish(record, body[:-1] + self.tail)
 
     def finish(self, record: Record, line: bytes) -> bytes:
         """Escape line-breaking characters and enforce ``max_line_bytes``."""
         if not line.isascii():
             line = _escape_breaks(line)
         if len(line) > self.max_line_bytes:
-            line = self._truncate(record, len(line))
+            line = self._truncate({**record, **self.static}, len(line))
         return line
 
     # --- the slow path for long records -------------------------------------------------------

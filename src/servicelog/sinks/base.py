@@ -11,14 +11,14 @@ import atexit
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from orjson import dumps as _dumps
 
 from .. import _errors
 from ..record import Record
-from ..render.json import DUMPS_OPTIONS, JsonRenderer
+from ..render.json import JsonRenderer
 from ..render.json import default as _default
 
 __all__ = ["BufferedSink", "JsonLinesSink", "Sink"]
@@ -198,16 +198,25 @@ class JsonLinesSink(BufferedSink):
 
     def __init__(self, renderer: JsonRenderer, **options: Any) -> None:
         super().__init__(renderer, **options)
-        self._max_line = renderer.max_line_bytes
+        self._max_body = renderer.max_line_bytes - len(renderer.tail) + 1
+        self._tail = renderer.tail
+
+    def bind_static(self, static: Mapping[str, Any]) -> None:
+        """Take the pipeline's static fields (appended to every line)."""
+        self.renderer.bind_static(static)
+        self._tail = self.renderer.tail
+        self._max_body = self.renderer.max_line_bytes - len(self._tail) + 1
 
     def emit(self, record: Record, levelno: int) -> None:
         try:
-            line = _dumps(record, default=_default, option=DUMPS_OPTIONS)
+            body = _dumps(record, default=_default)
         except Exception:
             line = self.renderer.slow(record)
         else:
-            if not line.isascii() or len(line) > self._max_line:
-                line = self.renderer.finish(record, line)
+            if body.isascii() and len(body) <= self._max_body:
+                line = body[:-1] + self._tail
+            else:
+                line = self.renderer.finish(record, body[:-1] + self._tail)
         buffer = self._buffer
         buffer += line
         if self.interactive or len(buffer) >= self.batch_bytes or levelno >= self.flush_level:

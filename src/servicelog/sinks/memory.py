@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..record import Record
 
@@ -18,9 +19,17 @@ class MemorySink:
         self.renderer = renderer
         self.records: list[Record] = []
         self.lines: list[bytes] = []
+        self.static: dict[str, Any] = {}
+
+    def bind_static(self, static: Mapping[str, Any]) -> None:
+        """Take the pipeline's static fields: each kept record carries them, as a line does."""
+        self.static = dict(static)
+        bind = getattr(self.renderer, "bind_static", None)
+        if bind is not None:
+            bind(static)
 
     def emit(self, record: Record, levelno: int) -> None:
-        self.records.append(dict(record))
+        self.records.append({**record, **self.static})
         if self.renderer is not None:
             self.lines.append(self.renderer(record))
 
