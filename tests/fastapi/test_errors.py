@@ -25,6 +25,18 @@ async def call(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Respons
         return await client.request(method, path, **kwargs)
 
 
+async def raise_through_app(exc: Exception) -> httpx.Response:
+    """GET a route that raises *exc*, on a fresh app with servicelog installed."""
+    app = FastAPI()
+
+    @app.get("/raise")
+    async def raise_it() -> None:
+        raise exc
+
+    servicelog.fastapi.install(app)
+    return await call(app, "GET", "/raise")
+
+
 def production(sink: MemorySink) -> None:
     servicelog.configure(
         service="shop", profile="production", stream="none", sinks=[sink], capture=NO_CAPTURE
@@ -48,14 +60,7 @@ def production(sink: MemorySink) -> None:
 async def test_client_errors_have_the_envelope_and_a_warning(
     sink: MemorySink, exc: errors.BaseAPIException, status: int, code: str, details: dict[str, Any]
 ) -> None:
-    app = FastAPI()
-
-    @app.get("/raise")
-    async def raise_it() -> None:
-        raise exc
-
-    servicelog.fastapi.install(app)
-    response = await call(app, "GET", "/raise")
+    response = await raise_through_app(exc)
     assert response.status_code == status
     body = response.json()["error"]
     assert set(body) == ENVELOPE_KEYS
@@ -79,14 +84,7 @@ async def test_server_errors_hide_their_message_in_production(
     sink: MemorySink, exc: errors.BaseAPIException
 ) -> None:
     production(sink)
-    app = FastAPI()
-
-    @app.get("/raise")
-    async def raise_it() -> None:
-        raise exc
-
-    servicelog.fastapi.install(app)
-    response = await call(app, "GET", "/raise")
+    response = await raise_through_app(exc)
     assert response.status_code == exc.status_code
     body = response.json()["error"]
     assert body["message"] == ("Internal Server Error" if exc.status_code == 500 else "Bad Gateway")
