@@ -58,3 +58,18 @@ async def test_async_with(configure_memory: Any) -> None:
     async with servicelog.log_execution_time("async block"):
         await asyncio.sleep(0)
     assert sink.records[0]["operation"] == "async block"
+    assert sink.records[0]["log.origin.function"] == "test_async_with"
+
+
+def test_call_site_is_the_users_code(configure_memory: Any) -> None:
+    sink: MemorySink = configure_memory(callsite=True)
+
+    @servicelog.log_execution_time("decorated")
+    def work() -> None:
+        pass
+
+    with servicelog.log_execution_time("block"):
+        pass
+    work()
+    assert {r["log.origin.function"] for r in sink.records} == {"test_call_site_is_the_users_code"}
+    assert {r["log.origin.file.name"] for r in sink.records} == {"test_timing.py"}

@@ -101,6 +101,7 @@ def _make_method(
         *args: object,
         exc_info: ExcInfo = default_exc,
         stack_info: bool = False,
+        stacklevel: int = 1,
         **fields: Any,
     ) -> None:
         try:
@@ -119,7 +120,7 @@ def _make_method(
                 THREAD: thread,
             }
             if callsite:
-                add_origin(record, _getframe(1))
+                add_origin(record, _getframe(stacklevel))
             # The context: keys were checked against RESERVED_KEYS when bound.
             scope = _scope_get()
             if scope:
@@ -137,7 +138,7 @@ def _make_method(
             if exc_info:
                 add_exception(record, exc_info, show_locals=show_locals)
             if stack_info:
-                add_stack(record, _getframe(1))
+                add_stack(record, _getframe(stacklevel))
             emit(record, levelno)
         except Exception as exc:
             _errors.report("log call", exc)
@@ -157,8 +158,10 @@ class Logger:
     """A named logger. Get one with :func:`get_logger`; never instantiate directly.
 
     Methods: ``trace``, ``debug``, ``info``, ``warning``, ``error``, ``exception``,
-    ``critical`` (each ``(message, *args, exc_info=None, stack_info=False, **fields)``), and
-    ``log(level, message, ...)``. ``exception`` logs at ERROR with the current exception.
+    ``critical`` (each ``(message, *args, exc_info=None, stack_info=False, stacklevel=1,
+    **fields)``), and ``log(level, message, ...)``. ``exception`` logs at ERROR with the current
+    exception. ``stacklevel`` works as in the standard library: a helper that logs for its
+    caller passes 2, so ``log.origin.*`` names the caller.
     """
 
     __slots__ = (

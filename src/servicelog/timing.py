@@ -39,13 +39,14 @@ class log_execution_time:
         **fields: more fields for the record.
     """
 
-    __slots__ = ("_fields", "_level", "_start", "operation")
+    __slots__ = ("_fields", "_level", "_stacklevel", "_start", "operation")
 
     def __init__(self, operation: str, *, level: str = "info", **fields: Any) -> None:
         self.operation = operation
         self._level = level
         self._fields = fields
         self._start = 0
+        self._stacklevel = 2  # __exit__ is called from the user's ``with`` line
 
     def __enter__(self) -> log_execution_time:
         self._start = time.perf_counter_ns()
@@ -70,9 +71,12 @@ class log_execution_time:
             fields["failure.type"] = exc_type.__name__
         log = get_logger(PERFORMANCE_LOGGER)
         method = log.warning if exc_type is not None else getattr(log, self._level)
-        method(f"{self.operation} took {elapsed / 1e6:.3f} ms", **fields)
+        method(
+            f"{self.operation} took {elapsed / 1e6:.3f} ms", stacklevel=self._stacklevel, **fields
+        )
 
     async def __aenter__(self) -> log_execution_time:
+        self._stacklevel = 3  # __aexit__ -> __exit__, called from the ``async with`` line
         return self.__enter__()
 
     async def __aexit__(
@@ -92,14 +96,18 @@ class log_execution_time:
 
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                with log_execution_time(operation, level=level, **extra):
+                timer = log_execution_time(operation, level=level, **extra)
+                timer._stacklevel = 3  # the code that awaited the decorated function
+                with timer:
                     return await func(*args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            with log_execution_time(operation, level=level, **extra):
+            timer = log_execution_time(operation, level=level, **extra)
+            timer._stacklevel = 3  # the code that called the decorated function
+            with timer:
                 return func(*args, **kwargs)
 
         return wrapper
