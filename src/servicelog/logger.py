@@ -44,7 +44,8 @@ __all__ = ["Logger", "Runtime", "get_logger"]
 
 _time_ns = time.time_ns
 _getframe = sys._getframe
-_reserved_isdisjoint = RESERVED_KEYS.isdisjoint
+# Keys that need a closer look: reserved record keys, and the call options.
+_plain_isdisjoint = (RESERVED_KEYS | {"exc_info", "stack_info", "stacklevel"}).isdisjoint
 
 
 class Runtime:
@@ -96,14 +97,11 @@ def _make_method(
     callsite = runtime.callsite
     show_locals = runtime.show_locals
 
-    def method(
-        event: object,
-        *args: object,
-        exc_info: ExcInfo = default_exc,
-        stack_info: bool = False,
-        stacklevel: int = 1,
-        **fields: Any,
-    ) -> None:
+    # One signature, ``(event, *args, **fields)``: named keyword-only parameters next to
+    # ``**fields`` make CPython match every keyword against them, which cost ~0.3 us per call
+    # here. exc_info / stack_info / stacklevel are picked out of ``fields`` only when present,
+    # by the same set test that guards the reserved keys.
+    def method(event: object, *args: object, **fields: Any) -> None:
         try:
             message = event if type(event) is str else safe_str(event)
             if args:
@@ -119,6 +117,14 @@ def _make_method(
                 LOGGER: name,
                 THREAD: thread,
             }
+            exc_info: ExcInfo = default_exc
+            stack_info = False
+            stacklevel = 1
+            special = fields and not _plain_isdisjoint(fields)
+            if special:
+                exc_info = fields.pop("exc_info", default_exc)
+                stack_info = fields.pop("stack_info", False)
+                stacklevel = fields.pop("stacklevel", 1)
             if callsite:
                 add_origin(record, _getframe(stacklevel))
             # The context: keys were checked against RESERVED_KEYS when bound.
@@ -131,10 +137,10 @@ def _make_method(
             if bound:
                 record.update(bound)
             if fields:
-                if _reserved_isdisjoint(fields):
-                    record.update(fields)
-                else:
+                if special:
                     merge_fields(record, fields)
+                else:
+                    record.update(fields)
             if exc_info:
                 add_exception(record, exc_info, show_locals=show_locals)
             if stack_info:
