@@ -19,6 +19,11 @@ _LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 20, "WARNING": 30, "E
 _state: dict[str, Any] = {}
 
 
+def _ns(when: Any) -> int:
+    """Nanoseconds since the epoch, exact to the microsecond (``timestamp() * 1e9`` is not)."""
+    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+
+
 def _sink(message: Any) -> None:
     record = message.record
     level = record["level"]
@@ -35,7 +40,7 @@ def _sink(message: Any) -> None:
         levelno,
         record["message"],
         record["name"] or "loguru",
-        time_ns=int(record["time"].timestamp() * 1e9),
+        time_ns=_ns(record["time"]),
         thread=record["thread"].name,
         origin=(record["file"].path, record["line"], record["function"]),
         fields=fields,

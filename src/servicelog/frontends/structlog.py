@@ -89,7 +89,10 @@ def install(level: int) -> None:
         processors=[structlog.contextvars.merge_contextvars, _to_kwargs],
         wrapper_class=structlog.make_filtering_bound_logger(max(level, 10)),
         logger_factory=_Factory(),
-        cache_logger_on_first_use=False,
+        # structlog's own advice for speed: without it every call on a module-level
+        # ``structlog.get_logger()`` rebuilds the bound logger (~2 us even when filtered).
+        # A logger used before configure() keeps the configuration it first saw.
+        cache_logger_on_first_use=True,
     )
 
 
