@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import repeat
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import orjson
 
@@ -482,21 +482,23 @@ class StdlibPjl(Variant):
 
 
 class Fapilog(Variant):
-    key, label = "fapilog", "fapilog add_file (drop_on_full=False)"
+    key, label = "fapilog", "fapilog add_file (drop_on_full=False, wait_ms=5000)"
     shape = staticmethod(shape_fapilog)
 
     def setup(self, out: Path) -> Any:
         from fapilog import LoggerBuilder
 
         # The README's builder with a file sink. Its default backpressure policy drops records
-        # when the 10,000-entry queue is full (about half of them here); drop_on_full=False is
-        # the durability setting the README's "Production Tip" recommends.
+        # when the 10,000-entry queue is full (about half of them here). drop_on_full=False is
+        # the durability setting the README's "Production Tip" recommends, but it still drops a
+        # record once the caller has waited wait_ms (50 by default; a few dozen records per
+        # run here), hence the longer wait.
         self.out = out
         self.log = (
             LoggerBuilder()
             .with_level("INFO")
             .add_file(str(out.with_suffix(".d")))
-            .with_backpressure(drop_on_full=False)
+            .with_backpressure(wait_ms=5000, drop_on_full=False)
             .build()
         )
         return self.log
@@ -763,18 +765,32 @@ def git(*args: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
-def snapshot_servicelog(into: Path) -> dict[str, Any]:
-    """Copy src/servicelog once, so that every run measures the same code even while the
-    working tree is being edited; the children import the copy (it comes first on PYTHONPATH)."""
+class Harness(NamedTuple):
+    """What every child run shares: the script to run, its environment, the output folder."""
+
+    script: Path
+    env: dict[str, str]
+    workdir: Path
+
+
+def snapshot_code(into: Path) -> tuple[Harness, dict[str, Any]]:
+    """Copy this script and src/servicelog once, so that every run measures the same code even
+    while the working tree is being edited. The children run the copied script and import the
+    copied package (it comes first on PYTHONPATH)."""
     info: dict[str, Any] = {
         "commit": git("rev-parse", "--short", "HEAD") or "unknown",
         "uncommitted_changes_in_src": bool(git("status", "--porcelain", "--", "src")),
     }
+    into.mkdir(parents=True)
+    script = into / Path(__file__).name
+    shutil.copy2(__file__, script)
     src = REPO / "src" / "servicelog"
     if src.is_dir():
         shutil.copytree(src, into / "servicelog", ignore=shutil.ignore_patterns("__pycache__"))
         info["snapshot"] = str(into)
-    return info
+    workdir = into.parent / "out"
+    workdir.mkdir()
+    return Harness(script, child_env(info.get("snapshot")), workdir), info
 
 
 def child_env(snapshot: str | None) -> dict[str, str]:
@@ -785,15 +801,15 @@ def child_env(snapshot: str | None) -> dict[str, str]:
     return env
 
 
-def run_job(
-    key: str, threads: int, n: int, warmup: int, workdir: Path, env: dict[str, str]
-) -> dict[str, Any]:
+def run_job(key: str, threads: int, n: int, warmup: int, harness: Harness) -> dict[str, Any]:
     variant = VARIANTS[key]
-    out = workdir / f"{key}-{threads}t-{uuid.uuid4().hex[:8]}.jsonl"
-    cmd = [sys.executable, __file__, "--variant", key, "--out", str(out)]
+    out = harness.workdir / f"{key}-{threads}t-{uuid.uuid4().hex[:8]}.jsonl"
+    cmd = [sys.executable, str(harness.script), "--variant", key, "--out", str(out)]
     cmd += ["--n", str(n), "--warmup", str(warmup), "--threads", str(threads)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT, env=env)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT, env=harness.env
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {CHILD_TIMEOUT:.0f} s"}
     result_lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -816,20 +832,19 @@ Job = tuple[str, int]
 
 
 def run_all(
-    n: int, warmup: int, reps: int, only: set[str] | None, workdir: Path, env: dict[str, str]
+    n: int, warmup: int, reps: int, only: set[str] | None, harness: Harness
 ) -> dict[Job, list[dict[str, Any]]]:
     jobs: list[Job] = [(k, 0) for k in SINGLE] + [(k, THREADS) for k in THREADED]
     if only:
         jobs = [j for j in jobs if j[0] in only]
     results: dict[Job, list[dict[str, Any]]] = {job: [] for job in jobs}
-    workdir.mkdir(exist_ok=True)
     for rep in range(reps):
         shift = rep * len(jobs) // reps
         for key, threads in jobs[shift:] + jobs[:shift]:
-            res = run_job(key, threads, n, warmup, workdir, env)
+            res = run_job(key, threads, n, warmup, harness)
             results[key, threads].append(res | {"rep": rep})
             progress(rep, reps, key, threads, res)
-            for leftover in workdir.iterdir():  # fapilog's directory
+            for leftover in harness.workdir.iterdir():  # fapilog's directory
                 shutil.rmtree(leftover, ignore_errors=True)
     for runs in results.values():
         runs.sort(key=lambda r: r["rep"])
@@ -1123,8 +1138,7 @@ def run_benchmark(
     n: int, warmup: int, reps: int, only: set[str] | None, imports: bool, tmp: Path
 ) -> int:
     info = machine_info()
-    code = snapshot_servicelog(tmp / "code")
-    env = child_env(code.get("snapshot"))
+    harness, code = snapshot_code(tmp / "code")
     started = datetime.now(UTC)
     print("# Logging benchmark\n")
     print(
@@ -1133,13 +1147,13 @@ def run_benchmark(
     )
     print("Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
     dirty = " + uncommitted changes" if code["uncommitted_changes_in_src"] else ""
-    print(f"servicelog: commit {code['commit']}{dirty} (src/ copied once at start)")
+    print(f"servicelog: commit {code['commit']}{dirty} (src/ and this script copied at start)")
     print(f"N = {n:,} timed records after {warmup:,} warm-up, {reps} repetition(s).\n")
-    cost = import_cost(env) if imports else None
+    cost = import_cost(harness.env) if imports else None
     if cost is not None:
         print(import_line(cost) + "\n", flush=True)
 
-    results = run_all(n, warmup, reps, only, tmp / "out", env)
+    results = run_all(n, warmup, reps, only, harness)
     single, single_rows = single_table(results)
     threads, thread_rows = threads_table(results)
     print(f"## One thread, N = {n:,}\n")
