@@ -80,7 +80,7 @@ def test_a_write_error_is_counted_with_the_records_lost(
     servicelog.flush()
     stats = servicelog.stats()
     assert stats["lost"] == 7
-    assert stats["sinks"][sink.name]["lost"] == 7
+    assert stats["sinks"][sink.name]["dropped"] == {"write_error": 7}
     assert stats["errors"] == {f"sink {sink.name}": 1}
 
 

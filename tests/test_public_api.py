@@ -8,7 +8,7 @@ import servicelog
 EXPECTED = {
     "CaptureOptions", "ConfigError", "ContextThreadPoolExecutor", "LogLevel", "Logger", "Route",
     "ServicelogError", "Settings", "__version__", "bind", "bound_context", "configure", "flush",
-    "get_context", "get_logger", "log_execution_time", "reset", "run_in_executor", "settings",
+    "get_context", "get_logger", "install_signal_handlers", "log_execution_time", "read_records", "reset", "run_in_executor", "settings",
     "stats", "unbind",
 }  # fmt: skip
 

@@ -32,8 +32,12 @@ from .timing import log_execution_time
 if TYPE_CHECKING:
     from ._executor import ContextThreadPoolExecutor
     from .options import CaptureOptions, Settings
+    from .reader import read_records
+    from .sinks.base import install_signal_handlers
 
 _LAZY = {
+    "read_records": ".reader",
+    "install_signal_handlers": ".sinks.base",
     "CaptureOptions": ".options",
     "Settings": ".options",
     "ContextThreadPoolExecutor": "._executor",
@@ -68,7 +72,9 @@ __all__ = [
     "flush",
     "get_context",
     "get_logger",
+    "install_signal_handlers",
     "log_execution_time",
+    "read_records",
     "reset",
     "run_in_executor",
     "settings",

@@ -25,6 +25,8 @@ from .sinks.stream import ConsoleSink, StreamSink, resolve_stream
 
 if TYPE_CHECKING:
     from .options import CaptureOptions, Settings
+    from .ratelimit import RateLimit
+    from .redaction import RedactionPolicy
 
 __all__ = ["configure", "flush", "reset", "settings", "stats"]
 
@@ -52,6 +54,8 @@ def configure(
     sinks: Sequence[Route | Sink] = (),
     processors: Sequence[Processor] = (),
     strict: bool | None = None,
+    redaction: RedactionPolicy | bool | None = None,
+    rate_limit: RateLimit | bool | None = None,
 ) -> Settings:
     """Configure logging for the whole process. Safe to call again; the last call wins.
 
@@ -74,6 +78,11 @@ def configure(
         sinks: more sinks, or :class:`~servicelog.pipeline.Route` objects with a level/filter.
         processors: functions ``(record, levelno) -> record | None`` run before the sinks.
         strict: raise servicelog's own internal errors (default: only while pytest runs a test).
+        redaction: a :class:`~servicelog.redaction.RedactionPolicy`, ``True`` (the default
+            policy) or ``False`` (off). Default: ``SERVICELOG_REDACTION``, else on, with the
+            PII patterns only in the production profile. It runs before *processors*.
+        rate_limit: a :class:`~servicelog.ratelimit.RateLimit`, ``True`` or ``False``.
+            Default: on in the production profile only (WARNING and up). It runs first.
 
     Returns:
         The :class:`~servicelog.options.Settings` now in force.
@@ -96,6 +105,8 @@ def configure(
         max_line_bytes=max_line_bytes,
         capture=capture,
         strict=strict,
+        redaction=redaction,
+        rate_limit=rate_limit,
     )
     from .options import build_settings
 
@@ -112,7 +123,11 @@ def configure(
         static["service.environment"] = new.service.environment
         static["event.dataset"] = f"{new.service.name}.log"
         static["process.pid"] = os.getpid()
-        pipeline = Pipeline(routes, processors, static)
+        # Rate limit first (a dropped record costs nothing more), then redaction, so summaries
+        # and the user's processors only ever see redacted records. Bound methods: calling one
+        # is ~60 ns cheaper per record than calling an object through its __call__ slot.
+        builtin = [p.__call__ for p in (new.rate_limit, new.redaction) if p is not None]
+        pipeline = Pipeline(routes, [*builtin, *processors], static)
         runtime = Runtime(
             pipeline,
             level=new.levels.level,
@@ -234,16 +249,15 @@ def flush() -> None:
 
 
 def stats() -> dict[str, Any]:
-    """Counters: internal errors by stage, records lost, and per-sink written/lost/queued."""
+    """Counters: internal errors by stage, records lost, and per sink what it was given,
+    wrote, dropped (by reason) and still holds (``produced = written + dropped + queued``)."""
     out = _errors.snapshot()
-    sinks: dict[str, dict[str, int]] = {}
+    sinks: dict[str, dict[str, Any]] = {}
     for route in current_runtime().pipeline.routes:
         sink: Any = route.sink
-        sinks[sink.name] = {
-            "written": getattr(sink, "written", 0),
-            "lost": getattr(sink, "lost", 0),
-            "queued": len(getattr(sink, "_buffer", ())),
-        }
+        counters = getattr(sink, "counters", None)
+        if callable(counters):
+            sinks[sink.name] = counters()
     out["sinks"] = sinks
     return out
 

@@ -17,6 +17,7 @@ variable                       option
 ``SERVICELOG_SERVICE``         service name;  ``SERVICELOG_VERSION``: service version
 ``SERVICELOG_CALLSITE``        ``1``/``0``: add ``log.origin.*`` (file, line, function)
 ``SERVICELOG_MAX_LINE_BYTES``  the longest JSON line (at least 1024)
+``SERVICELOG_REDACTION``       ``1``/``0``: the default redaction policy on or off
 =============================  ===============================================================
 """
 
@@ -26,10 +27,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .exceptions import ConfigError
 from .levels import parse_level
+
+if TYPE_CHECKING:
+    from .ratelimit import RateLimit
+    from .redaction import RedactionPolicy
 
 __all__ = [
     "PROFILES",
@@ -117,6 +122,10 @@ class Settings:
     record: RecordOptions
     capture: CaptureOptions
     strict: bool | None = None
+    #: The redaction processor in force (``None``: off); see :mod:`servicelog.redaction`.
+    redaction: RedactionPolicy | None = None
+    #: The per-message rate limit in force (``None``: off); see :mod:`servicelog.ratelimit`.
+    rate_limit: RateLimit | None = None
 
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -141,6 +150,7 @@ _ENV = {
     "version": "SERVICELOG_VERSION",
     "callsite": "SERVICELOG_CALLSITE",
     "max_line_bytes": "SERVICELOG_MAX_LINE_BYTES",
+    "redaction": "SERVICELOG_REDACTION",
 }
 
 
@@ -262,6 +272,8 @@ def build_settings(args: Mapping[str, Any], environ: Mapping[str, str] | None = 
     strict = args.get("strict")
     if strict is not None and not isinstance(strict, bool):
         raise ConfigError("strict", strict, "True, False or None (auto: under pytest)")
+    redaction = _redaction(*pick("redaction"), profile)
+    rate_limit = _rate_limit(args.get("rate_limit"), profile)
 
     return Settings(
         profile=profile,  # type: ignore[arg-type]
@@ -279,4 +291,39 @@ def build_settings(args: Mapping[str, Any], environ: Mapping[str, str] | None = 
         record=RecordOptions(callsite=callsite, show_locals=show_locals),
         capture=capture,
         strict=strict,
+        redaction=redaction,
+        rate_limit=rate_limit,
     )
+
+
+def _redaction(value: object, source: str, profile: str) -> RedactionPolicy | None:
+    """On in every profile; the PII patterns (e-mails, phones, SSNs) in production only."""
+    from .redaction import RedactionPolicy, default_policy
+
+    if isinstance(value, RedactionPolicy):
+        return value
+    try:
+        on = True if value is None else _bool("redaction", value, source)
+    except ConfigError:
+        raise ConfigError(
+            "redaction",
+            value,
+            "a servicelog.redaction.RedactionPolicy, True or False (1/0 in the environment)",
+            source=source,
+        )
+    return default_policy(pii=profile == "production") if on else None
+
+
+def _rate_limit(value: object, profile: str) -> RateLimit | None:
+    """On in production only (WARNING and up, 1,000 per 10 s per message)."""
+    from .ratelimit import RateLimit
+
+    if isinstance(value, RateLimit):
+        return value
+    if value is None:
+        return RateLimit() if profile == "production" else None
+    if value is True:
+        return RateLimit()
+    if value is False:
+        return None
+    raise ConfigError("rate_limit", value, "a servicelog.ratelimit.RateLimit, True, False or None")

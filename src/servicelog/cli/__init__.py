@@ -3,6 +3,7 @@
 ::
 
     servicelog demo            show every front-end's output, in both profiles
+    servicelog cleanup --dir logs [--days 30] [--max-size 5GB] [--dry-run]
     servicelog --version
 """
 
@@ -37,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--no-http", action="store_true", help="skip the FastAPI part (no server started)"
     )
+    from . import cleanup
+
+    cleanup.add_parser(commands)
     return parser
 
 
@@ -49,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         color = {"auto": None, "always": True, "never": False}[args.color]
         return run_demo(args.profile, color=color, http=not args.no_http)
+    if args.command == "cleanup":
+        from . import cleanup
+
+        return cleanup.run(args)
     parser.print_help(sys.stderr)
     return 2
 

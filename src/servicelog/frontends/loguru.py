@@ -21,7 +21,7 @@ _state: dict[str, Any] = {}
 
 def _ns(when: Any) -> int:
     """Nanoseconds since the epoch, exact to the microsecond (``timestamp() * 1e9`` is not)."""
-    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+    return int(when.timestamp()) * 1_000_000_000 + int(when.microsecond) * 1000
 
 
 def _sink(message: Any) -> None:

@@ -3,25 +3,62 @@
 A departure from the architecture note, on purpose: the pipeline hands a sink one record at a
 time (``emit``) and the sink batches internally, because a per-call batch object costs more on
 the caller than it saves. ``write_batch`` is the batch interface the writer side uses.
+
+Accounting is exact, per sink: every record handed to ``emit`` is either written or dropped,
+and every drop is counted by reason (``produced == written + sum(dropped.values()) +
+queued_records`` at any moment, and ``queued_records == 0`` after a drain)::
+
+    queue_full      the buffer was full and the overflow policy is "drop"
+    block_timeout   the buffer stayed full for block_timeout seconds (policy "block")
+    write_error     the write failed (full disk, read-only or deleted directory, ...)
+    closed          a record arrived after close()
+
+After drops, a ``log.dropped`` summary record per reason (``servicelog.dropped.count`` and
+``.reason``) is written as soon as a write succeeds again, the way journald reports what its
+rate limit suppressed.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
+import sys
 import threading
+import time
 import weakref
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from orjson import dumps as _dumps
 
 from .. import _errors
-from ..record import Record
+from ..exceptions import ConfigError
+from ..record import Record, format_timestamp
 from ..render.json import JsonRenderer
 from ..render.json import default as _default
 
-__all__ = ["BufferedSink", "JsonLinesSink", "Sink"]
+if TYPE_CHECKING:
+    import signal
+    from types import FrameType
+
+    _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+__all__ = [
+    "DRAIN_TIMEOUT",
+    "BufferedSink",
+    "JsonLinesSink",
+    "PartialWrite",
+    "Sink",
+    "drain_all",
+    "install_signal_handlers",
+]
+
+#: The longest, in seconds, that draining every sink may take at exit or on a signal.
+DRAIN_TIMEOUT = 5.0
+
+Overflow = Literal["block", "drop"]
 
 
 @runtime_checkable
@@ -40,6 +77,18 @@ class Sink(Protocol):
         """Flush and release resources; safe to call twice."""
 
 
+class PartialWrite(OSError):
+    """``write_batch`` failed after the first *written* lines of the batch reached the file.
+
+    Sinks raise it so that the accounting stays exact: those lines count as written, the rest
+    of the batch as lost.
+    """
+
+    def __init__(self, written: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror, cause.filename)
+        self.written = written
+
+
 class BufferedSink:
     """Renders each record on the caller into one shared ``bytearray``; a writer thread writes
     the buffer out in batches of whole lines.
@@ -53,10 +102,18 @@ class BufferedSink:
     the page cache runs beside the application instead of on its request path.
 
     The writer wakes every ``flush_interval`` seconds, as soon as ``batch_bytes`` are buffered,
-    and at once for a record at ``flush_level`` or above (ERROR by default). Everything buffered
-    is written before a ``fork()`` and at exit. If the writer falls ``max_buffer_bytes`` behind,
-    the caller writes the batch itself (back-pressure, not loss). On a terminal every line is
-    written at once, on the caller.
+    and at once for a record at ``flush_level`` or above (ERROR by default). The buffer is
+    bounded: at most ``max_records`` records and ``max_buffer_bytes`` bytes (plus one line per
+    thread appending at the same instant). When it is full, ``overflow="block"`` makes the
+    caller wait up to ``block_timeout`` seconds for the writer, then drop the record (and,
+    until the writer takes a batch again, drop the next records at once: a hung disk costs a
+    thread one timeout, not one per record); ``overflow="drop"`` drops it at once. Drops are
+    counted (see the module docstring).
+
+    Everything buffered is written before a ``fork()`` and drained at exit (at most
+    ``DRAIN_TIMEOUT`` seconds in all; what is left is reported on stderr). A forked child
+    starts empty and never writes its parent's records. On a terminal every line is written at
+    once, on the caller.
 
     Subclasses implement :meth:`write_batch`.
     """
@@ -69,82 +126,278 @@ class BufferedSink:
         *,
         batch_bytes: int = 65536,
         max_buffer_bytes: int = 8 * 1024 * 1024,
+        max_records: int = 100_000,
+        overflow: Overflow = "block",
+        block_timeout: float = 1.0,
         flush_interval: float = 0.1,
         flush_level: int = 40,
         interactive: bool = False,
     ) -> None:
+        if overflow not in ("block", "drop"):
+            raise ConfigError("overflow", overflow, "'block' or 'drop'")
+        if max_records < 1 or max_buffer_bytes < 1:
+            raise ConfigError(
+                "max_records/max_buffer_bytes", (max_records, max_buffer_bytes), "positive sizes"
+            )
         self.renderer = renderer
         self.batch_bytes = batch_bytes
         self.max_buffer_bytes = max_buffer_bytes
+        self.max_records = max_records
+        self.overflow = overflow
+        self.block_timeout = block_timeout
         self.flush_interval = flush_interval
         self.flush_level = flush_level
         self.interactive = interactive
         self._buffer = bytearray()
-        self._flush_lock = threading.Lock()
-        self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self.written = 0
-        self.lost = 0
+        self._reset_state()
         _sinks.add(self)
         if not interactive:
             self._start_writer()
 
+    def _reset_state(self) -> None:
+        """Fresh locks, events and counters (at start, and in a forked child)."""
+        self._flush_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._space = threading.Event()
+        # The fast path admits record number n while n <= _admit and the buffer has room:
+        # ``itertools.count`` is one C call, exact under the GIL (a ``+= 1`` is not).
+        self._seq = itertools.count(1)
+        self._left = 0  # records that left the queue: taken by the writer, or dropped
+        self._admit = self.max_records
+        # Lines are appended while below _room; the writer is woken at _wake_bytes.
+        self._room = self.max_buffer_bytes
+        self._wake_bytes = 0 if self.interactive or self._closed else self.batch_bytes
+        self.written = 0
+        self.dropped: Counter[str] = Counter()
+        self._pending: Counter[str] = Counter()  # drops not yet summarised in the output
+        self._stalled = False  # a blocked caller timed out; cleared when the writer takes data
+
+    # --- the caller's side --------------------------------------------------------------------
     def emit(self, record: Record, levelno: int) -> None:
+        self._add(self.renderer(record), levelno)
+
+    def _add(self, line: bytes, levelno: int) -> None:
+        n = next(self._seq)
         buffer = self._buffer
-        buffer += self.renderer(record)
-        self._after_append(buffer, levelno)
+        if n <= self._admit and len(buffer) < self._wake_bytes and levelno < self.flush_level:
+            buffer += line  # a local name: ``self._buffer += line`` would also store the attribute
+        else:
+            self._add_slow(n, line, levelno)
 
-    def _after_append(self, buffer: bytearray, levelno: int) -> None:
-        if self.interactive:
+    def _add_slow(self, n: int, line: bytes, levelno: int) -> None:
+        """Record number *n* needs more than an append: a wake-up, a flush, or room."""
+        buffer = self._buffer
+        if n <= self._admit and len(buffer) < self._room:
+            buffer += line
+            self._after_append()
+        else:
+            self._overflow(n, line)
+
+    def _after_append(self) -> None:
+        if self.interactive or self._closed:
             self.flush()
-        elif len(buffer) >= self.batch_bytes or levelno >= self.flush_level:
-            if len(buffer) >= self.max_buffer_bytes:
-                self.flush()  # the writer is behind: write on the caller rather than grow
-            else:
-                self._wake.set()
+        elif not self._wake.is_set():
+            # Event.set() takes a lock even when already set. No wake-up is lost: the line is
+            # appended before this check, and the writer clears the event before taking lines.
+            self._wake.set()
 
-    def flush(self) -> None:
-        """Write everything buffered now (any thread)."""
-        if not self._buffer:
-            return
-        with self._flush_lock:
+    def _overflow(self, n: int, line: bytes) -> None:
+        """The buffer is full: wait for room (policy "block"), or drop the record."""
+        reason = "queue_full"
+        if self._room < 0:
+            reason = "closed"
+        elif self.interactive:
+            self.flush()  # no writer thread: write on the caller, then take the record
             buffer = self._buffer
-            if not buffer:
-                return
+            buffer += line
+            self.flush()
+            return
+        elif self._stalled:
+            reason = "block_timeout"  # one caller already waited in vain: do not wait again
+            self._ensure_writer()
+        elif self.overflow == "block" and threading.current_thread() is not self._thread:
+            deadline = time.monotonic() + self.block_timeout
+            self._ensure_writer()
+            while True:
+                self._space.clear()
+                self._wake.set()
+                # _admit moves up as the writer takes records (or others are dropped).
+                buffer = self._buffer
+                if n <= self._admit and len(buffer) < self._room:
+                    buffer += line
+                    self._wake.set()
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._space.wait(remaining)
+            reason = "block_timeout"
+            # The writer is stuck (a hung disk, a lock held elsewhere): later records are
+            # dropped at once until it takes a batch again, so a stall costs the application
+            # one block_timeout per thread, not one per record.
+            self._stalled = True
+        self._drop(1, reason)
+
+    def _drop(self, count: int, reason: str) -> None:
+        with self._count_lock:
+            self.dropped[reason] += count
+            self._pending[reason] += count
+            self._left += count
+            self._admit = self._left + self.max_records
+        if not self._wake.is_set():  # Event.set() takes a lock even when already set
+            self._wake.set()
+
+    # --- the writer's side --------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write everything buffered now (any thread), including a batch the writer thread has
+        taken and is still writing: the lock is taken even when the buffer looks empty."""
+        with self._flush_lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        buffer = self._buffer
+        if buffer:
             # Only whole lines are ever in the buffer; take them and leave later appends.
             data = bytes(buffer)
             del buffer[: len(data)]
-            try:
-                self.write_batch(data)
-            except Exception as exc:
-                lost = data.count(b"\n")
-                self.lost += lost
-                _errors.report(f"sink {self.name}", exc, lost=lost)
-            else:
-                self.written += data.count(b"\n")
+            lines = data.count(b"\n")
+            with self._count_lock:
+                self._left += lines
+                self._admit = self._left + self.max_records
+            self._stalled = False
+            self._space.set()
+            if not self._deliver(data, lines):
+                return
+        if self._pending:
+            self._write_summary()
+
+    def _deliver(self, data: bytes, lines: int) -> bool:
+        """Write one batch and count it; ``False`` if the write failed."""
+        try:
+            self.write_batch(data)
+        except Exception as exc:
+            written = exc.written if isinstance(exc, PartialWrite) else 0
+            lost = lines - written
+            self.written += written
+            with self._count_lock:
+                self.dropped["write_error"] += lost
+                self._pending["write_error"] += lost
+            _errors.report(f"sink {self.name}", exc, lost=lost)
+            return False
+        self.written += lines
+        return True
+
+    def _write_summary(self) -> None:
+        """Write a ``log.dropped`` record per reason, now that writing works."""
+        with self._count_lock:
+            pending = dict(self._pending)
+            self._pending.clear()
+        lines = b"".join(self.renderer(summary_record(self.name, r, n)) for r, n in pending.items())
+        try:
+            self.write_batch(lines)
+        except OSError:
+            with self._count_lock:  # still failing: summarise later, count nothing twice
+                self._pending.update(pending)
 
     def write_batch(self, data: bytes) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # --- lifecycle ----------------------------------------------------------------------------
+    def drain(self, timeout: float = DRAIN_TIMEOUT) -> bool:
+        """Write everything buffered, on the calling thread, within *timeout* seconds.
+
+        Returns:
+            ``True`` if the buffer is empty; ``False`` if the time ran out (for example while
+            the writer thread is stuck on a hung disk), in which case the number of records
+            left is reported on stderr.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            # A plain acquire could wait forever on a writer stuck in write(2).
+            if not self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            try:
+                self._flush_locked()
+            finally:
+                self._flush_lock.release()
+            if not self._buffer or time.monotonic() >= deadline:
+                break
+        if not self._buffer:
+            return True
+        left = self._buffer.count(b"\n")
+        _errors._write_stderr(
+            f"servicelog: sink {self.name}: drain timed out after {timeout:.1f}s; "
+            f"{left} record(s) not written\n"
+        )
+        return False
+
     def close(self, timeout: float | None = None) -> None:
+        """Stop the writer, drain (at most *timeout* seconds, default ``DRAIN_TIMEOUT``) and
+        release the sink's resources. Safe to call twice; records emitted afterwards are
+        counted as dropped ("closed")."""
         if self._closed:
             return
+        budget = DRAIN_TIMEOUT if timeout is None else timeout
+        deadline = time.monotonic() + budget
         self._closed = True
+        self._wake_bytes = 0
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout if timeout is not None else 5.0)
-        self.flush()
+            thread.join(budget)
+        self.drain(max(0.0, deadline - time.monotonic()))
         _sinks.discard(self)
-        self.release()
+        # Whatever is still buffered now can no longer be written: count it. Without the lock
+        # (a writer stuck in write(2)) the file is left open rather than closed under it.
+        locked = self._flush_lock.acquire(timeout=0.1)
+        try:
+            self._room = -1  # every later record is dropped, as "closed"
+            left = self._buffer.count(b"\n")
+            if left:
+                self._buffer.clear()
+                with self._count_lock:
+                    self._left += left
+                    self.dropped["closed"] += left
+            if locked:
+                self.release()
+        finally:
+            if locked:
+                self._flush_lock.release()
 
     def release(self) -> None:
         """Release the underlying resource (after the final flush)."""
 
+    # --- counters -----------------------------------------------------------------------------
+    @property
+    def produced(self) -> int:
+        """Records handed to :meth:`emit` so far."""
+        # ``count`` has no public reader; its repr is ``count(N)`` with N the next value.
+        return int(repr(self._seq)[6:-1]) - 1
+
+    @property
+    def lost(self) -> int:
+        """Records dropped for any reason (see :attr:`dropped` for the reasons)."""
+        return sum(self.dropped.values())
+
     @property
     def queued_bytes(self) -> int:
         return len(self._buffer)
+
+    @property
+    def queued_records(self) -> int:
+        return self._buffer.count(b"\n")
+
+    def counters(self) -> dict[str, Any]:
+        """``produced``, ``written``, ``dropped`` (by reason) and ``queued`` records."""
+        return {
+            "produced": self.produced,
+            "written": self.written,
+            "dropped": dict(self.dropped),
+            "queued": self.queued_records,
+        }
 
     # --- the writer thread --------------------------------------------------------------------
     def _start_writer(self) -> None:
@@ -152,6 +405,14 @@ class BufferedSink:
             target=self._run, name=f"servicelog-writer[{self.name}]", daemon=True
         )
         self._thread.start()
+
+    def _ensure_writer(self) -> None:
+        """Restart the writer thread if it died (it only can through a bug of ours)."""
+        thread = self._thread
+        if not self.interactive and not self._closed and (thread is None or not thread.is_alive()):
+            with self._count_lock:
+                if self._thread is thread:
+                    self._start_writer()
 
     def _run(self) -> None:
         wake = self._wake
@@ -162,12 +423,27 @@ class BufferedSink:
 
     def _after_fork_in_child(self) -> None:
         # The parent wrote its buffer before forking; anything here was appended concurrently
-        # by another parent thread and belongs to the parent: never write it twice.
+        # by another parent thread and belongs to the parent: never write it twice. The child
+        # keeps its own accounting from zero.
         self._buffer.clear()
-        self._flush_lock = threading.Lock()
-        self._wake = threading.Event()
+        self._thread = None
+        self._reset_state()
         if not self.interactive and not self._closed:
             self._start_writer()
+
+
+def summary_record(sink: str, reason: str, count: int) -> Record:
+    """The ``log.dropped`` record that reports *count* records dropped for *reason*."""
+    return {
+        "@timestamp": format_timestamp(time.time_ns()),
+        "log.level": "warning",
+        "message": f"log.dropped: {count} record(s) dropped ({reason})",
+        "log.logger": "servicelog",
+        "event.action": "log.dropped",
+        "servicelog.dropped.count": count,
+        "servicelog.dropped.reason": reason,
+        "servicelog.sink": sink,
+    }
 
 
 _sinks: weakref.WeakSet[BufferedSink] = weakref.WeakSet()
@@ -182,13 +458,126 @@ def flush_all() -> None:
             pass
 
 
+def drain_all(timeout: float = DRAIN_TIMEOUT) -> bool:
+    """Drain every buffered sink in the process within *timeout* seconds in all.
+
+    Returns:
+        ``True`` if everything was written.
+    """
+    deadline = time.monotonic() + timeout
+    ok = True
+    for sink in list(_sinks):
+        try:
+            ok = sink.drain(max(0.0, deadline - time.monotonic())) and ok
+        except Exception:  # pragma: no cover - drain() guards itself
+            ok = False
+    return ok
+
+
+def _before_fork() -> None:
+    drain_all()
+    _watch_multiprocessing()
+
+
 def _after_fork_in_child() -> None:
     for sink in list(_sinks):
         sink._after_fork_in_child()
 
 
-os.register_at_fork(before=flush_all, after_in_child=_after_fork_in_child)
-atexit.register(flush_all)
+# --- multiprocessing children -----------------------------------------------------------------
+# A child started by multiprocessing's "fork" method ends with os._exit(), so atexit never runs
+# in it (measured: 2 of 2,000 queued records written). multiprocessing runs its own finalizers
+# first, so register one there, in each child, after multiprocessing has cleared the registry
+# it inherited (``BaseProcess._after_fork``). Only if the application imported it already.
+class _Token:
+    pass
+
+
+_mp_token = _Token()
+_mp_watched = False
+
+
+def _watch_multiprocessing() -> None:
+    global _mp_watched
+    util = sys.modules.get("multiprocessing.util")
+    if util is None or _mp_watched:
+        return
+    _mp_watched = True
+    util.register_after_fork(_mp_token, _register_mp_finalizer)
+
+
+def _register_mp_finalizer(_: object) -> None:
+    util = sys.modules["multiprocessing.util"]
+    util.Finalize(None, drain_all, exitpriority=-100)
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+atexit.register(drain_all)
+
+
+# --- signals ----------------------------------------------------------------------------------
+# (``signal`` is imported on use: importing servicelog stays cheap for those who never call it.)
+_previous: dict[int, _Handler] = {}
+
+
+def install_signal_handlers(
+    signals: Iterable[int] | None = None, timeout: float = DRAIN_TIMEOUT
+) -> None:
+    """Drain every sink when one of *signals* arrives, then hand the signal on.
+
+    Nothing is installed unless you call this (servicelog never replaces an application's
+    handlers behind its back), and calling it again does not stack handlers. The handler
+    drains (at most *timeout* seconds), then chains to the handler that was installed before:
+    a Python handler is called; ``SIG_IGN`` is honoured; the default action is restored and
+    the signal re-raised, so the exit status still says "killed by SIGTERM".
+
+    Servers that handle signals themselves (uvicorn, gunicorn's workers, hypercorn) exit
+    normally after SIGTERM, and the ``atexit`` drain covers them: they need no call.
+
+    Args:
+        signals: the signals to handle (default: SIGTERM and SIGINT).
+        timeout: the longest the drain may take, in seconds.
+
+    Raises:
+        ValueError: when called from a thread other than the main thread (a Python rule).
+    """
+    import signal
+
+    for signum in signals if signals is not None else (signal.SIGTERM, signal.SIGINT):
+        current = signal.getsignal(signum)
+        if current is _on_signal:
+            continue
+        _previous[signum] = current
+        signal.signal(signum, _on_signal)
+    global _drain_timeout
+    _drain_timeout = timeout
+
+
+_drain_timeout = DRAIN_TIMEOUT
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    import signal
+
+    drain_all(_drain_timeout)
+    previous = _previous.get(signum, signal.SIG_DFL)
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_IGN:
+        return
+    else:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def uninstall_signal_handlers() -> None:
+    """Put back the handlers :func:`install_signal_handlers` replaced (for tests)."""
+    import signal
+
+    for signum, previous in list(_previous.items()):
+        if signal.getsignal(signum) is _on_signal:
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        del _previous[signum]
 
 
 class JsonLinesSink(BufferedSink):
@@ -217,7 +606,9 @@ class JsonLinesSink(BufferedSink):
                 line = body[:-1] + self._tail
             else:
                 line = self.renderer.finish(record, body[:-1] + self._tail)
+        n = next(self._seq)
         buffer = self._buffer
-        buffer += line
-        if self.interactive or len(buffer) >= self.batch_bytes or levelno >= self.flush_level:
-            self._after_append(buffer, levelno)
+        if n <= self._admit and len(buffer) < self._wake_bytes and levelno < self.flush_level:
+            buffer += line  # a local name: ``self._buffer += line`` would also store the attribute
+        else:
+            self._add_slow(n, line, levelno)

@@ -1,30 +1,94 @@
-"""A plain append-only file of JSON lines.
+"""An append-only file of JSON lines that several processes can share, and that survives faults.
 
-Files are created ``0600`` (``0640`` allowed) with the mode given to ``open(2)`` itself, so
-there is no window in which another user could open them, and never through a symlink
-(``O_NOFOLLOW``): a pre-planted link is refused. Writes are whole batches of whole lines, with
-``O_APPEND``, so lines from several processes never tear or interleave.
+Security: files are created ``0600`` (``0640`` allowed) by ``open(2)`` itself, so no other user
+can open them in between, and never through a symlink (``O_NOFOLLOW``): a pre-planted link is
+refused. Parent directories are created ``0700`` (``0750`` for ``0640`` files).
+
+Many writers, one file: each batch of whole lines is written under an exclusive
+``fcntl.flock`` on a lock file next to the log (``.app.jsonl.lock``), with ``O_APPEND``. Under
+the lock a writer checks that the lock file and the log file are still the ones at their paths
+(a deleted directory, a deleted file, an external ``logrotate`` rename are noticed here and the
+file is reopened or recreated), and that the file ends in a newline: a writer killed in the
+middle of a write leaves a torn last line, and the next batch starts on a fresh line so that no
+complete record is ever glued to the fragment. Rotation (``rotating.py``) happens under the same
+lock. The lock costs a few system calls per batch, not per record; ``write(2)`` calls to one
+file are serialised by the kernel anyway.
+
+Faults never raise into the application: a failed batch is counted as lost (exactly: lines a
+short write did put in the file count as written), reported on stderr at most once a minute,
+and the next batch tries again from scratch (directory, lock file, log file), so writing
+resumes within one ``flush_interval`` of the fault clearing.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+from typing import Any
 
+from .. import _errors
 from ..exceptions import ConfigError
 from ..render.json import JsonRenderer
-from .base import JsonLinesSink
+from .base import JsonLinesSink, PartialWrite
 
-__all__ = ["FileSink"]
+__all__ = ["FileSink", "open_log_file"]
 
 _ALLOWED_MODES = (0o600, 0o640)
+# Read access too: a batch reads the last byte to see whether it ends a line (pread).
+_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+def check_mode(mode: int) -> int:
+    """Accept 0o600 or 0o640.
+
+    Raises:
+        ConfigError: for any other mode.
+    """
+    if mode not in _ALLOWED_MODES:
+        raise ConfigError("file mode", oct(mode), "0o600 or 0o640")
+    return mode
+
+
+def open_log_file(path: str, mode: int, flags: int = _OPEN_FLAGS) -> tuple[int, bool]:
+    """Open *path* for appending, creating it with exactly *mode* if it does not exist.
+
+    The umask can only remove permission bits, so a new file is never wider than *mode*; if
+    the umask made it narrower, ``fchmod`` widens it to *mode* (at most 0o640) on the open
+    descriptor, which leaves no window in which it is wider than asked. The process umask is
+    not touched: changing it is not thread-safe.
+
+    Returns:
+        The descriptor, and whether this call created the file.
+
+    Raises:
+        OSError: ``ELOOP`` for a symlink at *path*, and the usual others.
+    """
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return os.open(path, flags), False
+    try:
+        if os.fstat(fd).st_mode & 0o777 != mode:
+            os.fchmod(fd, mode)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd, True
 
 
 class FileSink(JsonLinesSink):
     """Append JSON lines to *path*, creating parent directories as needed.
 
+    Args:
+        path: the log file.
+        renderer: the JSON renderer.
+        mode: ``0o600`` (default) or ``0o640``, for the file and its lock file.
+        **options: the buffering options of :class:`~servicelog.sinks.base.BufferedSink`.
+
     Raises:
         ConfigError: for a mode other than 0o600/0o640.
-        OSError: when the file cannot be opened (including a symlink at *path*).
+        OSError: ``ELOOP`` when *path* is a symlink. Other faults at start (a read-only or
+            missing directory) do not raise: they are reported, and every batch tries again.
     """
 
     def __init__(
@@ -33,43 +97,187 @@ class FileSink(JsonLinesSink):
         renderer: JsonRenderer,
         *,
         mode: int = 0o600,
-        **options: float,
+        **options: Any,
     ) -> None:
-        if mode not in _ALLOWED_MODES:
-            raise ConfigError("file mode", oct(mode), "0o600 or 0o640")
-        self.path = os.fspath(path)
+        self.mode = check_mode(mode)
+        self.path = os.path.abspath(os.fspath(path))
         self.name = f"file:{self.path}"
-        self.mode = mode
-        parent = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(parent, mode=0o700, exist_ok=True)
-        self._fd = self._open()
+        self.directory, self.basename = os.path.split(self.path)
+        self.lock_path = os.path.join(self.directory, f".{self.basename}.lock")
+        self._fd: int | None = None
+        self._ino = -1
+        self._end = -1  # where our last write ended: the file ends in "\n" there
+        self._lock_fd: int | None = None
+        self._lock_ino = -1
+        self._released = False
+        try:
+            self._lock()
+            try:
+                self._active()
+            finally:
+                self._unlock()
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self._close_fds()
+                raise
+            _errors.report(f"sink {self.name}", exc)
         super().__init__(renderer, **options)
 
-    def _open(self) -> int:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        old = os.umask(0o077 if self.mode == 0o600 else 0o027)
-        try:
-            fd = os.open(self.path, flags, self.mode)
-        finally:
-            os.umask(old)
-        # A file left by a crash may end in a torn line: start on a fresh line so no complete
-        # record is ever glued to the fragment.
-        size = os.fstat(fd).st_size
-        if size:
-            with open(self.path, "rb") as f:
-                f.seek(size - 1)
-                if f.read(1) != b"\n":
-                    os.write(fd, b"\n")
-        return fd
+    # --- the lock ---------------------------------------------------------------------------
+    def _lock(self) -> int:
+        """Take the exclusive lock, opening the lock file (and its directory) if needed.
 
+        The lock file is not checked against its path here: :meth:`_active` does it whenever
+        the log file at the path is not the one we have open, which is the case after anything
+        that could have replaced the lock file (a deleted directory); the common batch saves a
+        system call.
+        """
+        import fcntl  # on use: importing servicelog stays cheap for stdout-only services
+
+        if self._lock_fd is None:
+            try:
+                try:
+                    fd, _created = open_log_file(self.lock_path, self.mode, _LOCK_FLAGS)
+                except FileNotFoundError:
+                    os.makedirs(self.directory, mode=0o700 if self.mode == 0o600 else 0o750,
+                                exist_ok=True)  # fmt: skip
+                    fd, _created = open_log_file(self.lock_path, self.mode, _LOCK_FLAGS)
+            except PermissionError as exc:
+                # A directory we may not create files in, around a log file we may write (a
+                # pre-created /var/log/app.jsonl): write on without the cross-process lock
+                # (one process is still safe) rather than lose everything; say so.
+                _errors.report(f"sink {self.name} lock file", exc)
+                return -1
+            self._lock_fd, self._lock_ino = fd, os.fstat(fd).st_ino
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        return self._lock_fd
+
+    def _relock_if_stale(self) -> None:
+        """A lock on a lock file that was deleted (with its directory, say) excludes no one:
+        if the lock file at the path is another, lock that one instead."""
+        if self._lock_fd is None:
+            return  # running without a lock file (see _lock)
+        for _ in range(3):
+            try:
+                if os.stat(self.lock_path, follow_symlinks=False).st_ino == self._lock_ino:
+                    return
+            except FileNotFoundError:
+                pass
+            self._close_lock()
+            self._lock()
+        raise OSError(errno.EAGAIN, "the lock file keeps changing", self.lock_path)
+
+    def _unlock(self) -> None:
+        import fcntl
+
+        if self._lock_fd is not None:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            except OSError:
+                self._close_lock()
+
+    def _close_lock(self) -> None:
+        if self._lock_fd is not None:
+            try:
+                os.close(self._lock_fd)
+            except OSError:
+                pass
+            self._lock_fd, self._lock_ino = None, -1
+
+    # --- the log file (call with the lock held) -----------------------------------------------
+    def _active(self) -> tuple[int, int]:
+        """The descriptor of the file now at ``path`` and its size, reopening if it changed."""
+        for _ in range(3):
+            try:
+                st = os.stat(self.path, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if self._fd is not None and st is not None and st.st_ino == self._ino:
+                return self._fd, st.st_size
+            # Deleted, renamed by logrotate, rotated by another process, or not open yet.
+            self._relock_if_stale()
+            self._close_file()
+            fd, created = open_log_file(self.path, self.mode)
+            st = os.fstat(fd)
+            self._fd, self._ino, self._end = fd, st.st_ino, -1
+            if self._opened(fd, created, st):
+                return fd, st.st_size
+        raise OSError(errno.EAGAIN, "the log file keeps changing", self.path)
+
+    def _opened(self, fd: int, created: bool, st: os.stat_result) -> bool:
+        """Hook: a log file was opened (``created`` by us, or found); ``False`` to reopen."""
+        return True
+
+    def _close_file(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd, self._ino, self._end = None, -1, -1
+
+    def _append(self, fd: int, size: int, data: bytes) -> int:
+        """Append whole lines; return the new size. Call with the lock held.
+
+        Raises:
+            PartialWrite: carrying how many lines of *data* reached the file.
+        """
+        prefix = b""
+        if size and size != self._end and os.pread(fd, 1, size - 1) != b"\n":
+            # A torn last line (a writer was killed mid-write): start a fresh line.
+            prefix = b"\n"
+        payload = prefix + data if prefix else data
+        view = memoryview(payload)
+        done = 0
+        try:
+            # One write(2) normally takes the whole batch; a short one (a full disk) is
+            # continued, and we hold the lock, so no other writer can interleave.
+            while done < len(payload):
+                done += os.write(fd, view[done:])
+        except OSError as exc:
+            self._end = -1
+            written = payload.count(b"\n", 0, done) - (1 if prefix and done else 0)
+            raise PartialWrite(written, exc) from exc
+        finally:
+            view.release()
+        self._end = size + len(payload)
+        return self._end
+
+    # --- BufferedSink -------------------------------------------------------------------------
     def write_batch(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        if self._released:
+            raise OSError(errno.EBADF, "the sink is closed", self.path)
+        try:
+            self._lock()
+        except OSError:
+            self._close_fds()  # try everything afresh on the next batch
+            raise
+        try:
+            self._write_locked(data)
+        except OSError:
+            self._close_file()
+            raise
+        finally:
+            self._unlock()
+
+    def _write_locked(self, data: bytes) -> None:
+        fd, size = self._active()
+        self._append(fd, size, data)
 
     def release(self) -> None:
-        try:
-            os.close(self._fd)
-        except OSError:
-            pass
+        self._released = True
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        self._close_file()
+        self._close_lock()
+
+    def _after_fork_in_child(self) -> None:
+        # Our descriptors share their open file descriptions with the parent's, and a flock
+        # belongs to the description: the child must have its own lock. Close (never unlock:
+        # that would release the parent's lock) and reopen on the first batch.
+        self._close_fds()
+        super()._after_fork_in_child()
+
+
+_LOCK_FLAGS = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW

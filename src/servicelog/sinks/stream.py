@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import BinaryIO, Literal, TextIO
+from typing import Any, BinaryIO, Literal, TextIO
 
 from .. import _errors
 from ..record import Record
@@ -39,7 +39,7 @@ class StreamSink(JsonLinesSink):
         self,
         renderer: JsonRenderer,
         stream: Literal["stdout", "stderr"] | TextIO = "stdout",
-        **options: float,
+        **options: Any,
     ) -> None:
         self.stream = resolve_stream(stream)
         self.name = f"stream:{getattr(self.stream, 'name', 'stream')}"

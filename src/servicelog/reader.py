@@ -1,0 +1,156 @@
+"""Read log files back: the records of a file set, in order, across rotated and compressed files.
+
+>>> for record in servicelog.read_records("logs/app.jsonl"):
+...     print(record["message"])
+
+A path names a file set by its active file (``logs/app.jsonl``: its rotated files oldest
+first, then the active file), a single rotated file, or a directory (every file set in it, one
+after the other by name). Compressed files (``.gz``, ``.zip``, ``.bz2``, ``.xz``, ``.zst``) are
+read transparently.
+
+What the files may hold besides records, and what the reader does with it:
+
+* a last line with no newline: a record still being written, or torn by a crash
+  (``kill -9``): skipped, in every file;
+* a complete line that is not a JSON object (the fragment a crash left, which the next
+  writer ended with a newline; an empty line): skipped, or ``ValueError`` with
+  ``strict=True``.
+
+Use :func:`iter_lines` to see every line with where it came from (verifiers, the explorer).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+
+import orjson
+
+from .sinks.rotating import COMPRESSIONS, list_members, open_member
+
+__all__ = ["Line", "files_of", "iter_lines", "read_records"]
+
+PathArg = str | os.PathLike[str]
+
+# Any rotated file: <stem>_<label>[.<seq>][<suffix>][<compression>]
+_ROTATED = re.compile(
+    r"^(?P<stem>.+?)_(?P<label>\d{4}-\d{2}-\d{2}(?:T\d{2}-\d{2}(?:-\d{2})?Z)?)(?:\.\d+)?"
+    r"(?P<suffix>\.(?!gz$|zip$|bz2$|xz$|zst$)[A-Za-z0-9]+)?(?:\.gz|\.zip|\.bz2|\.xz|\.zst)?$"
+)
+_LOG_SUFFIXES = (".jsonl", ".json", ".log", ".ndjson")
+
+
+class Line(NamedTuple):
+    """One line of a log file."""
+
+    path: str
+    lineno: int  # 1-based
+    data: bytes  # without the newline
+    complete: bool  # False only for a last line with no newline
+
+
+def files_of(paths: PathArg | Iterable[PathArg]) -> list[str]:
+    """The files that make up *paths*, in reading order (see the module docstring)."""
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    out: list[str] = []
+    seen: set[str] = set()
+    for item in items:
+        path = os.path.abspath(os.fspath(item))
+        if os.path.isdir(path):
+            files = [f for active in _actives_in(path) for f in _set_files(active)]
+        elif os.path.isfile(path) and _ROTATED.match(os.path.basename(path)):
+            files = [path]
+        else:
+            files = _set_files(path)
+        for f in files:
+            if f not in seen:
+                seen.add(f)
+                out.append(f)
+    return out
+
+
+def _set_files(active: str) -> list[str]:
+    files = [m.path for m in list_members(active)]
+    if os.path.isfile(active):
+        files.append(active)
+    return files
+
+
+def _actives_in(directory: str) -> list[str]:
+    """The active file of every file set in *directory*, by name."""
+    names = os.listdir(directory)
+    actives: set[str] = set()
+    for name in names:
+        if name.startswith("."):
+            if name.endswith(".lock") and len(name) > 6:
+                actives.add(name[1:-5])
+            continue
+        match = _ROTATED.match(name)
+        if match is not None:
+            actives.add(match["stem"] + (match["suffix"] or ""))
+        elif name.endswith(_LOG_SUFFIXES):
+            actives.add(name)
+    return [os.path.join(directory, name) for name in sorted(actives)]
+
+
+def iter_lines(paths: PathArg | Iterable[PathArg]) -> Iterator[Line]:
+    """Every line of every file of *paths*, in order, with its file and line number.
+
+    A file that disappears before it is opened (compressed or aged out meanwhile) is looked
+    for under its compressed names, and skipped if gone.
+    """
+    for path in files_of(paths):
+        stream = _open(path)
+        if stream is None:
+            continue
+        with stream:
+            lineno = 0
+            try:
+                for raw in stream:
+                    lineno += 1
+                    if raw.endswith(b"\n"):
+                        yield Line(path, lineno, raw[:-1], True)
+                    else:
+                        yield Line(path, lineno, raw, False)
+            except EOFError:  # a compressed file cut short (it was being written)
+                continue
+
+
+def _open(path: str) -> Any:
+    plain = not path.endswith(tuple(COMPRESSIONS.values()))
+    for candidate in (path, *(path + s for s in COMPRESSIONS.values() if plain)):
+        try:
+            return open_member(candidate)
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def read_records(
+    paths: PathArg | Iterable[PathArg], *, strict: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The records of *paths*, oldest file first, in file order.
+
+    Args:
+        paths: an active file, a rotated file, a directory, or several of them.
+        strict: raise on a complete line that is not a JSON object, instead of skipping it.
+
+    Yields:
+        Each record, as a dict.
+
+    Raises:
+        ValueError: with ``strict=True``, naming the file and line of a bad line.
+    """
+    for line in iter_lines(paths):
+        if not line.complete:
+            continue  # being written, or torn by a crash
+        try:
+            record = orjson.loads(line.data)
+        except orjson.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            yield record
+        elif strict:
+            raise ValueError(f"{line.path}:{line.lineno}: not a JSON object: {line.data[:80]!r}")

@@ -1,0 +1,189 @@
+"""Cleaning a log directory: what to delete (a plan), then deleting it. Plain functions.
+
+This is the logic behind ``servicelog cleanup`` (the guide's ``cleanup_logs.py``), which is a
+thin shell over :func:`plan_cleanup` and :func:`apply_cleanup`:
+
+>>> plan = plan_cleanup("logs", days=30, max_bytes=5 * 10**9)
+>>> for f in plan.delete:
+...     print(f.path, f.size)
+>>> result = apply_cleanup(plan)
+
+Which files count as logs: the regular files of the directory (not its subdirectories, not
+symlinks, not hidden files such as lock files) whose names end in ``.jsonl``, ``.json``,
+``.log``, ``.ndjson``, possibly followed by a rotation number and a compression suffix
+(``app.log.1``, ``app_2026-11-29.1.jsonl.gz``).
+
+What is never deleted: the active file of a file set, however old or large. A servicelog
+writer keeps a lock file ``.<name>.lock`` beside its active file, and rotated files name their
+set (``app_2026-11-29.jsonl`` belongs to ``app.jsonl``, ``app.log.1`` to ``app.log``); each
+marks ``<name>`` as active. Files being compressed are hidden (``.<name>.gz.part``) and skipped.
+
+Sinks apply their own retention (by count and by age) as they rotate; this module is for a
+directory-wide policy run from cron or a systemd timer (see ``deploy/``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+from .exceptions import ConfigError
+
+__all__ = ["CleanupPlan", "CleanupResult", "LogFile", "apply_cleanup", "plan_cleanup", "scan"]
+
+_LOG_NAME = re.compile(
+    r"\.(?:jsonl|json|log|ndjson)(?:\.\d+)?(?:\.gz|\.zip|\.bz2|\.xz|\.zst)?$", re.IGNORECASE
+)
+_ROTATED = re.compile(
+    r"^(?P<stem>.+?)_\d{4}-\d{2}-\d{2}(?:T\d{2}-\d{2}(?:-\d{2})?Z)?(?:\.\d+)?"
+    r"(?P<suffix>\.[A-Za-z0-9]+?)?(?:\.gz|\.zip|\.bz2|\.xz|\.zst)?$"
+)
+# The stdlib's (and logrotate's) numbered backups: app.log.1, app.log.2.gz belong to app.log.
+_NUMBERED = re.compile(r"^(?P<active>.+)\.\d+(?:\.gz|\.zip|\.bz2|\.xz|\.zst)?$")
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """A log file found by :func:`scan`."""
+
+    path: str
+    size: int
+    mtime: float
+    active: bool
+
+
+@dataclass(frozen=True)
+class CleanupPlan:
+    """What :func:`plan_cleanup` decided.
+
+    Attributes:
+        directory: the directory scanned.
+        delete: the files to delete, oldest first.
+        keep: the log files kept (active files included).
+        total_bytes: the size of all log files before cleanup.
+        unreachable: ``True`` when *max_bytes* cannot be met without touching active files.
+    """
+
+    directory: str
+    delete: tuple[LogFile, ...]
+    keep: tuple[LogFile, ...]
+    total_bytes: int
+    unreachable: bool = False
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(f.size for f in self.delete)
+
+
+@dataclass
+class CleanupResult:
+    """What :func:`apply_cleanup` did."""
+
+    deleted: list[LogFile] = field(default_factory=list)
+    errors: list[tuple[LogFile, OSError]] = field(default_factory=list)
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(f.size for f in self.deleted)
+
+
+def scan(directory: str | os.PathLike[str]) -> list[LogFile]:
+    """The log files of *directory*, oldest first (by modification time).
+
+    Raises:
+        FileNotFoundError: when *directory* does not exist.
+        NotADirectoryError: when it is not a directory.
+    """
+    directory = os.fspath(directory)
+    names = os.listdir(directory)
+    active = {name[1:-5] for name in names if name.startswith(".") and name.endswith(".lock")}
+    for name in names:
+        match = _ROTATED.match(name)
+        if match is not None:
+            active.add(match["stem"] + (match["suffix"] or ""))
+        numbered = _NUMBERED.match(name)
+        if numbered is not None:
+            active.add(numbered["active"])
+    files: list[LogFile] = []
+    for name in names:
+        if name.startswith(".") or not _LOG_NAME.search(name):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if not os.path.isfile(path) or os.path.islink(path):
+            continue
+        files.append(LogFile(path, st.st_size, st.st_mtime, name in active))
+    files.sort(key=lambda f: (f.mtime, f.path))
+    return files
+
+
+def plan_cleanup(
+    directory: str | os.PathLike[str],
+    *,
+    days: float | None = None,
+    max_bytes: int | None = None,
+    now: float | None = None,
+) -> CleanupPlan:
+    """Decide which log files to delete: older than *days*, then the oldest until the
+    directory's logs total at most *max_bytes*. Active files are never chosen.
+
+    Args:
+        directory: the log directory.
+        days: delete files last written more than this many days ago.
+        max_bytes: then delete the oldest files until all logs total at most this.
+        now: the current time (default: ``time.time()``).
+
+    Returns:
+        The :class:`CleanupPlan`; nothing is deleted yet.
+
+    Raises:
+        ConfigError: when neither *days* nor *max_bytes* is given, or one is not positive.
+        FileNotFoundError: when *directory* does not exist.
+    """
+    if days is None and max_bytes is None:
+        raise ConfigError("cleanup", None, "--days and/or --max-size")
+    if days is not None and not days > 0:
+        raise ConfigError("days", days, "a number of days greater than zero")
+    if max_bytes is not None and max_bytes < 0:
+        raise ConfigError("max_size", max_bytes, "a size of zero or more")
+    now = time.time() if now is None else now
+    files = scan(directory)
+    total = sum(f.size for f in files)
+    delete: list[LogFile] = []
+    if days is not None:
+        cutoff = now - days * 86400
+        delete = [f for f in files if not f.active and f.mtime < cutoff]
+    remaining = total - sum(f.size for f in delete)
+    unreachable = False
+    if max_bytes is not None:
+        for f in files:
+            if remaining <= max_bytes:
+                break
+            if not f.active and f not in delete:
+                delete.append(f)
+                remaining -= f.size
+        unreachable = remaining > max_bytes
+    delete.sort(key=lambda f: (f.mtime, f.path))
+    keep = tuple(f for f in files if f not in delete)
+    return CleanupPlan(os.fspath(directory), tuple(delete), keep, total, unreachable)
+
+
+def apply_cleanup(plan: CleanupPlan) -> CleanupResult:
+    """Delete the files of *plan*. A file already gone counts as deleted; other failures
+    (permissions) are collected in :attr:`CleanupResult.errors`, never raised."""
+    result = CleanupResult()
+    for f in plan.delete:
+        try:
+            os.unlink(f.path)
+        except FileNotFoundError:
+            result.deleted.append(f)
+        except OSError as exc:
+            result.errors.append((f, exc))
+        else:
+            result.deleted.append(f)
+    return result

@@ -1,0 +1,84 @@
+"""Redaction runs in bounded time on hostile input: no catastrophic backtracking, no quadratic
+validation. These are "does not hang" tests with a generous bound, not speed measurements."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from servicelog.redaction import RedactionPolicy
+
+MIB = 1 << 20
+
+# Each is 1 MiB of near-misses for one of the patterns (or for the validation behind it).
+ADVERSARIAL = {
+    "one long word": "a" * MIB,
+    "key=value pairs": "a=b " * (MIB // 4),
+    "denied keys without values": "password=" * (MIB // 9),
+    "denied keys with values": "password=x " * (MIB // 11),
+    "quoted values never closed": ('password="' + "x" * 3000) * (MIB // 3010),
+    "brackets never closed": ("key=" + "{" * 5000) * (MIB // 5004),
+    "digits": "1" * MIB,
+    "digits and separators": "1 2-" * (MIB // 4),
+    "card-like groups": "4111 1111 1111 111 " * (MIB // 19),
+    "phone-like groups": "+1 2 3 4 5 6 7 " * (MIB // 15),
+    "SSN-like groups": "123-45-678 " * (MIB // 11),
+    "at signs": "a@" * (MIB // 2),
+    "e-mail local parts": ("a" * 63 + "@") * (MIB // 64),
+    "JWT headers": "eyJ" * (MIB // 3),
+    "JWT-ish segments": "eyJaaaaaaaaaa." * (MIB // 14),
+    "URL schemes": "a://b:" * (MIB // 6),
+    "URL userinfo never closed": ("http://u:" + "p" * 300) * (MIB // 309),
+    "bearer words": "Bearer " * (MIB // 7),
+    "provider prefixes": "AKIAsk-ghp_xoxb-" * (MIB // 16),
+    "mixed-case tokens": ("Ab3" * 11 + " ") * (MIB // 34),
+    "private key headers": "-----BEGIN RSA PRIVATE KEY-----" * (MIB // 31),
+    "quotes and colons": "'key': '" * (MIB // 8),
+}
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+def test_a_mebibyte_of_near_misses_finishes_quickly(text: str) -> None:
+    policy = RedactionPolicy(pii=True)
+    start = time.perf_counter()
+    out = policy.redact_text(text)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, f"{elapsed:.2f} s"
+    assert len(out) <= policy.max_text, "text is cut before matching"
+
+
+def test_a_large_structure_finishes_quickly() -> None:
+    """10^5 keys and a 10^5-item list: linear in size, no per-item regex storm."""
+    policy = RedactionPolicy(pii=True)
+    value: dict[str, Any] = {f"key_{i}": f"value {i}" for i in range(100_000)}
+    value["list"] = [f"item {i}" for i in range(100_000)]
+    start = time.perf_counter()
+    policy.redact_mapping(value)
+    assert time.perf_counter() - start < 10.0
+
+
+HOSTILE_TEXT = [
+    "password=\udcff\udc80",  # lone surrogates (surrogateescape'd bytes)
+    "token=abc\x00def",
+    "token=abc\r\nINFO forged line",
+    "token=a\u2028b\u2029c\u0085d",
+    "\x1b[2J\x1b]8;;http://evil\x07password=x",
+    "\u202epassword=x",
+    "pass\u2028word=x",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+def test_hostile_text_is_redacted_and_still_renders_as_one_line(text: str) -> None:
+    """Control characters, line breaks and lone surrogates neither break redaction nor the
+    one-line guarantee of the rendered record (catalog items I1, I2)."""
+    from servicelog.render.json import JsonRenderer
+
+    policy = RedactionPolicy(pii=True)
+    out = policy({"message": text, "field": text, "nested": [{"password": text}]}, 20)
+    assert out["nested"] == [{"password": "[REDACTED]"}]
+    line = JsonRenderer()(out)
+    assert line.count(b"\n") == 1 and len(line.decode("utf-8").splitlines()) == 1
+    assert policy.redact_text(policy.redact_text(text)) == policy.redact_text(text)

@@ -1,0 +1,413 @@
+"""The policy as a pipeline processor and as helpers: what it returns, the callback, text in
+exceptions and tracebacks, bytes, hostile objects, and the request-data helpers."""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from enum import Enum
+from typing import Any
+
+import pytest
+
+import servicelog
+from servicelog import _errors
+from servicelog.redaction import (
+    REDACTED,
+    REDACTION_FAILED,
+    Match,
+    RedactionPolicy,
+    get_policy,
+    redact_headers,
+    redact_mapping,
+    redact_query,
+    redact_text,
+    redact_url,
+)
+
+
+def record(**fields: Any) -> dict[str, Any]:
+    """A record shaped like a front-end's: head fields, static fields, then the call's own."""
+    return {
+        "@timestamp": "2026-11-29T15:14:20.678341Z",
+        "log.level": "info",
+        "message": "request completed",
+        "ecs.version": "8.11.0",
+        "service.name": "shop",
+        "log.logger": "app",
+        "request_id": "3f1c2a9e-5b7d-4c8e-9a1f-2b3c4d5e6f70",
+        **fields,
+    }
+
+
+# --- the processor ----------------------------------------------------------------------------
+def test_a_clean_record_is_returned_as_is(policy: RedactionPolicy) -> None:
+    """No copy when nothing changes: the first time (slow path) and every time after."""
+    rec = record(method="GET", path="/items/42", status=200, duration_ms=1.2)
+    for _ in range(3):
+        assert policy(rec, 20) is rec
+
+
+def test_a_record_with_a_secret_is_copied_not_mutated(policy: RedactionPolicy) -> None:
+    rec = record(password="hunter2", path="/login")
+    out = policy(rec, 20)
+    assert out is not rec and rec["password"] == "hunter2"
+    assert out == {**rec, "password": REDACTED}
+    assert list(out) == list(rec), "key order is kept"
+
+
+def test_new_values_under_known_keys_are_still_checked(policy: RedactionPolicy) -> None:
+    """The cached plan for a record shape never lets a new value through unchecked."""
+    clean = record(path="/items/1", note="fine", n=1)
+    assert policy(clean, 20) is clean
+    assert policy(record(path="/items/2", note="password=x", n=2), 20)["note"] == (
+        f"password={REDACTED}"
+    )
+    assert policy(record(path="/items/3", note=["token=x"], n=3), 20)["note"] == [
+        f"token={REDACTED}"
+    ]
+    assert policy(record(path="/items/4", note="ok", n={"secret": 1}), 20)["n"] == {
+        "secret": REDACTED
+    }
+    assert policy(record(path="/items/5", note=b"AKIAIOSFODNN7EXAMPLE", n=5), 20)["note"] == (
+        REDACTED
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, "password=x", 2.5, "token=y"],
+        [None, {"secret": "s"}, None, ["api_key=k"]],
+        [True, b"password=x", False, bytearray(b"token=y")],
+        ["fine", 10**40, "AKIAIOSFODNN7EXAMPLE", float("nan")],
+    ],
+)
+def test_a_field_that_changes_kind_between_records_is_always_checked(
+    policy: RedactionPolicy, values: list[Any]
+) -> None:
+    """The per-shape plan remembers which values were numbers and which strings; a value that
+    becomes something else takes the slow path, every time."""
+    for i in range(3):
+        for value in values:
+            out = policy(record(path=f"/{i}", field=value), 20)
+            assert "=x" not in repr(out["field"]) and "=y" not in repr(out["field"])
+            assert "AKIA" not in repr(out["field"]) and "'s'" not in repr(out["field"])
+            assert "=k" not in repr(out["field"])
+
+
+def test_short_whole_word_keys_in_text_need_a_quote_or_equals(policy: RedactionPolicy) -> None:
+    """``session:4155`` is a cache key, ``session=4155`` a parameter, ``'session': ...`` a
+    dict; ``password:x`` is a password in any form."""
+    assert policy.redact_text("cache miss for session:415594") == "cache miss for session:415594"
+    assert policy.redact_text("?session=415594") == f"?session={REDACTED}"
+    assert policy.redact_text("{'session': 'abc'}") == f"{{'session': '{REDACTED}'}}"
+    assert policy.redact_text("password:hunter2") == f"password:{REDACTED}"
+    assert policy.redact_text("    key = 'abc'") == f"    key = '{REDACTED}'"
+
+
+def test_source_lines_in_tracebacks_keep_their_code(policy: RedactionPolicy) -> None:
+    """``password = get_password(...)`` is code, not a secret; a literal is one."""
+    line = '    password = read_secret("db")'
+    assert policy.redact_text(line) == line
+    assert policy.redact_text('    password = "hunter2"') == f'    password = "{REDACTED}"'
+
+
+def test_the_message_and_error_fields_are_redacted(policy: RedactionPolicy) -> None:
+    rec = record(
+        **{
+            "error.type": "ValueError",
+            "error.message": "login failed: password=hunter2",
+            "error.stack_trace": "Traceback...\n    token = 'abc123'\nValueError: x",
+        }
+    )
+    rec["message"] = "Authorization: Bearer abcdef123456"
+    out = policy(rec, 40)
+    assert out["message"] == "Authorization: Bearer [REDACTED]"
+    assert out["error.message"] == "login failed: password=[REDACTED]"
+    assert out["error.stack_trace"] == "Traceback...\n    token = '[REDACTED]'\nValueError: x"
+
+
+def test_locals_in_a_real_traceback_are_redacted_by_key(policy: RedactionPolicy) -> None:
+    """``capture_locals`` writes ``name = repr(value)`` lines: denied names lose their value,
+    including inside dicts shown by repr."""
+
+    def login() -> None:
+        password = "CANARY-pw"  # noqa: F841 - the point of the test
+        api_key = b"CANARY-key"  # noqa: F841
+        payload = {"user": "bob", "secret": "CANARY-nested"}  # noqa: F841
+        user = "bob"  # noqa: F841
+        raise RuntimeError("boom")
+
+    try:
+        login()
+    except RuntimeError as exc:
+        te = traceback.TracebackException.from_exception(exc, capture_locals=True)
+        text = "".join(te.format())
+    assert "CANARY" in text
+    out = policy.redact_text(text)
+    assert "CANARY" not in out
+    assert "user = 'bob'" in out and "'user': 'bob'" in out
+
+
+def test_bytes_values_are_decoded_and_redacted_when_needed(policy: RedactionPolicy) -> None:
+    raw = b"token=abc123&x=1"
+    assert policy.redact_mapping({"body": raw}) == {"body": f"token={REDACTED}&x=1"}
+    clean = {"body": b"\x00\xffplain", "view": memoryview(b"ok"), "ba": bytearray(b"ok")}
+    assert policy.redact_mapping(clean) is clean
+
+
+def test_exceptions_dataclasses_enums_and_objects_as_values(policy: RedactionPolicy) -> None:
+    """Values the renderers write as text (an exception, a repr) or as fields (a dataclass)."""
+
+    @dataclasses.dataclass
+    class Login:
+        user: str
+        password: str
+
+    class Env(Enum):
+        KEY = "AKIAIOSFODNN7EXAMPLE"
+
+    class Creds:
+        def __repr__(self) -> str:
+            return "Creds(user='bob', password='hunter2')"
+
+    out = policy.redact_mapping(
+        {
+            "exc": ValueError("password=hunter2"),
+            "dc": Login("bob", "hunter2"),
+            "enum": Env.KEY,
+            "obj": Creds(),
+        }
+    )
+    assert out == {
+        "exc": f"ValueError: password={REDACTED}",
+        "dc": {"user": "bob", "password": REDACTED},
+        "enum": REDACTED,
+        "obj": f"Creds(user='bob', password='{REDACTED}')",
+    }
+
+
+def test_str_subclasses_are_scanned(policy: RedactionPolicy) -> None:
+    class Text(str):
+        pass
+
+    assert policy.redact_mapping({"a": Text("password=x")}) == {"a": f"password={REDACTED}"}
+    clean = {"a": Text("fine")}
+    assert policy.redact_mapping(clean) is clean
+
+
+# --- the callback -----------------------------------------------------------------------------
+def test_the_callback_sees_path_value_and_match_and_can_keep_a_value() -> None:
+    seen: list[tuple[Any, Any, Match]] = []
+
+    def callback(path: Any, value: Any, match: Match) -> Any:
+        seen.append((path, value, match))
+        if match.rule == "email" and str(value).endswith("@example.com"):
+            return value  # keep our own test addresses
+        if match.rule == "key" and match.text == "token":
+            return "[TOKEN]"
+        return match.replacement
+
+    policy = RedactionPolicy(pii=True, callback=callback)
+    out = policy.redact_mapping(
+        {
+            "user": {"token": "t-1", "mail": "ops@example.com", "other": "bob@corp.io"},
+            "items": ["AKIAIOSFODNN7EXAMPLE"],
+        }
+    )
+    assert out == {
+        "user": {"token": "[TOKEN]", "mail": "ops@example.com", "other": "bo***@***.io"},
+        "items": [REDACTED],
+    }
+    by_rule = {m.rule: (path, value, m) for path, value, m in seen}
+    assert by_rule["key"][0] == ("user", "token") and by_rule["key"][1] == "t-1"
+    assert by_rule["aws_access_key"][0] == ("items", 0)
+    assert by_rule["aws_access_key"][2].text == "AKIAIOSFODNN7EXAMPLE"
+    assert by_rule["email"][2].replacement == "bo***@***.io"
+
+
+def test_a_failing_callback_gets_the_default_replacement() -> None:
+    def callback(path: Any, value: Any, match: Match) -> Any:
+        raise RuntimeError("bug in the app's callback")
+
+    policy = RedactionPolicy(callback=callback)
+    assert policy.redact_mapping({"password": "x"}) == {"password": REDACTED}
+    assert policy.redact_text("password=x") == f"password={REDACTED}"
+    assert _errors.counters["redaction_failed"] == 2
+    _errors.counters.pop("redaction_failed")
+
+
+def test_user_patterns_and_replacement() -> None:
+    policy = RedactionPolicy(patterns={"employee": r"EMP-[0-9]{6}"}, replacement="<hidden>")
+    assert policy.redact_text("by EMP-123456 today") == "by <hidden> today"
+    assert policy.redact_mapping({"secret": "x"}) == {"secret": "<hidden>"}
+    with pytest.raises(ValueError, match="employee"):
+        RedactionPolicy(patterns={"employee": "EMP-("})
+
+
+# --- never raise ------------------------------------------------------------------------------
+class BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr exploded")
+
+
+class BadMapping(dict[str, Any]):
+    def items(self) -> Any:
+        raise RuntimeError("items exploded")
+
+
+class BadIterable(list[Any]):
+    def __iter__(self) -> Any:
+        raise RuntimeError("iter exploded")
+
+
+class BadStr(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str exploded")
+
+
+class HugeRepr:
+    def __repr__(self) -> str:
+        return "password=hunter2 " + "x" * 10_000_000
+
+
+def test_hostile_values_never_raise(policy: RedactionPolicy) -> None:
+    """Objects whose methods raise are written as the renderer would write them: what it can
+    read is redacted, what nobody can read stays (the renderer writes a placeholder)."""
+    cyclic: dict[str, Any] = {"password": "x"}
+    cyclic["self"] = cyclic
+    bad_map = BadMapping(token="s3cr3t", ok=1)
+    bad_list = BadIterable(["token=s3cr3t"])
+    value = {
+        "bad_repr": (bad := BadRepr()),
+        "bad_map": bad_map,
+        "bad_list": bad_list,
+        "huge": HugeRepr(),
+        "cyclic": cyclic,
+        "bad_str": BadStr("password=hunter2"),
+    }
+    out = policy.redact_mapping(value)
+    assert out["bad_str"] == f"BadStr('password={REDACTED}')", "the renderer would use repr"
+    assert out["bad_repr"] is bad
+    assert out["bad_map"] == {"token": REDACTED, "ok": 1}, "read as orjson reads a dict"
+    assert out["bad_list"] == [f"token={REDACTED}"]
+    assert out["huge"].startswith(f"password={REDACTED} xxx") and len(out["huge"]) < 5000
+    assert out["cyclic"] == {"password": REDACTED, "self": "<cycle>"}
+
+
+def test_cycles_never_let_the_original_through(policy: RedactionPolicy) -> None:
+    """A cycle back to a redacted container must not point at the unredacted original."""
+    a: list[Any] = ["token=x"]
+    a.append(a)
+    out = policy.redact_mapping({"a": a})
+    assert out == {"a": [f"token={REDACTED}", "<cycle>"]}
+
+
+def test_depth_is_capped(policy: RedactionPolicy) -> None:
+    deep: Any = "password=x"
+    for _ in range(10_000):
+        deep = [deep]
+    out = policy.redact_mapping({"deep": deep})
+    depth = 0
+    node = out["deep"]
+    while isinstance(node, list):
+        node, depth = node[0], depth + 1
+    assert node == "<max depth>" and depth <= 64
+
+
+def test_an_internal_failure_redacts_everything_and_is_reported(
+    policy: RedactionPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If redaction itself breaks, nothing unredacted is written: every value that is not
+    servicelog's own becomes "[REDACTION FAILED]"; under pytest the bug is raised."""
+
+    def broken(self: RedactionPolicy, record: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(RedactionPolicy, "_redact_record", broken)
+    rec = record(password="hunter2", status=200)
+    with pytest.raises(RuntimeError, match="bug"):
+        policy(rec, 20)
+    _errors.set_strict(False)
+    out = policy(rec, 20)
+    assert out["password"] == REDACTION_FAILED and out["message"] == REDACTION_FAILED
+    assert out["status"] == 200 and out["request_id"] == rec["request_id"]
+    assert servicelog.stats()["errors"] == {"redaction": 2}
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def test_redact_headers_keeps_the_shape_and_the_scheme(policy: RedactionPolicy) -> None:
+    asgi = [
+        (b"authorization", b"Bearer abc.def.ghi"),
+        (b"cookie", b"session=abc; theme=dark"),
+        (b"x-api-key", b"k-123"),
+        (b"x-foo-secret", b"s"),
+        (b"referer", b"https://u:pw@example.com/?token=abc"),
+        (b"accept", b"*/*"),
+    ]
+    assert policy.redact_headers(asgi) == [
+        (b"authorization", b"Bearer [REDACTED]"),
+        (b"cookie", b"[REDACTED]"),
+        (b"x-api-key", b"[REDACTED]"),
+        (b"x-foo-secret", b"[REDACTED]"),
+        (b"referer", b"https://u:[REDACTED]@example.com/?token=[REDACTED]"),
+        (b"accept", b"*/*"),
+    ]
+    assert policy.redact_headers({"Proxy-Authorization": "Basic dTpw", "Host": "x"}) == {
+        "Proxy-Authorization": "Basic [REDACTED]",
+        "Host": "x",
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://u:pw@h.example/p?a=1", "https://u:[REDACTED]@h.example/p?a=1"),
+        (
+            "https://h/cb?code=abc&access_token=t0k&state=s",
+            "https://h/cb?code=abc&access_token=[REDACTED]&state=s",
+        ),
+        (
+            "https://h/cb#access_token=t0k&expires=3600",
+            "https://h/cb#access_token=[REDACTED]&expires=3600",
+        ),
+        ("/login;jsessionid=ABC123?next=/", "/login;jsessionid=[REDACTED]?next=/"),
+        ("/p?api%5Fkey=abc&b=2", "/p?api%5Fkey=[REDACTED]&b=2"),
+        ("https://h/p?q=a%20b&page=2", "https://h/p?q=a%20b&page=2"),
+        ("http://[::1/oops?password=x", "http://[::1/oops?password=[REDACTED]"),
+    ],
+)
+def test_redact_url(policy: RedactionPolicy, url: str, expected: str) -> None:
+    assert policy.redact_url(url) == expected
+    assert policy.redact_url(expected) == expected
+
+
+def test_redact_query_keeps_encoding_and_type(policy: RedactionPolicy) -> None:
+    assert policy.redact_query("a=1&password=p%40ss;token=t&b=x+y") == (
+        "a=1&password=[REDACTED];token=[REDACTED]&b=x+y"
+    )
+    raw = b"page=2&sort=desc"
+    assert policy.redact_query(raw) is raw
+    assert policy.redact_query(b"q=x&secret=1") == b"q=x&secret=[REDACTED]"
+    assert policy.redact_query("email=john%40example.com") == "email=joh***@***.com"
+
+
+def test_module_helpers_use_the_configured_policy() -> None:
+    """Before configure() and with redaction off they use the default policy (no PII)."""
+    assert get_policy().pii is False
+    assert redact_text("password=x") == f"password={REDACTED}"
+    servicelog.configure(profile="production", stream="none")
+    assert get_policy().pii is True
+    assert redact_text("mail john@example.com") == "mail joh***@***.com"
+    assert redact_mapping({"token": 1}) == {"token": REDACTED}
+    assert redact_headers({"Cookie": "a=b"}) == {"Cookie": REDACTED}
+    assert redact_query("token=x") == f"token={REDACTED}"
+    assert redact_url("https://u:p@h/") == f"https://u:{REDACTED}@h/"
+    servicelog.configure(profile="production", stream="none", redaction=False)
+    assert get_policy().pii is False
+
+
+def test_the_policy_is_printable() -> None:
+    text = repr(RedactionPolicy(pii=True, allow_keys=["session"]))
+    assert "pii=True" in text and "session" in text

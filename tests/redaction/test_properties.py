@@ -1,0 +1,179 @@
+"""Hypothesis properties of the policy over random nested structures (catalog item S1)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from servicelog.redaction import REDACTED, RedactionPolicy, normalize_key
+from servicelog.render.json import JsonRenderer
+
+POLICY = RedactionPolicy(pii=True)
+
+# Denied keys in random case and with random separators.
+DENIED_STEMS = [
+    "password",
+    "api_key",
+    "secret",
+    "access_token",
+    "authorization",
+    "cookie",
+    "passwd",
+]
+
+
+@st.composite
+def denied_keys(draw: st.DrawFn) -> str:
+    stem = draw(st.sampled_from(DENIED_STEMS))
+    prefix = draw(st.sampled_from(["", "x-", "db_", "User.", "my "]))
+    chars = [c.upper() if draw(st.booleans()) else c for c in prefix + stem]
+    sep = draw(st.sampled_from(["", "-", "_", ".", " "]))
+    return "".join(chars).replace("_", sep)
+
+
+# Plain keys: never denied (and not one of servicelog's own fields, which are exempt).
+plain_keys = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12).filter(
+    lambda k: not RedactionPolicy().is_denied(k)
+)
+# Plain values: no pattern can match them (letters and spaces only, short words).
+plain_text = st.text("abcdefghij klmnop", max_size=30)
+scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | plain_text
+
+
+def nested(leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        leaves,
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.tuples(children, children)
+            | st.dictionaries(plain_keys, children, max_size=4)
+        ),
+        max_leaves=15,
+    )
+
+
+@st.composite
+def planted(draw: st.DrawFn) -> tuple[Any, str]:
+    """A random structure with a canary under a denied key at a random depth."""
+    canary = f"CANARY-{uuid.UUID(int=draw(st.integers(0, 2**128 - 1)))}"
+    secret: Any = {draw(denied_keys()): canary}
+    for _ in range(draw(st.integers(0, 6))):
+        wrap = draw(st.sampled_from(["dict", "list", "tuple"]))
+        sibling = draw(nested(scalars))
+        if wrap == "dict":
+            secret = {draw(plain_keys) + "_x": secret, "sibling": sibling}
+        elif wrap == "list":
+            secret = [sibling, secret]
+        else:
+            secret = (secret, sibling)
+    return {"payload": secret, "other": draw(nested(scalars))}, canary
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(planted())
+def test_no_denied_value_survives(case: tuple[Any, str]) -> None:
+    value, canary = case
+    out = POLICY.redact_mapping(value)
+    assert canary not in repr(out)
+    assert REDACTED in repr(out)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(planted())
+def test_siblings_are_unchanged(case: tuple[Any, str]) -> None:
+    """Everything but the denied value is equal before and after (and the plain parts are
+    the very same objects: nothing is copied that did not change)."""
+    value, _ = case
+    out = POLICY.redact_mapping(value)
+    assert out["other"] is value["other"]
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: "<denied>" if POLICY.is_denied(k) else strip(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return type(node)(strip(v) for v in node)
+        return node
+
+    assert strip(out) == strip(value)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nested(st.text(max_size=60) | st.binary(max_size=30) | scalars))
+def test_redaction_is_idempotent(value: Any) -> None:
+    once = POLICY.redact_mapping({"v": value})
+    assert POLICY.redact_mapping(once) == once
+
+
+# Text built from fragments that look like secrets, parts of secrets and separators.
+fragments = st.sampled_from(
+    [
+        "password=",
+        "token: ",
+        "'secret': '",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "eyJhbGciOiJIUzI1NiJ9.",
+        "eyJzdWIiOiIxIn0.",
+        "AKIAIOSFODNN7EXAMPLE",
+        "4111 1111 1111 1111",
+        "john@example.com",
+        "(555) 123-4567",
+        "123-45-6789",
+        "https://u:p@h/",
+        "?a=1&",
+        "\n",
+        "\u2028",
+        "\x1b[31m",
+        " ",
+        "'",
+        '"',
+        "=",
+        ":",
+        "{",
+        "}",
+        "[REDACTED]",
+        "***",
+    ]
+)
+texts = st.lists(fragments | st.text(max_size=8), max_size=25).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(texts)
+def test_text_redaction_is_idempotent(text: str) -> None:
+    once = POLICY.redact_text(text)
+    assert POLICY.redact_text(once) == once
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    message=texts,
+    fields=st.dictionaries(
+        st.one_of(plain_keys, denied_keys(), st.text(max_size=10)),
+        nested(st.text(max_size=40) | st.binary(max_size=20) | scalars),
+        max_size=6,
+    ),
+)
+def test_a_redacted_record_renders_as_one_valid_json_line(
+    message: str, fields: dict[str, Any]
+) -> None:
+    record = {"@timestamp": "2026-11-29T00:00:00.000000Z", "log.level": "info", "message": message}
+    record.update({f"f.{k}": v for k, v in fields.items()})
+    out = POLICY(record, 20)
+    line = JsonRenderer(4096)(out)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert len(line.decode("utf-8").splitlines()) == 1
+    parsed = orjson.loads(line)
+    for key, value in fields.items():
+        if POLICY.is_denied(f"f.{key}") and value not in (None, True, False, "", REDACTED):
+            assert parsed.get(f"f.{key}") == REDACTED
+
+
+def test_the_key_strategy_only_makes_denied_keys() -> None:
+    """A guard on the test itself: every stem is denied in every spelling."""
+    for stem in DENIED_STEMS:
+        assert RedactionPolicy().is_denied(stem.upper()), normalize_key(stem)

@@ -1,0 +1,243 @@
+"""Crashes and exits (catalog F1, F2, F13): kill -9, SIGTERM/SIGINT drain, atexit, fork."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import expected_from, soak_seconds, worker_command
+from .verify import verify
+
+pytestmark = pytest.mark.slow
+
+KILLS = int(os.environ.get("SERVICELOG_KILLS", "8"))
+
+
+def test_kill_9_leaves_at_most_a_fragment_and_never_glues_records(log_dir: Path) -> None:
+    """Writers killed at random moments (records up to 15 KiB, large batches) while another
+    process keeps writing: every unparseable line is one torn record ended by the next
+    writer's newline (never a fragment glued to a complete record), at most one per kill, and
+    the surviving writer loses nothing, duplicates nothing, keeps its order."""
+    path = log_dir / "app.jsonl"
+    rng = random.Random(1234)
+    seconds = KILLS * 0.35 + 1.5
+    survivor = subprocess.Popen(
+        worker_command(
+            path, 100, "--threads", "2", "--seconds", str(seconds), "--rotation", "4 MiB",
+            "--report", str(log_dir.parent / "survivor.json"), "--sleep", "0.0002",
+        ),
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        for kill in range(KILLS):
+            victim = subprocess.Popen(
+                worker_command(
+                    path, kill, "--threads", "2", "--forever", "--rotation", "4 MiB",
+                    "--big-every", "7",
+                ),
+                stdout=subprocess.PIPE,
+            )  # fmt: skip
+            assert victim.stdout is not None
+            assert victim.stdout.readline() == b"STARTED\n"
+            time.sleep(rng.uniform(0.01, 0.3))
+            victim.kill()
+            assert victim.wait(10) == -signal.SIGKILL
+            victim.stdout.close()
+        _, err = survivor.communicate(timeout=60)
+        assert survivor.returncode == 0, err.decode()
+    finally:
+        if survivor.poll() is None:
+            survivor.kill()
+            survivor.communicate()
+    import orjson
+
+    produced = orjson.loads((log_dir.parent / "survivor.json").read_bytes())["produced"]
+    expected = {(100, int(t)): n for t, n in produced.items()}
+    verdict = verify(path, expected)
+    assert verdict.glued == 0
+    assert verdict.fragments == len(verdict.unparseable), verdict.unparseable[:3]
+    assert len(verdict.unparseable) <= KILLS
+    assert verdict.lost == 0 and verdict.duplicates == 0, verdict.summary()
+    assert not verdict.out_of_order, verdict.out_of_order[:3]
+    # Killed writers' records: never duplicated, never out of order.
+    assert verdict.records > sum(expected.values())
+
+
+def _queue_then_signal(log_dir: Path, signum: int, *extra: str) -> tuple[int, int]:
+    path = log_dir / "app.jsonl"
+    proc = subprocess.Popen(
+        worker_command(path, 0, "--threads", "2", "--records", "10000", "--queue-then-wait",
+                       *extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline().split()
+        assert ready[0] == b"READY", proc.stderr.read() if proc.stderr else ""
+        assert int(ready[1]) == 20000, "the records should still be queued"
+        proc.send_signal(signum)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    verdict = verify(path, {(0, 0): 10000, (0, 1): 10000})
+    assert verdict.duplicates == 0 and not verdict.unparseable
+    return proc.returncode, verdict.lost
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_drains_every_queued_record_then_acts_as_before(
+    log_dir: Path, signum: int
+) -> None:
+    """With install_signal_handlers(), 20,000 records queued when SIGTERM (or SIGINT) arrives
+    are all written, and then the previous disposition applies: SIGTERM still kills the process
+    (exit status -15), SIGINT still raises KeyboardInterrupt (which Python reports as an exit
+    by SIGINT, -2)."""
+    code, lost = _queue_then_signal(log_dir, signum, "--signals")
+    assert lost == 0
+    assert code == -signum
+
+
+def test_without_the_handlers_sigterm_keeps_its_default_meaning(log_dir: Path) -> None:
+    """servicelog installs no signal handler on its own: without install_signal_handlers(),
+    SIGTERM kills at once and the queued records are lost (why the function exists)."""
+    code, lost = _queue_then_signal(log_dir, signal.SIGTERM)
+    assert code == -signal.SIGTERM
+    assert lost > 0
+
+
+def _run(code: str, log_dir: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=log_dir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+PRELUDE = """
+    import os, sys, threading, time
+    import servicelog
+    from servicelog.render.json import JsonRenderer
+    from servicelog.sinks import RotatingFileSink
+    sink = RotatingFileSink("app.jsonl", JsonRenderer(), rotation="1 MiB",
+                            flush_interval=3600, batch_bytes=1 << 40)
+    servicelog.configure(stream="none", sinks=[sink], profile="production",
+        capture=servicelog.CaptureOptions(stdlib=False, warnings=False, excepthooks=False,
+                                          structlog=False, loguru=False))
+    log = servicelog.get_logger("x")
+"""
+
+
+def test_a_normal_exit_drains_the_queue(log_dir: Path) -> None:
+    """Records still queued when the interpreter exits normally are written (atexit)."""
+    out = _run(PRELUDE + "\n    for j in range(5000): log.info('r', p=0, t=0, j=j)\n", log_dir)
+    assert out.returncode == 0, out.stderr
+    verdict = verify(log_dir / "app.jsonl", {(0, 0): 5000})
+    assert verdict.lost == 0
+
+
+def test_a_multiprocessing_fork_child_drains_before_os_exit(log_dir: Path) -> None:
+    """A multiprocessing child (fork) ends with os._exit, skipping atexit: its queued records
+    are still written (a multiprocessing finalizer), and none of the parent's twice."""
+    code = (
+        PRELUDE
+        + """
+    import multiprocessing
+    def child():
+        for j in range(3000): log.info('r', p=1, t=0, j=j)
+    for j in range(1000): log.info('r', p=0, t=0, j=j)
+    proc = multiprocessing.get_context("fork").Process(target=child)
+    proc.start(); proc.join()
+    assert proc.exitcode == 0
+    """
+    )
+    out = _run(code, log_dir)
+    assert out.returncode == 0, out.stderr
+    verdict = verify(log_dir / "app.jsonl", {(0, 0): 1000, (1, 0): 3000})
+    assert (verdict.lost, verdict.duplicates) == (0, 0), verdict.summary()
+
+
+def test_forking_while_threads_log_never_deadlocks(log_dir: Path) -> None:
+    """Forks (gunicorn --preload) while 4 threads log and the writer holds its locks: every
+    child logs, exits within its deadline, and writes only its own records."""
+    forks = int(max(20, 10 * soak_seconds(2.0)))
+    code = (
+        PRELUDE
+        + f"""
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: on purpose
+    stop = threading.Event()
+    def spam(t):
+        j = 0
+        while not stop.is_set():
+            log.info('r', p=0, t=t, j=j); j += 1
+            if j % 20 == 0: time.sleep(0.001)
+    threads = [threading.Thread(target=spam, args=(t,)) for t in range(4)]
+    for t in threads: t.start()
+    for k in range({forks}):
+        pid = os.fork()
+        if pid == 0:
+            for j in range(50): log.info('r', p=1000 + k, t=0, j=j)
+            servicelog.flush()
+            os._exit(0)
+        deadline = time.monotonic() + 10
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                assert status == 0, status
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                sys.exit("child %d deadlocked" % k)
+            time.sleep(0.001)
+    stop.set()
+    for t in threads: t.join()
+    """
+    )
+    out = _run(code, log_dir, timeout=120)
+    assert out.returncode == 0, out.stderr
+    expected = {(1000 + k, 0): 50 for k in range(forks)}
+    verdict = verify(log_dir / "app.jsonl", expected)
+    assert (verdict.lost, verdict.duplicates, len(verdict.unparseable)) == (0, 0, 0), (
+        verdict.summary()
+    )
+    assert not verdict.out_of_order
+
+
+def test_stopping_twice_is_safe_and_later_records_are_counted(tmp_path: Path) -> None:
+    """close() twice is a no-op; a record after close is dropped and counted ("closed")."""
+    from servicelog.render.json import JsonRenderer
+    from servicelog.sinks import RotatingFileSink
+
+    sink = RotatingFileSink(tmp_path / "app.jsonl", JsonRenderer(), rotation="1 MiB")
+    sink.emit({"message": "a"}, 20)
+    sink.close()
+    sink.close()
+    sink.emit({"message": "late"}, 20)
+    assert sink.counters() == {
+        "produced": 2,
+        "written": 1,
+        "dropped": {"closed": 1},
+        "queued": 0,
+    }
+
+
+def test_expected_from_reports() -> None:
+    """(A check of the helper the load tests rely on.)"""
+    assert expected_from([{"produced": {"0": 3}}, {"produced": {"1": 2}}]) == {
+        (0, 0): 3,
+        (1, 1): 2,
+    }
