@@ -13,8 +13,9 @@ on a Starlette app). Handles, in order of specificity:
 * any other exception: a generic 500 with the request ID; never a traceback, a file path or the
   exception text in production. Logged once, with its traceback.
 
-4xx are logged as warnings, 5xx as errors. If a handler itself fails, a minimal valid JSON 500
-is returned.
+4xx are logged as warnings, 5xx as errors. Messages and details in responses pass through the
+same redaction policy as the logs. If a handler itself fails, a minimal valid JSON 500 is
+returned.
 """
 
 from __future__ import annotations
@@ -111,16 +112,18 @@ class ErrorHandlers:
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
+        from .. import redaction  # error responses pass the same policy as the logs
+
         body, media_type = error_content(
             self.error_format,
             status=status,
             code=code,
-            message=message,
+            message=redaction.redact_text(message),
             type_name=type_name,
-            details=details,
+            details=redaction.redact_mapping(details) if details else details,
             request_id=_request_id(request),
             instance=request.url.path,
-            errors=errors,
+            errors=redaction.redact_mapping(errors) if errors else errors,
             problem_base=self.problem_base,
         )
         return Response(body, status_code=status, headers=headers, media_type=media_type)
