@@ -606,6 +606,7 @@ class JsonLinesSink(BufferedSink):
                 line = body[:-1] + self._tail
             else:
                 line = self.renderer.finish(record, body[:-1] + self._tail)
+        # BufferedSink._add, inlined: one Python call less on every record.
         n = next(self._seq)
         buffer = self._buffer
         if n <= self._admit and len(buffer) < self._wake_bytes and levelno < self.flush_level:
