@@ -6,7 +6,7 @@ import sys
 import servicelog
 
 EXPECTED = {
-    "CaptureOptions", "ConfigError", "ContextThreadPoolExecutor", "LogLevel", "Logger", "Route",
+    "CaptureOptions", "ConfigError", "ContextThreadPoolExecutor", "LogLevel", "Logger", "RateLimit", "RedactionPolicy", "Route",
     "ServicelogError", "Settings", "__version__", "bind", "bound_context", "configure", "flush",
     "get_context", "get_logger", "install_signal_handlers", "log_execution_time", "read_records", "reset", "run_in_executor", "settings",
     "stats", "unbind",

@@ -32,10 +32,14 @@ from .timing import log_execution_time
 if TYPE_CHECKING:
     from ._executor import ContextThreadPoolExecutor
     from .options import CaptureOptions, Settings
+    from .ratelimit import RateLimit
     from .reader import read_records
+    from .redaction import RedactionPolicy
     from .sinks.base import install_signal_handlers
 
 _LAZY = {
+    "RateLimit": ".ratelimit",
+    "RedactionPolicy": ".redaction",
     "read_records": ".reader",
     "install_signal_handlers": ".sinks.base",
     "CaptureOptions": ".options",
@@ -62,6 +66,8 @@ __all__ = [
     "ContextThreadPoolExecutor",
     "LogLevel",
     "Logger",
+    "RateLimit",
+    "RedactionPolicy",
     "Route",
     "ServicelogError",
     "Settings",

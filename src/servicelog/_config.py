@@ -6,6 +6,7 @@ old sinks are flushed and closed, hooks and handlers are not installed twice).
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -200,8 +201,22 @@ def _install_frontends(settings: Settings) -> None:
         _installed.add("loguru")
 
 
+def _flush_rate_limit() -> None:
+    """Send pending "suppressed N" summaries down the pipeline now (teardown, flush, exit)."""
+    current = _settings
+    if current is not None and current.rate_limit is not None:
+        try:
+            current.rate_limit.flush()
+        except Exception as exc:
+            _errors.report("rate limit", exc)
+
+
+atexit.register(_flush_rate_limit)  # runs before the sinks' own drain (atexit is LIFO)
+
+
 def _teardown() -> None:
     """Undo every front-end and close the current sinks (flushing them)."""
+    _flush_rate_limit()
     for name in sorted(_installed):
         if name == "stdlib":
             from .frontends import stdlib
@@ -244,7 +259,8 @@ def settings() -> Settings | None:
 
 
 def flush() -> None:
-    """Write out everything buffered in every sink now."""
+    """Write out everything buffered in every sink now (and pending rate-limit summaries)."""
+    _flush_rate_limit()
     current_runtime().pipeline.flush()
 
 

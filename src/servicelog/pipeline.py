@@ -83,6 +83,17 @@ class Pipeline:
 
             return emit_one
 
+        if len(processors) == 1 and len(routes) == 1 and routes[0].filter is None:
+            # The common production shape (redaction, one sink): no loops.
+            only, sink_emit, floor = processors[0], routes[0].sink.emit, routes[0].level
+
+            def emit_processed(record: Record, levelno: int) -> None:
+                processed = only(record, levelno)
+                if processed is not None and levelno >= floor:
+                    sink_emit(processed, levelno)
+
+            return emit_processed
+
         def emit(record: Record, levelno: int) -> None:
             for process in processors:
                 processed = process(record, levelno)

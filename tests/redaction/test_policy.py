@@ -48,6 +48,24 @@ def test_a_clean_record_is_returned_as_is(policy: RedactionPolicy) -> None:
         assert policy(rec, 20) is rec
 
 
+def test_a_record_like_one_seen_before_takes_the_fast_path(
+    policy: RedactionPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same keys, numbers still numbers, strings already known clean: no walk at all, even
+    when records of two shapes with the same number of keys alternate."""
+    a = record(method="GET", status=200)
+    b = record(verb="GET", code=200)
+    assert policy(a, 20) is a and policy(b, 20) is b
+
+    def no_walk(self: RedactionPolicy, record: Any) -> Any:
+        raise AssertionError("the slow path ran")
+
+    monkeypatch.setattr(RedactionPolicy, "_redact_record", no_walk)
+    for _ in range(3):
+        assert policy(dict(a, status=404), 20) == dict(a, status=404)
+        assert policy(dict(b, code=500), 20) == dict(b, code=500)
+
+
 def test_a_record_with_a_secret_is_copied_not_mutated(policy: RedactionPolicy) -> None:
     rec = record(password="hunter2", path="/login")
     out = policy(rec, 20)
@@ -406,6 +424,12 @@ def test_module_helpers_use_the_configured_policy() -> None:
     assert redact_url("https://u:p@h/") == f"https://u:{REDACTED}@h/"
     servicelog.configure(profile="production", stream="none", redaction=False)
     assert get_policy().pii is False
+
+
+def test_the_policy_is_immutable() -> None:
+    policy = RedactionPolicy()
+    with pytest.raises(AttributeError, match="immutable"):
+        policy.pii = True  # type: ignore[misc]
 
 
 def test_the_policy_is_printable() -> None:
