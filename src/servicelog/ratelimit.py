@@ -34,7 +34,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import _errors
@@ -87,6 +87,8 @@ class RateLimit:
         emit: where summaries go, ``(record, levelno) -> None``. Default: the pipeline
             ``configure()`` installed (so they pass this limit, redaction and the routes).
         clock: seconds as a float, for tests (default ``time.monotonic``).
+        exempt: logger names never limited. Default: ``servicelog.access``, whose records are
+            one per request (already sampled where wanted); limiting them would lose requests.
 
     Raises:
         ValueError: for a burst, interval or max_keys below 1.
@@ -101,6 +103,7 @@ class RateLimit:
         "_pending",
         "_windows",
         "burst",
+        "exempt",
         "interval",
         "max_keys",
         "min_level",
@@ -116,6 +119,7 @@ class RateLimit:
         key: Callable[[Record, int], Any] | None = None,
         emit: Callable[[Record, int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        exempt: Iterable[str] = ("servicelog.access",),
     ) -> None:
         if burst < 1 or interval <= 0 or max_keys < 1:
             raise ValueError(
@@ -123,6 +127,7 @@ class RateLimit:
                 f"got burst={burst!r}, interval={interval!r}, max_keys={max_keys!r}"
             )
         self.burst = burst
+        self.exempt = frozenset(exempt)
         self.interval = float(interval)
         self.min_level = min_level
         self.max_keys = max_keys
@@ -144,6 +149,8 @@ class RateLimit:
         """The processor: the record, or ``None`` when it is one too many."""
         if levelno < self.min_level or SUPPRESSED in record:
             return record  # below the limit's level, or our own summary coming back
+        if self.exempt and record.get("log.logger") in self.exempt:
+            return record
         try:
             key = self._key(record, levelno)
             now = self._clock()

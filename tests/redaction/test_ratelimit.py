@@ -175,3 +175,14 @@ def test_repr() -> None:
     assert repr(RateLimit()) == (
         "RateLimit(burst=1000, interval=10.0, min_level=warning, max_keys=10000)"
     )
+
+
+def test_access_records_are_never_rate_limited() -> None:
+    """One access record per request: a flood of identical 5xx lines must not lose requests."""
+    from servicelog.ratelimit import RateLimit
+
+    limit = RateLimit(burst=2, interval=60, emit=lambda record, levelno: None)
+    record = {"log.logger": "servicelog.access", "message": "GET /boom 500"}
+    assert all(limit(dict(record), 40) is not None for _ in range(10))
+    other = {"log.logger": "app", "message": "boom"}
+    assert [limit(dict(other), 40) is not None for _ in range(3)] == [True, True, False]
