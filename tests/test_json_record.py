@@ -284,3 +284,19 @@ def test_any_record_is_one_valid_utf8_json_line(message: str, fields: dict[str, 
     assert len(line) <= 4096
     assert len(line.decode("utf-8").splitlines()) == 1
     assert isinstance(orjson.loads(line), dict)
+
+
+def test_production_tracebacks_skip_caret_markers_development_keeps_them() -> None:
+    def fail() -> None:
+        numbers = [1]
+        numbers[5] += 1  # a subscript: Python 3.11+ marks its position under the line
+
+    for profile, expect in (("production", False), ("development", True)):
+        sink = configure_lines(profile=profile)
+        try:
+            fail()
+        except IndexError:
+            servicelog.get_logger("t").exception("boom")
+        trace = orjson.loads(sink.lines[-1])["error.stack_trace"]
+        assert "numbers[5] += 1" in trace
+        assert ("^^^" in trace) is expect

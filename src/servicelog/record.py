@@ -165,6 +165,9 @@ def add_exception(record: Record, exc_info: ExcInfo, *, show_locals: bool = Fals
 
     The stack trace is the standard library's rendering, so chained causes (``raise ... from``),
     implicit context, ``ExceptionGroup`` sub-exceptions and ``add_note()`` notes are all in it.
+    Without *show_locals* (the production profile) it also leaves out the ``^^^^`` position
+    markers: on Python 3.11 drawing them parses each frame's source line with ``ast``, measured
+    as a fifth of the CPU of a request that fails (``bench/http_bench.py``, /boom).
     """
     exc = _exception_of(exc_info)
     if exc is None:
@@ -175,8 +178,7 @@ def add_exception(record: Record, exc_info: ExcInfo, *, show_locals: bool = Fals
     record[ERROR_MESSAGE] = safe_str(exc)
     try:
         te = traceback.TracebackException.from_exception(exc, capture_locals=show_locals)
-        if show_locals:
-            _trim_locals(te, set())
+        _trim_frames(te, set(), show_locals)
         record[ERROR_STACK] = "".join(te.format())
     except Exception:  # pragma: no cover - the stdlib formatter guards reprs itself
         record[ERROR_STACK] = f"{record[ERROR_TYPE]}: {record[ERROR_MESSAGE]}"
@@ -198,21 +200,23 @@ def _library_dirs() -> tuple[str, ...]:
     return _LIBRARY_DIRS
 
 
-def _trim_locals(te: Any, seen: set[int]) -> None:
-    """Keep locals readable: none for module-level frames (they are the globals), no dunders."""
+def _trim_frames(te: Any, seen: set[int], show_locals: bool) -> None:
+    """With locals: keep them readable (none for module-level or library frames, no dunders).
+    Without: drop column positions, so no caret markers are computed or drawn."""
     if id(te) in seen:
         return
     seen.add(id(te))
     for frame in te.stack:
-        if frame.locals is None:
-            continue
-        if frame.name == "<module>" or frame.filename.startswith(_library_dirs()):
-            frame.locals = None
-        else:
-            frame.locals = {k: v for k, v in frame.locals.items() if not k.startswith("__")}
+        if not show_locals:
+            frame.colno = frame.end_colno = None
+        elif frame.locals is not None:
+            if frame.name == "<module>" or frame.filename.startswith(_library_dirs()):
+                frame.locals = None
+            else:
+                frame.locals = {k: v for k, v in frame.locals.items() if not k.startswith("__")}
     for child in (te.__cause__, te.__context__, *(getattr(te, "exceptions", None) or ())):
         if child is not None:
-            _trim_locals(child, seen)
+            _trim_frames(child, seen, show_locals)
 
 
 def add_stack(record: Record, frame: Any) -> None:
