@@ -71,7 +71,8 @@ class AccessLog:
         return rate is None or rand() < rate
 
 
-def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+def first_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of header *name* (lower-case bytes, as ASGI gives names), or ``None``."""
     for key, value in headers:
         if key == name:
             return value
@@ -84,7 +85,7 @@ def client_ip(scope: Mapping[str, Any], trusted_proxies: int) -> str | None:
     peer = scope.get("client")
     ip = peer[0] if peer else None
     if trusted_proxies:
-        forwarded = _header(scope.get("headers", ()), b"x-forwarded-for")
+        forwarded = first_header(scope.get("headers", ()), b"x-forwarded-for")
         if forwarded:
             hops = [h.strip() for h in forwarded.decode("latin-1").split(",")]
             if len(hops) >= trusted_proxies:
@@ -119,7 +120,7 @@ def record_fields(
     ip = client_ip(scope, options.trusted_proxies)
     if ip:
         fields["client.ip"] = ip
-    agent = _header(scope.get("headers", ()), b"user-agent")
+    agent = first_header(scope.get("headers", ()), b"user-agent")
     if agent:
         fields["user_agent.original"] = agent.decode("latin-1")[:512]
     return fields

@@ -28,7 +28,7 @@ from typing import Any
 from .. import _errors
 from ..context import _scope as _scope_var
 from ..logger import get_logger
-from .access_log import AccessLog, record_fields
+from .access_log import AccessLog, first_header, record_fields
 from .ids import new_request_id, parse_request_id, parse_traceparent, rejected_hint
 from .responses import minimal_500
 
@@ -105,7 +105,8 @@ class RequestContextMiddleware:
             return
         start = time.perf_counter_ns()
         request_id, rejected = self._request_id(scope)
-        trace = parse_traceparent(_first(scope, b"traceparent"))
+        traceparent = first_header(scope.get("headers", ()), b"traceparent")
+        trace = parse_traceparent(traceparent.decode("latin-1") if traceparent else None)
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
@@ -184,11 +185,8 @@ class RequestContextMiddleware:
             _scope_var.reset(token)
 
     def _request_id(self, scope: Scope) -> tuple[str, dict[str, object] | None]:
-        raw = None
-        for key, value in scope.get("headers", ()):
-            if key == self._header_key:
-                raw = value  # the first one wins, deterministically
-                break
+        # With several headers of that name the first one wins, deterministically.
+        raw = first_header(scope.get("headers", ()), self._header_key)
         if raw is None or not self.trust_request_id:
             return new_request_id(), None
         accepted = parse_request_id(raw.decode("latin-1"))
@@ -215,13 +213,6 @@ class RequestContextMiddleware:
                 log.info(message, **fields)
         except Exception as exc:
             _errors.report("access log", exc)
-
-
-def _first(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def replace_uvicorn_access_log() -> None:
