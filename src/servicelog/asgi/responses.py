@@ -21,18 +21,18 @@ from typing import Any, Literal
 
 import orjson
 
-__all__ = ["MINIMAL_500", "ErrorFormat", "error_content", "phrase"]
+__all__ = ["ErrorFormat", "error_content", "minimal_500", "phrase"]
 
 ErrorFormat = Literal["envelope", "problem"]
 
 #: The response of last resort: a handler itself failed. Valid JSON, nothing more.
-MINIMAL_500 = b'{"error":{"message":"Internal server error","type":"InternalServerError",'
+_HEAD_500 = b'{"error":{"message":"Internal server error","type":"InternalServerError",'
 
 
 def minimal_500(request_id: str | None) -> bytes:
     """The last-resort 500 body, with the request ID when there is one."""
     rid = orjson.dumps(request_id).decode() if request_id else "null"
-    return MINIMAL_500 + f'"code":"internal_error","details":{{}},"request_id":{rid}}}}}'.encode()
+    return _HEAD_500 + f'"code":"internal_error","details":{{}},"request_id":{rid}}}}}'.encode()
 
 
 def phrase(status: int) -> str:

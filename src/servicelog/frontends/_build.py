@@ -58,7 +58,7 @@ def emit_foreign(
             record[ORIGIN_FUNCTION] = origin[2]
         ctx = _context()
         if ctx:
-            merge_fields(record, ctx)
+            record.update(ctx)  # context keys were checked against RESERVED_KEYS when bound
         if fields:
             merge_fields(record, fields)
         if exc_info:

@@ -11,7 +11,6 @@ import asyncio
 import sys
 import threading
 import time
-import traceback
 import warnings
 from types import TracebackType
 from typing import Any
@@ -144,7 +143,3 @@ def reset() -> None:
         sys.excepthook = _saved.pop("excepthook")
     if "threading_excepthook" in _saved:
         threading.excepthook = _saved.pop("threading_excepthook")
-
-
-def format_exception(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc))

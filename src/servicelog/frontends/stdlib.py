@@ -91,7 +91,7 @@ class ServicelogHandler(logging.Handler):
                 out[ORIGIN_FUNCTION] = record.funcName
             ctx = _context()
             if ctx:
-                merge_fields(out, ctx)
+                out.update(ctx)  # context keys were checked against RESERVED_KEYS when bound
             attrs = record.__dict__
             if len(attrs) > _N_STANDARD:
                 # ``extra=`` keys are set after the standard attributes, so only the tail of
