@@ -19,15 +19,12 @@ from .exceptions import ConfigError
 from .logger import Runtime, current_runtime, install_runtime
 from .pipeline import Pipeline, Processor, Route
 from .record import ECS_VERSION
-from .render.json import JsonRenderer
-from .sinks.base import Sink
-from .sinks.file import FileSink
-from .sinks.stream import ConsoleSink, StreamSink, resolve_stream
 
 if TYPE_CHECKING:
     from .options import CaptureOptions, Settings
     from .ratelimit import RateLimit
     from .redaction import RedactionPolicy
+    from .sinks.base import Sink
 
 __all__ = ["configure", "flush", "reset", "settings", "stats"]
 
@@ -143,6 +140,8 @@ def configure(
 
 
 def _as_route(item: object) -> Route:
+    from .sinks.base import Sink
+
     if isinstance(item, Route):
         return item
     if isinstance(item, Sink):
@@ -151,6 +150,11 @@ def _as_route(item: object) -> Route:
 
 
 def _build_routes(settings: Settings) -> list[Route]:
+    # Sinks and renderers load here, not at import: orjson's own import costs ~11 ms.
+    from .render.json import JsonRenderer
+    from .sinks.file import FileSink
+    from .sinks.stream import ConsoleSink, StreamSink, resolve_stream
+
     out = settings.output
     routes: list[Route] = []
     json_renderer = JsonRenderer(out.max_line_bytes)

@@ -93,7 +93,7 @@ def _make_method(
     lvl = level_name(levelno)
     name = logger.name
     bound = logger._bound
-    emit = runtime.pipeline.emit
+    emit = runtime.pipeline.emit_for(levelno)
     callsite = runtime.callsite
     show_locals = runtime.show_locals
 

@@ -12,10 +12,12 @@ builds a new one and swaps it in, so a log call never sees half a configuration.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .record import Record
-from .sinks.base import Sink
+
+if TYPE_CHECKING:
+    from .sinks.base import Sink
 
 __all__ = ["Pipeline", "Processor", "Route"]
 
@@ -41,7 +43,12 @@ class Route:
 
 
 class Pipeline:
-    """Processors and routes, with ``emit(record, levelno)`` specialised for the common case."""
+    """Processors and routes, with ``emit(record, levelno)`` specialised for the common case.
+
+    A processor that only acts from some level up (the rate limit: WARNING) says so with a
+    ``min_level`` attribute, on itself or on the object its bound method belongs to;
+    :meth:`emit_for` leaves it out of the path of lower levels altogether.
+    """
 
     def __init__(
         self,
@@ -56,7 +63,8 @@ class Pipeline:
         # encoding the same keys on every call.
         self.static: dict[str, Any] = dict(static or {})
         self._bind_static()
-        self.emit: Callable[[Record, int], None] = self._build()
+        self._by_level: dict[int, Callable[[Record, int], None]] = {}
+        self.emit: Callable[[Record, int], None] = self._build(self.processors, self.routes)
 
     def _bind_static(self) -> None:
         for route in self.routes:
@@ -69,11 +77,26 @@ class Pipeline:
         self.static.update(fields)
         self._bind_static()
 
-    def _build(self) -> Callable[[Record, int], None]:
-        routes, processors = self.routes, self.processors
+    def emit_for(self, levelno: int) -> Callable[[Record, int], None]:
+        """``emit`` for records of exactly *levelno* (a logger's level method calls this one):
+        the processors and routes that cannot apply at that level are left out."""
+        emit = self._by_level.get(levelno)
+        if emit is None:
+            processors = tuple(p for p in self.processors if _min_level(p) <= levelno)
+            routes = tuple(r for r in self.routes if r.level <= levelno)
+            emit = self._by_level[levelno] = self._build(processors, routes, checked=True)
+        return emit
+
+    @staticmethod
+    def _build(
+        processors: tuple[Processor, ...], routes: tuple[Route, ...], checked: bool = False
+    ) -> Callable[[Record, int], None]:
+        """The emit function; *checked*: every route's level is known to be met."""
+        if not routes and not processors:
+            return _discard
         if not processors and len(routes) == 1 and routes[0].filter is None:
             route = routes[0]
-            if route.level <= 0:
+            if checked or route.level <= 0:
                 return route.sink.emit  # the fast path: one sink, nothing in between
             sink_emit, floor = route.sink.emit, route.level
 
@@ -85,7 +108,8 @@ class Pipeline:
 
         if len(processors) == 1 and len(routes) == 1 and routes[0].filter is None:
             # The common production shape (redaction, one sink): no loops.
-            only, sink_emit, floor = processors[0], routes[0].sink.emit, routes[0].level
+            only, sink_emit = processors[0], routes[0].sink.emit
+            floor = -1 if checked else routes[0].level
 
             def emit_processed(record: Record, levelno: int) -> None:
                 processed = only(record, levelno)
@@ -116,3 +140,14 @@ class Pipeline:
             if id(route.sink) not in seen:
                 seen.add(id(route.sink))
                 route.sink.close(timeout)
+
+
+def _min_level(processor: Processor) -> int:
+    """The level below which *processor* passes every record through unchanged (0: none)."""
+    owner = getattr(processor, "__self__", processor)
+    level = getattr(owner, "min_level", 0)
+    return level if isinstance(level, int) else 0
+
+
+def _discard(record: Record, levelno: int) -> None:
+    """Nothing takes records of this level."""
