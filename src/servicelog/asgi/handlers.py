@@ -32,6 +32,7 @@ from ..errors import BaseAPIException
 from ..logger import get_logger
 from .request_context import mark_logged
 from .responses import ErrorFormat, error_content, minimal_500, phrase
+from .tracebacks import log_exception
 
 __all__ = ["ErrorHandlers"]
 
@@ -155,7 +156,7 @@ class ErrorHandlers:
         }
         server = status >= 500
         if server:
-            self._log.error(f"Server error: {exc.message}", exc_info=exc, **fields)
+            log_exception(self._log, f"Server error: {exc.message}", exc, fields)
             mark_logged(exc)
         else:
             self._log.warning(f"Client error: {exc.message}", **fields)
@@ -209,11 +210,8 @@ class ErrorHandlers:
 
     async def unhandled(self, request: Request, exc: Exception) -> Response:
         if not getattr(exc, "__servicelog_logged__", False):
-            self._log.error(
-                "Unhandled exception",
-                exc_info=exc,
-                **{"http.request.method": request.method, "url.path": request.url.path},
-            )
+            fields = {"http.request.method": request.method, "url.path": request.url.path}
+            log_exception(self._log, "Unhandled exception", exc, fields)
             mark_logged(exc)
         expose = self.expose_server_errors
         return self.respond(

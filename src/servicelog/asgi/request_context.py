@@ -31,6 +31,7 @@ from ..logger import get_logger
 from .access_log import AccessLog, first_header, record_fields
 from .ids import new_request_id, parse_request_id, parse_traceparent, rejected_hint
 from .responses import minimal_500
+from .tracebacks import log_exception
 
 __all__ = ["RequestContextMiddleware", "mark_logged"]
 
@@ -151,14 +152,11 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_id)
             except Exception as exc:
                 if not getattr(exc, _LOGGED, False):
-                    self._log.error(
-                        "Unhandled exception",
-                        exc_info=exc,
-                        **{
-                            "http.request.method": scope.get("method"),
-                            "url.path": scope.get("path"),
-                        },
-                    )
+                    fields = {
+                        "http.request.method": scope.get("method"),
+                        "url.path": scope.get("path"),
+                    }
+                    log_exception(self._log, "Unhandled exception", exc, fields)
                     mark_logged(exc)
                 if not started:
                     status = 500
