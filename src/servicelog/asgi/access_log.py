@@ -117,7 +117,11 @@ def record_fields(
     query = scope.get("query_string", b"")
     if query:
         fields["url.query"] = redact_query(query.decode("latin-1")[:2048])
-    ip = client_ip(scope, options.trusted_proxies)
+    if options.trusted_proxies:
+        ip = client_ip(scope, options.trusted_proxies)
+    else:  # the socket peer (client_ip without the header lookup)
+        peer = scope.get("client")
+        ip = peer[0] if peer else None
     if ip:
         fields["client.ip"] = ip
     agent = first_header(scope.get("headers", ()), b"user-agent")

@@ -197,7 +197,10 @@ class RequestContextMiddleware:
     ) -> None:
         try:
             path = scope.get("path", "")
-            if not options.wanted(path, status):
+            # Only skipped and sampled paths need wanted() (most requests are neither).
+            if (path in options.skip or path in options.sample) and not options.wanted(
+                path, status
+            ):
                 return
             duration = time.perf_counter_ns() - start
             fields = record_fields(scope, status, duration, body_bytes, options, self._redact_query)
