@@ -41,12 +41,60 @@ def test_a_processor_with_min_level_is_skipped_below_it_and_runs_from_it() -> No
     assert [(r["message"], r["tagged"]) for r in sink.records] == [("info", True), ("error", True)]
 
 
-def test_the_generic_emit_still_runs_every_processor() -> None:
+def test_the_generic_emit_takes_the_same_path_per_level() -> None:
+    """Foreign front-ends (stdlib, structlog, loguru) call ``emit`` with any level."""
     limit = Limit()
     pipeline, sink = _pipeline(limit)
-    pipeline.emit({"message": "info"}, 20)
-    assert limit.seen == [20]
-    assert [r["message"] for r in sink.records] == ["info"]
+    pipeline.emit({"message": "info", "drop": True}, 20)
+    pipeline.emit({"message": "custom 35", "drop": True}, 35)
+    pipeline.emit({"message": "warn"}, 30)
+    assert limit.seen == [35, 30]
+    assert [r["message"] for r in sink.records] == ["info", "warn"]
+
+
+class Fusing:
+    """A processor object that offers its own fused chain."""
+
+    def __init__(self) -> None:
+        self.fused = 0
+
+    def __call__(self, record: Record, levelno: int) -> Record | None:
+        raise AssertionError("the fused chain is used instead")
+
+    def fuse_emit(self, after: Any) -> Any:
+        self.fused += 1
+
+        def chain(record: Record, levelno: int) -> None:
+            after({**record, "fused": True}, levelno)
+
+        return chain
+
+
+def test_a_processor_can_fuse_itself_with_the_rest_of_the_chain() -> None:
+    fusing = Fusing()
+    pipeline, sink = _pipeline(fusing.__call__, tag)
+    pipeline.emit_for(20)({"message": "a"}, 20)
+    pipeline.emit({"message": "b"}, 20)
+    assert fusing.fused == 1
+    assert [(r["message"], r["fused"], r["tagged"]) for r in sink.records] == [
+        ("a", True, True),
+        ("b", True, True),
+    ]
+
+
+def test_redaction_fused_in_the_chain_redacts_like_the_processor() -> None:
+    from servicelog.redaction import RedactionPolicy
+
+    policy = RedactionPolicy()
+    pipeline, sink = _pipeline(policy.__call__)
+    emit = pipeline.emit_for(20)
+    assert emit.__name__ == "redact_then"
+    for _ in range(3):  # the first call plans the shape, later ones take the fast path
+        emit({"message": "login", "password": "hunter2", "user": "ann"}, 20)
+        emit({"message": "login", "status": 200, "user": "Bearer abcdefghijklmnopqrstu1"}, 20)
+    emit({"message": "login", "status": "token=abcdefghijklmnop123", "user": "ann"}, 20)
+    assert [r for r in sink.records if "hunter2" in str(r) or "abcdefgh" in str(r)] == []
+    assert {r["user"] for r in sink.records} == {"ann", "Bearer [REDACTED]"}
 
 
 def test_routes_below_their_level_get_nothing_on_either_path() -> None:

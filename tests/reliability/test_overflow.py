@@ -30,7 +30,7 @@ class SlowSink(BufferedSink):
         super().__init__(JsonRenderer(), **options)  # type: ignore[arg-type]
 
     def write_batch(self, data: bytes) -> None:
-        self.peak_bytes = max(self.peak_bytes, len(data) + len(self._buffer))
+        self.peak_bytes = max(self.peak_bytes, len(data) + self.queued_bytes)
         lines = data.splitlines()
         time.sleep(0.0001 * len(lines))
         self.lines.extend(lines)
