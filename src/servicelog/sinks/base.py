@@ -606,9 +606,11 @@ class JsonLinesSink(BufferedSink):
 
     def emit(self, record: Record, levelno: int) -> None:
         try:
-            body = _dumps(record, default=_default)
+            # Without ``default``: passing it costs every call; a record holding a type orjson
+            # does not know (Decimal, a set, an object) takes ``_render_other`` instead.
+            body = _dumps(record)
         except Exception:
-            line = self.renderer.slow(record)
+            line = self._render_other(record)
         else:
             if body.isascii() and len(body) <= self._max_body:
                 line = body[:-1] + self._tail
@@ -621,3 +623,11 @@ class JsonLinesSink(BufferedSink):
             self._bytes += len(line)
         else:
             self._add_slow(n, line, levelno)
+
+    def _render_other(self, record: Record) -> bytes:
+        """Render a record the plain ``orjson.dumps`` refused."""
+        try:
+            body = _dumps(record, default=_default)
+        except Exception:
+            return self.renderer.slow(record)
+        return self.renderer.finish(record, body[:-1] + self._tail)
