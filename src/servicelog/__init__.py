@@ -12,8 +12,6 @@ started until :func:`configure` is called.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ._config import configure, flush, reset, settings, stats
 from ._version import __version__
 from .context import (
@@ -29,7 +27,11 @@ from .logger import Logger, get_logger
 from .pipeline import Route
 from .timing import log_execution_time
 
+TYPE_CHECKING = False  # typing is imported only by type checkers: it costs ~8 ms at import
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._executor import ContextThreadPoolExecutor
     from .options import CaptureOptions, Settings
     from .ratelimit import RateLimit

@@ -11,7 +11,6 @@ import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from . import _errors
 from .context import _local
@@ -20,7 +19,11 @@ from .logger import Runtime, current_runtime, install_runtime
 from .pipeline import Pipeline, Processor, Route
 from .record import ECS_VERSION
 
+TYPE_CHECKING = False  # typing is imported only by type checkers: it costs ~8 ms at import
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from .options import CaptureOptions, Settings
     from .ratelimit import RateLimit
     from .redaction import RedactionPolicy

@@ -12,11 +12,14 @@ builds a new one and swaps it in, so a log call never sees half a configuration.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from .record import Record
 
+TYPE_CHECKING = False  # typing is imported only by type checkers: it costs ~8 ms at import
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from .sinks.base import Sink
 
 __all__ = ["Pipeline", "Processor", "Route"]

@@ -12,15 +12,20 @@ import functools
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
 
 from .logger import get_logger
 from .record import CHANNEL
 
+TYPE_CHECKING = False  # typing is imported only by type checkers: it costs ~8 ms at import
+
+if TYPE_CHECKING:
+    from typing import Any, ParamSpec, TypeVar
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+
 __all__ = ["PERFORMANCE_LOGGER", "log_execution_time"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
 PERFORMANCE_LOGGER = "servicelog.performance"
 
