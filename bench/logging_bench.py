@@ -540,6 +540,7 @@ class Servicelog(Variant):
     key, label, threaded = "servicelog", "servicelog API", True
     shape = staticmethod(shape_servicelog)
     capture: ClassVar[dict[str, bool]] = {}  # the front-end each subclass turns on
+    redaction: ClassVar[bool | None] = None  # None: the production profile's default (on)
 
     def configure(self, out: Path) -> None:
         import servicelog
@@ -552,6 +553,7 @@ class Servicelog(Variant):
             stream="none",
             file=out,
             capture=servicelog.CaptureOptions(**options),
+            redaction=self.redaction,
         )
 
     def setup(self, out: Path) -> Any:
@@ -584,6 +586,13 @@ class Servicelog(Variant):
 
     def diagnostics(self) -> dict[str, Any]:
         return {"stats_before_reset": self.stats}
+
+
+class ServicelogNoRedaction(Servicelog):
+    """What the default redaction policy costs (issue 5's target: at most +25 % caller-side)."""
+
+    key, label, threaded = "servicelog-noredact", "servicelog API, redaction=False", False
+    redaction: ClassVar[bool | None] = False
 
 
 class ServicelogStdlib(Servicelog):
@@ -634,6 +643,7 @@ VARIANTS: dict[str, Variant] = {
         StdlibPjl(),
         Fapilog(),
         Servicelog(),
+        ServicelogNoRedaction(),
         ServicelogStdlib(),
         ServicelogStructlog(),
         ServicelogLoguru(),
