@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import MagicMock
+
+import pytest
 
 from servicelog.pipeline import Pipeline, Route
 from servicelog.record import Record
@@ -70,9 +73,10 @@ class Fusing:
         return chain
 
 
-def test_a_processor_can_fuse_itself_with_the_rest_of_the_chain() -> None:
+@pytest.mark.parametrize("bound", [True, False], ids=["bound __call__", "the object"])
+def test_a_processor_can_fuse_itself_with_the_rest_of_the_chain(bound: bool) -> None:
     fusing = Fusing()
-    pipeline, sink = _pipeline(fusing.__call__, tag)
+    pipeline, sink = _pipeline(fusing.__call__ if bound else fusing, tag)
     pipeline.emit_for(20)({"message": "a"}, 20)
     pipeline.emit({"message": "b"}, 20)
     assert fusing.fused == 1
@@ -80,6 +84,15 @@ def test_a_processor_can_fuse_itself_with_the_rest_of_the_chain() -> None:
         ("a", True, True),
         ("b", True, True),
     ]
+
+
+def test_a_mock_processor_is_called_not_fused() -> None:
+    """A mock answers every attribute; only a real ``fuse_emit`` on the class counts."""
+    mock = MagicMock(side_effect=lambda record, levelno: {**record, "seen": True})
+    pipeline, sink = _pipeline(mock)
+    pipeline.emit({"message": "a"}, 20)
+    assert mock.call_count == 1
+    assert sink.records == [{"message": "a", "seen": True}]
 
 
 def test_redaction_fused_in_the_chain_redacts_like_the_processor() -> None:

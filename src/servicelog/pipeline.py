@@ -117,23 +117,29 @@ class Pipeline:
                 route.sink.close(timeout)
 
 
+def _owner(processor: Processor) -> object:
+    """The object a processor belongs to: the instance of a bound ``__call__``, else itself."""
+    owner = getattr(processor, "__self__", None)
+    if owner is not None and getattr(processor, "__name__", "") == "__call__":
+        return owner
+    return processor
+
+
 def _min_level(processor: Processor) -> int:
     """The level below which *processor* passes every record through unchanged (0: none)."""
-    owner = getattr(processor, "__self__", processor)
-    level = getattr(owner, "min_level", 0)
-    return level if isinstance(level, int) else 0
+    level = getattr(_owner(processor), "min_level", 0)
+    return level if isinstance(level, int) and not isinstance(level, bool) else 0
 
 
 def _link(
     processor: Processor, after: Callable[[Record, int], None]
 ) -> Callable[[Record, int], None]:
     """*processor*, then *after* with what it returns (nothing if it returns ``None``)."""
-    owner = getattr(processor, "__self__", None)
-    if getattr(processor, "__name__", "") == "__call__" and owner is not None:
-        fuse = getattr(owner, "fuse_emit", None)
-        if fuse is not None:
-            fused: Callable[[Record, int], None] = fuse(after)
-            return fused
+    owner = _owner(processor)
+    # Looked up on the class: a mock or an object with __getattr__ offers every name.
+    if callable(getattr(type(owner), "fuse_emit", None)):
+        fused: Callable[[Record, int], None] = owner.fuse_emit(after)  # type: ignore[attr-defined]
+        return fused
 
     def step(record: Record, levelno: int) -> None:
         processed = processor(record, levelno)
