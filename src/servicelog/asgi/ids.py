@@ -17,10 +17,13 @@ import os
 import random
 import re
 import uuid
+from collections.abc import Callable
 from typing import NamedTuple
 
 __all__ = [
     "TraceContext",
+    "continue_trace",
+    "new_ids",
     "new_request_id",
     "parse_request_id",
     "parse_traceparent",
@@ -86,13 +89,41 @@ class TraceContext(NamedTuple):
         return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
 
 
-def parse_traceparent(raw: str | None) -> TraceContext:
-    """Continue a valid ``traceparent`` or start a new trace."""
-    span_id = (_bits(64) or 1).to_bytes(8, "big").hex()
+def new_ids() -> tuple[str, str, str]:
+    """A new request ID (a canonical UUID4), trace ID and span ID, from one draw of the PRNG
+    (one call instead of three: the request path makes all three for most requests)."""
+    h = _bits(320).to_bytes(40, "big").hex()
+    request_id = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+    trace_id, span_id = h[32:64], h[64:]
+    # All-zero IDs are invalid (W3C); at 2**-64 and 2**-128 this is for correctness, not luck.
+    if span_id == _ZERO_SPAN:
+        span_id = _ONE_SPAN
+    if trace_id == _ZERO_TRACE:
+        trace_id = _ONE_TRACE
+    return request_id, trace_id, span_id
+
+
+def continue_trace(raw: str | None, trace_id: str, span_id: str) -> TraceContext:
+    """Continue a valid ``traceparent`` *raw* with our *span_id*, or start trace *trace_id*."""
     if raw:
         match = _TRACEPARENT.fullmatch(raw.strip()[:55])
         if match:
-            version, trace_id, parent_id, flags = match.groups()
-            if version != "ff" and trace_id != "0" * 32 and parent_id != "0" * 16:
-                return TraceContext(trace_id, span_id, parent_id, flags)
-    return TraceContext((_bits(128) or 1).to_bytes(16, "big").hex(), span_id, None, "01")
+            version, parent_trace, parent_id, flags = match.groups()
+            if version != "ff" and parent_trace != _ZERO_TRACE and parent_id != _ZERO_SPAN:
+                return _trace(TraceContext, (parent_trace, span_id, parent_id, flags))
+    return _trace(TraceContext, (trace_id, span_id, None, "01"))
+
+
+def parse_traceparent(raw: str | None) -> TraceContext:
+    """Continue a valid ``traceparent`` or start a new trace."""
+    _, trace_id, span_id = new_ids()
+    return continue_trace(raw, trace_id, span_id)
+
+
+# The UUID variant bits (10xx) applied to a hex digit; version 4 is written literally above.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+_ZERO_SPAN, _ONE_SPAN = "0" * 16, "0" * 15 + "1"
+_ZERO_TRACE, _ONE_TRACE = "0" * 32, "0" * 31 + "1"
+# tuple.__new__ directly: a NamedTuple's own __new__ is a Python function (a frame per request).
+_trace: Callable[[type[TraceContext], tuple[str, str, str | None, str]], TraceContext]
+_trace = tuple.__new__

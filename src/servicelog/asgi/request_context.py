@@ -28,8 +28,8 @@ from typing import Any
 from .. import _errors
 from ..context import _scope as _scope_var
 from ..logger import get_logger
-from .access_log import AccessLog, first_header, record_fields
-from .ids import new_request_id, parse_request_id, parse_traceparent, rejected_hint
+from .access_log import AccessLog, record_fields
+from .ids import continue_trace, new_ids, parse_request_id, rejected_hint
 from .responses import minimal_500
 from .tracebacks import log_exception
 
@@ -105,9 +105,27 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter_ns()
-        request_id, rejected = self._request_id(scope)
-        traceparent = first_header(scope.get("headers", ()), b"traceparent")
-        trace = parse_traceparent(traceparent.decode("latin-1") if traceparent else None)
+        # One pass over the headers (the first of each name wins, deterministically) and one
+        # draw for the IDs: at ~1 us each, these were a third of the middleware's cost.
+        header_key = self._header_key
+        raw_id = raw_parent = None
+        for key, value in scope.get("headers", ()):
+            if key == header_key:
+                if raw_id is None:
+                    raw_id = value
+            elif key == b"traceparent" and raw_parent is None:
+                raw_parent = value
+        request_id, trace_id, span_id = new_ids()
+        rejected = None
+        if raw_id is not None and self.trust_request_id:
+            accepted = parse_request_id(raw_id.decode("latin-1"))
+            if accepted is None:
+                rejected = rejected_hint(raw_id)
+            else:
+                request_id = accepted
+        trace = continue_trace(
+            raw_parent.decode("latin-1") if raw_parent is not None else None, trace_id, span_id
+        )
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
@@ -126,8 +144,7 @@ class RequestContextMiddleware:
             if kind == "websocket":
                 await self.app(scope, receive, send)
                 return
-            header = (self._header_key, request_id.encode("latin-1"))
-            header_key = self._header_key
+            header = (header_key, request_id.encode("latin-1"))
             status = 0
             body_bytes = 0
             started = False
@@ -184,16 +201,6 @@ class RequestContextMiddleware:
                     self._write_access(scope, status or 499, start, body_bytes, options)
         finally:
             _scope_var.reset(token)
-
-    def _request_id(self, scope: Scope) -> tuple[str, dict[str, object] | None]:
-        # With several headers of that name the first one wins, deterministically.
-        raw = first_header(scope.get("headers", ()), self._header_key)
-        if raw is None or not self.trust_request_id:
-            return new_request_id(), None
-        accepted = parse_request_id(raw.decode("latin-1"))
-        if accepted is None:
-            return new_request_id(), rejected_hint(raw)
-        return accepted, None
 
     def _write_access(
         self, scope: Scope, status: int, start: int, body_bytes: int, options: AccessLog

@@ -125,7 +125,7 @@ class BufferedSink:
         self,
         renderer: Callable[[Record], bytes],
         *,
-        batch_bytes: int = 65536,
+        batch_bytes: int = 1 << 20,
         max_buffer_bytes: int = 8 * 1024 * 1024,
         max_records: int = 100_000,
         overflow: Overflow = "block",
