@@ -191,3 +191,21 @@ async def test_generated_ids_are_unique() -> None:
     ids = {new_request_id() for _ in range(100_000)}
     assert len(ids) == 100_000
     assert all(uuid.UUID(i).version == 4 for i in list(ids)[:100])
+
+
+def test_one_draw_gives_a_canonical_uuid4_and_w3c_trace_ids() -> None:
+    from servicelog.asgi.ids import continue_trace, new_ids
+
+    seen = set()
+    for _ in range(20_000):
+        request_id, trace_id, span_id = new_ids()
+        parsed = uuid.UUID(request_id)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, request_id)
+        assert len(trace_id) == 32 and len(span_id) == 16
+        assert int(trace_id, 16) and int(span_id, 16)  # never all zeros
+        seen.add((request_id, trace_id, span_id))
+    assert len(seen) == 20_000
+    parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    assert continue_trace(parent, "c" * 32, "d" * 16) == ("a" * 32, "d" * 16, "b" * 16, "01")
+    assert continue_trace("garbage", "c" * 32, "d" * 16) == ("c" * 32, "d" * 16, None, "01")
+    assert continue_trace(None, "c" * 32, "d" * 16).traceparent == f"00-{'c' * 32}-{'d' * 16}-01"
