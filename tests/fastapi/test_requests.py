@@ -209,3 +209,28 @@ def test_one_draw_gives_a_canonical_uuid4_and_w3c_trace_ids() -> None:
     assert continue_trace(parent, "c" * 32, "d" * 16) == ("a" * 32, "d" * 16, "b" * 16, "01")
     assert continue_trace("garbage", "c" * 32, "d" * 16) == ("c" * 32, "d" * 16, None, "01")
     assert continue_trace(None, "c" * 32, "d" * 16).traceparent == f"00-{'c' * 32}-{'d' * 16}-01"
+
+
+async def test_uvicorn_skips_its_own_access_line_work_once_ours_replaces_it() -> None:
+    """uvicorn formats an access line per request whenever ``uvicorn.access`` has handlers up
+    its chain (``hasHandlers()``, checked per connection), even if the logger is disabled."""
+    import logging
+
+    access_logger = logging.getLogger("uvicorn.access")
+    saved = access_logger.propagate, access_logger.disabled, list(access_logger.handlers)
+    capture = servicelog.CaptureOptions(stdlib=True, warnings=False, excepthooks=False)
+    try:
+        servicelog.configure(stream="none", sinks=[MemorySink()], capture=capture)
+        access_logger.propagate = True  # what uvicorn's own logging config may leave
+        assert access_logger.hasHandlers()  # the root has servicelog's handler
+        transport = httpx.ASGITransport(app=make_app())  # the middleware is built on first use
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+            await client.get("/items/1")
+        assert not access_logger.hasHandlers()
+        servicelog.configure(stream="none", sinks=[MemorySink()], capture=capture)  # again
+        assert not access_logger.hasHandlers()
+    finally:
+        servicelog.reset()
+        access_logger.propagate, access_logger.disabled = saved[0], saved[1]
+        for handler in saved[2]:
+            access_logger.addHandler(handler)

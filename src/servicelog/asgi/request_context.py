@@ -227,8 +227,19 @@ class RequestContextMiddleware:
 
 
 def replace_uvicorn_access_log() -> None:
-    """Silence uvicorn's access logger: servicelog's access record replaces it."""
-    logging.getLogger("uvicorn.access").disabled = True
+    """Turn uvicorn's access log off: servicelog's access record replaces it.
+
+    Disabling the logger is not enough. uvicorn decides per connection whether to log access
+    lines with ``logging.getLogger("uvicorn.access").hasHandlers()``, and when that is true it
+    formats the client address and the quoted path of every request before the disabled logger
+    drops the call (measured: a few microseconds per request). So the logger also loses its
+    handlers and stops propagating to the root, where servicelog's handler would answer.
+    """
+    access = logging.getLogger("uvicorn.access")
+    access.disabled = True
+    access.propagate = False
+    for handler in list(access.handlers):
+        access.removeHandler(handler)
     from ..frontends import stdlib
 
     stdlib.SILENCED.add("uvicorn.access")

@@ -142,7 +142,8 @@ def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> Ser
     for name in TAKEN_OVER:
         lg = logging.getLogger(name)
         saved_propagate.append((lg, lg.propagate))
-        lg.propagate = True
+        # A replaced access log stays off (see asgi.request_context.replace_uvicorn_access_log).
+        lg.propagate = name not in SILENCED
     for name, lvl in levels.items():
         lg = logging.getLogger(name)
         saved_levels.append((lg, lg.level))
