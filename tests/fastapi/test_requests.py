@@ -234,3 +234,25 @@ async def test_uvicorn_skips_its_own_access_line_work_once_ours_replaces_it() ->
         access_logger.propagate, access_logger.disabled = saved[0], saved[1]
         for handler in saved[2]:
             access_logger.addHandler(handler)
+
+
+async def test_the_access_logger_level_is_honoured() -> None:
+    """``levels={"servicelog.access": "WARNING"}`` keeps 4xx/5xx access records only."""
+    from .conftest import NO_CAPTURE
+
+    sink = MemorySink()
+    servicelog.configure(
+        service="shop",
+        stream="none",
+        sinks=[sink],
+        capture=NO_CAPTURE,
+        levels={"servicelog.access": "WARNING"},
+    )
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        await client.get("/items/1")
+        await client.get("/items/999999")
+    records = access(sink)
+    assert [r["http.response.status_code"] for r in records] == [404]
+    assert records[0]["log.level"] == "warning"
+    assert records[0]["request_id"] and records[0]["trace.id"]

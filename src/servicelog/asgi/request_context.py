@@ -27,8 +27,9 @@ from typing import Any
 
 from .. import _errors
 from ..context import _scope as _scope_var
-from ..logger import get_logger
-from .access_log import AccessLog, record_fields
+from ..levels import level_name
+from ..logger import current_runtime, get_logger
+from .access_log import AccessLog, access_record
 from .ids import continue_trace, new_ids, parse_request_id, rejected_hint
 from .responses import minimal_500
 from .tracebacks import log_exception
@@ -64,6 +65,9 @@ def _query_redactor() -> Callable[[str], str]:
     except (ImportError, AttributeError):  # pragma: no cover - redaction ships with the core
         return _identity
     return redact
+
+
+_LEVEL_NAMES = {levelno: level_name(levelno) for levelno in (20, 30, 40)}
 
 
 class RequestContextMiddleware:
@@ -213,15 +217,21 @@ class RequestContextMiddleware:
             ):
                 return
             duration = time.perf_counter_ns() - start
-            fields = record_fields(scope, status, duration, body_bytes, options, self._redact_query)
-            message = f"{scope.get('method', '')} {path} {status}"
-            log = self._access
-            if status >= 500:
-                log.error(message, **fields)
-            elif status >= 400:
-                log.warning(message, **fields)
-            else:
-                log.info(message, **fields)
+            levelno = 40 if status >= 500 else 30 if status >= 400 else 20
+            access = self._access
+            if levelno < access._levelno:  # the access logger's own level (levels=...)
+                return
+            record = access_record(
+                _LEVEL_NAMES[levelno],
+                access.name,
+                scope,
+                status,
+                duration,
+                body_bytes,
+                options,
+                self._redact_query,
+            )
+            current_runtime().pipeline.emit_for(levelno)(record, levelno)
         except Exception as exc:
             _errors.report("access log", exc)
 
