@@ -694,24 +694,22 @@ class RedactionPolicy:
         return redact_then
 
     def _process(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Everything but the fast path: a plan for another shape of the same length, new
-        strings, or a record never seen."""
+        """Everything the fast path let through: a plan for another shape of the same length,
+        new strings, or a record never seen. (The fast path's clean-strings test is not
+        repeated: ``_redact_strings`` returns the record itself when every string is clean.)"""
         plan: tuple[Any, ...] | None = None
         try:
             plan = self._by_len.get(len(record))
             if plan is not None:
                 try:
                     plan[0](record)
-                    numbers, strings = plan[2](record), plan[1](record)
+                    plan[1](record)
                 except KeyError:  # another shape of the same length: its own plan, if any
                     plan = self._by_shape.get(frozenset(record))
                     if plan is None:
                         raise
-                    self._by_len[len(record)] = plan
-                    numbers, strings = plan[2](record), plan[1](record)
-                sum(numbers, 0.0)
-                if plan[4](strings):
-                    return record
+                    self._by_len[len(record)] = plan  # found by its exact keys: all present
+                sum(plan[2](record), 0.0)
         except Exception:
             plan = None  # a value changed kind (a number became a string): the slow path
         try:
