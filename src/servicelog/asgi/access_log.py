@@ -128,8 +128,11 @@ def access_record(
     body_bytes: int,
     options: AccessLog,
     redact_query: Callable[[str], str],
+    agent: bytes | None,
 ) -> Record:
-    """The access record of one request: the head, the request's context, the ECS HTTP fields."""
+    """The access record of one request: the head, the request's context, the ECS HTTP fields.
+    *agent* is the request's first ``User-Agent`` header (the middleware reads the headers
+    once, for its own headers and this one)."""
     method = scope.get("method", "")
     path = scope.get("path", "")
     record: Record = {
@@ -158,7 +161,6 @@ def access_record(
         ip = peer[0] if peer else None
     if ip:
         record["client.ip"] = ip
-    agent = first_header(scope.get("headers", ()), b"user-agent")
     if agent:
         record["user_agent.original"] = agent.decode("latin-1")[:512]
     return record
