@@ -2,9 +2,10 @@
 
 It adds, idempotently:
 
-* :class:`~servicelog.asgi.RequestContextMiddleware` *outside* Starlette's
-  ``ServerErrorMiddleware`` — a request ID on every request, log line and response (unhandled
-  500s included), trace context, the access log;
+* :class:`~servicelog.asgi.RequestContextMiddleware` as the outermost layer, in place of
+  Starlette's ``ServerErrorMiddleware`` (whose handler it calls for unhandled errors) — a request
+  ID on every request, log line and response (unhandled 500s included), trace context, the
+  access log;
 * the exception handlers (:class:`~servicelog.asgi.handlers.ErrorHandlers`): one JSON shape for
   the error hierarchy, ``HTTPException``, validation errors and anything else;
 * a lifespan composed with the app's own: servicelog's asyncio exception handler and the uvicorn
@@ -20,6 +21,8 @@ Requires ``pip install 'servicelog[fastapi]'``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,10 +34,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "servicelog.fastapi needs FastAPI: pip install 'servicelog[fastapi]'"
     ) from exc
 
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.requests import Request
+
 from ._config import flush, settings
 from .asgi.access_log import AccessLog
 from .asgi.handlers import ErrorHandlers
-from .asgi.request_context import RequestContextMiddleware, replace_uvicorn_access_log
+from .asgi.request_context import ErrorApp, RequestContextMiddleware, replace_uvicorn_access_log
 from .asgi.responses import ErrorFormat, phrase
 from .exceptions import ConfigError
 
@@ -100,12 +107,17 @@ def install(
     build = app.build_middleware_stack
 
     def build_with_context() -> Any:
-        # Outermost: outside ServerErrorMiddleware, so its 500s pass through our send wrapper.
+        # Outermost, so that unhandled 500s pass through our send wrapper too. Starlette's
+        # ServerErrorMiddleware would only wrap send again and call the Exception handler: the
+        # request context middleware does both, so it takes that layer's place (with debug=True
+        # it stays, for its HTML traceback page).
+        stack, error_app = _without_server_errors(build())
         return RequestContextMiddleware(
-            build(),
+            stack,
             request_id_header=request_id_header,
             access_log=access_log,
             trust_request_id=trust_request_id,
+            error_app=error_app,
         )
 
     app.build_middleware_stack = build_with_context  # type: ignore[method-assign]
@@ -115,6 +127,35 @@ def install(
         _document_errors(app, error_format)
     setattr(app.state, _INSTALLED, True)
     return app
+
+
+def _without_server_errors(stack: Any) -> tuple[Any, ErrorApp | None]:
+    """*stack* without its outer ``ServerErrorMiddleware``, and that middleware's handler as an
+    ``error_app`` (``None``: the request context middleware answers its minimal 500)."""
+    if type(stack) is not ServerErrorMiddleware or stack.debug:
+        return stack, None
+    handler: Any = stack.handler  # Starlette types it for requests and websockets alike
+    if handler is None:
+        return stack.app, None
+
+    async def error_app(scope: Any, receive: Any, send: Any, exc: Exception) -> None:
+        request = Request(scope)
+        if _is_async(handler):
+            response = await handler(request, exc)
+        else:
+            response = await run_in_threadpool(handler, request, exc)
+        await response(scope, receive, send)
+
+    return stack.app, error_app
+
+
+def _is_async(handler: Any) -> bool:
+    """Whether *handler* returns an awaitable (Starlette runs the others in its threadpool)."""
+    while isinstance(handler, functools.partial):
+        handler = handler.func
+    # A callable object with an ``async def __call__`` counts too (as in Starlette).
+    call = type(handler).__call__ if not inspect.isroutine(handler) else None
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)
 
 
 def _compose_lifespan(app: FastAPI, gc_freeze: bool) -> None:

@@ -205,6 +205,69 @@ async def test_an_app_without_handlers_still_gets_the_id_on_a_500(sink: MemorySi
     assert [r["error.type"] for r in sink.records if "error.type" in r] == ["ValueError"]
 
 
+def middleware_layers(app: FastAPI) -> list[str]:
+    """The class names of the app's middleware stack, outermost first, down to the router."""
+    names, layer = [], app.build_middleware_stack()
+    while "Middleware" in type(layer).__name__:
+        names.append(type(layer).__name__)
+        layer = layer.app
+    return names
+
+
+def test_the_middleware_takes_the_place_of_server_error_middleware(sink: MemorySink) -> None:
+    layers = middleware_layers(servicelog.fastapi.install(FastAPI()))
+    assert layers[0] == "RequestContextMiddleware"
+    assert "ServerErrorMiddleware" not in layers
+    # With debug=True (outside production) Starlette's layer stays, for its traceback page.
+    debug = middleware_layers(servicelog.fastapi.install(FastAPI(debug=True)))
+    assert debug[:2] == ["RequestContextMiddleware", "ServerErrorMiddleware"]
+
+
+@pytest.mark.parametrize("sync", [False, True])
+async def test_the_apps_own_handler_for_unhandled_errors_still_answers(
+    sink: MemorySink, sync: bool
+) -> None:
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    servicelog.fastapi.install(app)
+
+    def own(request: Any, exc: Exception) -> Any:
+        return JSONResponse({"oops": type(exc).__name__}, status_code=503)
+
+    async def own_async(request: Any, exc: Exception) -> Any:
+        return own(request, exc)
+
+    app.add_exception_handler(Exception, own if sync else own_async)  # replaces servicelog's
+    response = await call(app, "GET", "/boom")
+    assert (response.status_code, response.json()) == (503, {"oops": "RuntimeError"})
+    access = [r for r in sink.records if r["log.logger"] == "servicelog.access"]
+    assert access[0]["http.response.status_code"] == 503
+    assert access[0]["request_id"] == response.headers["x-request-id"]
+    # That handler logged nothing: the middleware logs the exception, once.
+    assert [r["error.type"] for r in sink.records if "error.type" in r] == ["RuntimeError"]
+
+
+async def test_a_failing_error_app_still_gets_the_minimal_500(sink: MemorySink) -> None:
+    async def bare(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("bare app failed")
+
+    async def broken(scope: Any, receive: Any, send: Any, exc: Exception) -> None:
+        raise RuntimeError("error handler bug")
+
+    servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE, strict=False)
+    app = servicelog.asgi.RequestContextMiddleware(bare, error_app=broken)
+    response = await call(app, "GET", "/")
+    assert response.status_code == 500
+    assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+    assert servicelog.stats()["errors"] == {"error handler": 1}
+
+
 def test_openapi_documents_the_error_shape(sink: MemorySink) -> None:
     schema = make_app().openapi()
     assert "ErrorResponse" in schema["components"]["schemas"]
