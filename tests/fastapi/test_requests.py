@@ -193,7 +193,29 @@ async def test_generated_ids_are_unique() -> None:
     assert all(uuid.UUID(i).version == 4 for i in list(ids)[:100])
 
 
-def test_one_draw_gives_a_canonical_uuid4_and_w3c_trace_ids() -> None:
+def test_a_forked_child_never_reuses_its_parents_pooled_ids() -> None:
+    import os
+
+    from servicelog.asgi.ids import new_ids
+
+    new_ids()  # the pools are filled: the parent holds IDs it has not handed out yet
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write, ",".join(x for _ in range(10) for x in new_ids()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    parent = {x for _ in range(10) for x in new_ids()}
+    assert len(child) == 30 and len(parent) == 30
+    assert not child & parent
+
+
+def test_pools_give_a_canonical_uuid4_and_w3c_trace_ids() -> None:
     from servicelog.asgi.ids import continue_trace, new_ids
 
     seen = set()

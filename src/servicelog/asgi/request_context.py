@@ -34,7 +34,8 @@ from ..context import _scope as _scope_var
 from ..levels import level_name
 from ..logger import current_runtime, get_logger
 from .access_log import AccessLog, access_record
-from .ids import continue_trace, new_ids, parse_request_id, rejected_hint
+from .ids import TraceContext, continue_trace, new_ids, parse_request_id, rejected_hint
+from .ids import _trace as _new_trace
 from .responses import minimal_500
 from .tracebacks import log_exception
 
@@ -142,9 +143,10 @@ class RequestContextMiddleware:
                 rejected = rejected_hint(raw_id)
             else:
                 request_id = accepted
-        trace = continue_trace(
-            raw_parent.decode("latin-1") if raw_parent is not None else None, trace_id, span_id
-        )
+        if raw_parent is None:  # continue_trace(None, ...) without the call
+            trace = _new_trace(TraceContext, (trace_id, span_id, None, "01"))
+        else:
+            trace = continue_trace(raw_parent.decode("latin-1"), trace_id, span_id)
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
