@@ -1,0 +1,113 @@
+"""Instructions per request of the HTTP benchmark's apps, counted by callgrind (deterministic).
+
+Wall-clock ratios on a shared 2-core VM move by ±10 % between runs; instruction counts do not.
+Each variant's uvicorn server runs under ``valgrind --tool=callgrind``; a keep-alive client sends
+a warm-up, then *n* requests to ``/items/42``, in two runs with different *n*: the difference
+of the two totals divided by the difference of *n* is the cost of one request (start-up,
+warm-up and shutdown cancel out). Instructions are not time (cache misses, the kernel's share
+and the writer thread's system calls are not counted), so this guides optimisation; the HTTP
+benchmark (``http_bench.py``) remains the measure.
+
+    python bench/http_instructions.py [--only a,s] [--requests 300,1300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = {"a": "bare FastAPI", "s": "servicelog full stack", "n": "servicelog, rate limit off"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def send_requests(port: int, count: int, deadline: float) -> None:
+    """Wait for the server, then send *count* keep-alive GETs (each must answer 200)."""
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            conn.request("GET", "/items/1")
+            conn.getresponse().read()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    for _ in range(count):
+        conn.request("GET", "/items/42", headers={"User-Agent": "bench"})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"/items/42 answered {response.status}")
+    conn.close()
+
+
+def instructions(key: str, count: int, tmp: Path) -> int:
+    """Total instructions of a server of variant *key* that answered *count* requests."""
+    port = free_port()
+    log_dir = Path(tempfile.mkdtemp(dir=tmp))
+    out = tmp / f"callgrind.{key}.{count}"
+    env = {**os.environ, "BENCH_LOG_DIR": str(log_dir), "PYTHONHASHSEED": "0"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
+    command = [
+        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        sys.executable, "-m", "uvicorn", f"bench.http.app_{key}:app",
+        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+        "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        send_requests(port, 200, time.monotonic() + 120)  # warm-up, the same in both runs
+        send_requests(port, count, time.monotonic() + 120)
+    finally:
+        server.send_signal(2)
+        _, err = server.communicate(timeout=120)
+    totals = re.findall(r"Collected : (\d+)", err)
+    if not totals:
+        raise RuntimeError(f"no callgrind total for {key}: {err[-500:]}")
+    return int(totals[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="a,s", help="variant keys (a,s,n)")
+    parser.add_argument("--requests", default="300,1300", help="the two request counts")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # bench/run.py passes every script the same arguments
+        print(f"http_instructions: ignoring {' '.join(unknown)}", file=sys.stderr)
+    if shutil.which("valgrind") is None:
+        print("# Instructions per request\n\nn/a: valgrind is not installed")
+        return 0
+    low, high = (int(n) for n in args.requests.split(","))
+    keys = [k for k in args.only.split(",") if k]
+    print("# Instructions per request (callgrind, /items/42)\n")
+    print("| variant | instructions per request | vs a |")
+    print("|---|---:|---:|")
+    bare = None
+    with tempfile.TemporaryDirectory(prefix="http-instr-") as tmp:
+        for key in keys:
+            per = (instructions(key, high, Path(tmp)) - instructions(key, low, Path(tmp))) / (
+                high - low
+            )
+            bare = per if key == "a" else bare
+            ratio = f"{per / bare:.3f}" if bare else "n/a"
+            print(f"| {key} {VARIANTS.get(key, key)} | {per:,.0f} | {ratio} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
