@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from _tables import TIMES
 
 PROCS = 4
 THREADS = 4
@@ -60,7 +61,6 @@ LABELS = {
     "loguru": "loguru (sink per process, enqueue=False)",
     "clh": "concurrent-log-handler",
 }
-TIMES = "\u00d7"
 
 
 # --- the child: one worker process ---------------------------------------------------------------

@@ -37,7 +37,6 @@ import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+from _tables import DASH, TIMES, child_env, med, spread
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -61,7 +61,6 @@ DURATION, WARMUP, ROUNDS, CONNECTIONS = 10, 2, 5, 32
 SERVER_CPU, LOAD_CPU = "0", "1"
 START_TIMEOUT, STOP_TIMEOUT = 30.0, 30.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-TIMES, DASH = "\u00d7", "\u2013"  # for the tables (ruff flags the literal characters)
 QUIET = 0.10  # both CPUs below this busy fraction before a scenario starts
 DISTURBED = 0.05  # other work's share of the server CPU that makes a measured run run again
 TARGETS = {"items": 0.85, "boom": 0.70}  # servicelog's req/s vs bare, from issue 4
@@ -170,9 +169,7 @@ def snapshot_code(into: Path, src: str, nice: int) -> tuple[Harness, dict[str, A
     shutil.copytree(
         BENCH_DIR / "http", into / "bench" / "http", ignore=shutil.ignore_patterns("__pycache__")
     )
-    # Operators' SERVICELOG_* / FAPILOG_* settings must not leak into the measurement.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SERVICELOG_", "FAPILOG_"))}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(into), env.get("PYTHONPATH")]))
+    env = child_env(str(into), "FAPILOG_")
     prefix = ["nice", "-n", str(nice)] if nice else []
     return Harness(into, env, server_args(), prefix), info
 
@@ -663,17 +660,6 @@ def checks_table(checks: dict[str, dict[str, Any]]) -> str:
 
 
 # --- the tables ---------------------------------------------------------------------------------
-def med(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def spread(values: list[float], fmt: str = ",.0f") -> str:
-    if not values:
-        return "n/a"
-    text = f"{med(values):{fmt}}"
-    if len(values) > 1:
-        text += f" ({min(values):{fmt}}{DASH}{max(values):{fmt}})"
-    return text
 
 
 def paired_ratio(runs: list[dict[str, Any]], refs: list[dict[str, Any]], field: str) -> list[float]:

@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import orjson
+from _tables import DASH, TIMES, child_env, med, spread
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -60,7 +60,6 @@ WARMUP = 10_000
 REPS = 5
 THREADS = 4
 CHILD_TIMEOUT = 900.0
-TIMES, DASH = "\u00d7", "\u2013"  # for the tables (ruff flags the literal characters)
 
 #: The request_id for the stdlib filters and the floors.
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -794,6 +793,7 @@ def snapshot_code(into: Path) -> tuple[Harness, dict[str, Any]]:
     into.mkdir(parents=True)
     script = into / Path(__file__).name
     shutil.copy2(__file__, script)
+    shutil.copy2(Path(__file__).with_name("_tables.py"), into)  # the copy imports it
     src = REPO / "src" / "servicelog"
     if src.is_dir():
         shutil.copytree(src, into / "servicelog", ignore=shutil.ignore_patterns("__pycache__"))
@@ -801,14 +801,6 @@ def snapshot_code(into: Path) -> tuple[Harness, dict[str, Any]]:
     workdir = into.parent / "out"
     workdir.mkdir()
     return Harness(script, child_env(info.get("snapshot")), workdir), info
-
-
-def child_env(snapshot: str | None) -> dict[str, str]:
-    # Operators' SERVICELOG_* settings must not leak into the measurement.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICELOG_")}
-    if snapshot:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [snapshot, env.get("PYTHONPATH")]))
-    return env
 
 
 def run_job(key: str, threads: int, n: int, warmup: int, harness: Harness) -> dict[str, Any]:
@@ -876,19 +868,6 @@ def progress(rep: int, reps: int, key: str, threads: int, res: dict[str, Any]) -
         caller = f"{res['caller_ns']:,.0f} ns/call, " if "caller_ns" in res else ""
         status = f"{caller}{rate:,.0f} rec/s, {ok}"
     print(f"[rep {rep + 1}/{reps}] {name:<28} {status}", file=sys.stderr, flush=True)
-
-
-def med(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def spread(values: list[float], fmt: str = ",.0f") -> str:
-    if not values:
-        return "n/a"
-    text = f"{med(values):{fmt}}"
-    if len(values) > 1:
-        text += f" ({min(values):{fmt}}{DASH}{max(values):{fmt}})"
-    return text
 
 
 def per_rep_ratio(

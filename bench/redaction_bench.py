@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
+from _tables import DASH, TIMES, child_env, med, spread
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -65,7 +66,6 @@ REPS = 5
 CHILD_TIMEOUT = 900.0
 CHUNKS = 10
 FIELDS: dict[str, Any] = {"method": "GET", "path": "/items/42", "status": 200, "duration_ms": 1.234}
-TIMES, DASH = "\u00d7", "\u2013"  # for the tables (ruff flags the literal characters)
 
 
 # --- the guide's LogSanitizer, copied from the guide (backend/core/logging/sanitizer.py) ---------
@@ -331,13 +331,6 @@ def snapshot_servicelog(into: Path) -> str | None:
     return str(into)
 
 
-def child_env(snapshot: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICELOG_")}
-    if snapshot:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [snapshot, env.get("PYTHONPATH")]))
-    return env
-
-
 def run_job(key: str, n: int, warmup: int, workdir: Path, env: dict[str, str]) -> dict[str, Any]:
     out = workdir / f"{key}-{uuid.uuid4().hex[:8]}.jsonl"
     cmd = [sys.executable, __file__, "--variant", key, "--out", str(out)]
@@ -368,19 +361,6 @@ def run_all(
             note = res.get("error") or f"{res['caller_ns']:,.0f} ns/call"
             print(f"  [{rep + 1}/{reps}] {key}: {note}", file=sys.stderr, flush=True)
     return results
-
-
-def med(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def spread(values: list[float]) -> str:
-    if not values:
-        return "n/a"
-    text = f"{med(values):,.0f}"
-    if len(values) > 1:
-        text += f" ({min(values):,.0f}{DASH}{max(values):,.0f})"
-    return text
 
 
 def per_rep(
