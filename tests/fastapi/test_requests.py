@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
 from typing import Any
@@ -231,6 +232,30 @@ def test_pools_give_a_canonical_uuid4_and_w3c_trace_ids() -> None:
     assert continue_trace(parent, "c" * 32, "d" * 16) == ("a" * 32, "d" * 16, "b" * 16, "01")
     assert continue_trace("garbage", "c" * 32, "d" * 16) == ("c" * 32, "d" * 16, None, "01")
     assert continue_trace(None, "c" * 32, "d" * 16).traceparent == f"00-{'c' * 32}-{'d' * 16}-01"
+
+
+def test_an_all_zero_trace_or_span_id_from_the_random_source_is_never_handed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from servicelog.asgi import ids
+
+    def zeros_then_random(size: int) -> bytes:  # 2**-64 in life: forced here
+        raw = bytearray(random.randbytes(size))
+        pool = ids._POOL
+        raw[pool * 16 : pool * 16 + 16] = bytes(16)  # the first trace ID
+        raw[pool * 32 + 8 : pool * 32 + 16] = bytes(8)  # the second span ID
+        return bytes(raw)
+
+    monkeypatch.setattr(ids.os, "urandom", zeros_then_random)
+    ids._empty_pools()
+    try:
+        made = [ids.new_ids() for _ in range(ids._POOL)]
+    finally:
+        ids._empty_pools()
+    traces = {trace_id for _, trace_id, _ in made}
+    spans = {span_id for _, _, span_id in made}
+    assert "0" * 32 not in traces and "0" * 31 + "1" in traces
+    assert "0" * 16 not in spans and "0" * 15 + "1" in spans
 
 
 async def test_uvicorn_skips_its_own_access_line_work_once_ours_replaces_it() -> None:

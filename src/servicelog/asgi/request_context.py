@@ -30,17 +30,21 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .. import _errors
+from .. import logger as _logger_module
 from ..context import _local_get, _scope_get
 from ..context import _scope as _scope_var
 from ..levels import level_name
-from ..logger import current_runtime, get_logger
+from ..logger import get_logger
 from ..record import (
+    _DIGITS,
     LEVEL,
     LOGGER,
     MESSAGE,
     THREAD,
     TIMESTAMP,
     Record,
+    _tls,
+    _ts_cache,
     format_timestamp,
     thread_name,
 )
@@ -86,7 +90,6 @@ def _query_redactor() -> Callable[[str], str]:
 
 
 _LEVEL_NAMES = {levelno: level_name(levelno) for levelno in (20, 30, 40)}
-_NO_CONTEXT: dict[str, Any] = {}
 _time_ns = time.time_ns
 
 
@@ -161,15 +164,14 @@ class RequestContextMiddleware:
             trace = _new_trace(TraceContext, (trace_id, span_id, None, "01"))
         else:
             trace = continue_trace(raw_parent.decode("latin-1"), trace_id, span_id)
+            trace_id = trace.trace_id  # the caller's trace (span_id stays ours)
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
         state["request_id"] = request_id
         state["trace"] = trace
         # The request scope, opened directly (this runs once per request: no helper layers).
-        token = _scope_var.set(
-            {"request_id": request_id, "trace.id": trace.trace_id, "span.id": trace.span_id}
-        )
+        token = _scope_var.set({"request_id": request_id, "trace.id": trace_id, "span.id": span_id})
         try:
             if rejected is not None:
                 self._log.warning(
@@ -263,26 +265,41 @@ class RequestContextMiddleware:
             access = self._access
             if levelno < access._levelno:  # the access logger's own level (levels=...)
                 return
-            # The record is built here, whole: the head every record has, the request's
-            # context (its keys were checked against the reserved ones when bound), then the
-            # ECS HTTP fields. A helper function or log.info(**fields) cost a call and a
-            # second dict per request.
+            # The record is built here, whole, the way the logger's lean path builds one: the
+            # head every record has (thread name and timestamp inlined), the request's context
+            # (its keys were checked against the reserved ones when bound), then the ECS HTTP
+            # fields, stored one by one (a dict display with ``**context`` in its middle builds
+            # a second dict and resizes the first: ~0.2 us more).
+            try:
+                thread = _tls.name
+            except AttributeError:
+                thread = thread_name()
+            ns = _time_ns()
+            first, end, prefix = _ts_cache[0]
+            if not first <= ns < end:
+                format_timestamp(ns)
+                first, end, prefix = _ts_cache[0]
+            us = (ns - first) // 1000
             method = scope.get("method", "")
             record: Record = {
-                TIMESTAMP: format_timestamp(_time_ns()),
+                TIMESTAMP: f"{prefix}{_DIGITS[us // 1000]}{_DIGITS[us % 1000]}Z",
                 LEVEL: _LEVEL_NAMES[levelno],
                 MESSAGE: f"{method} {path} {status}",
                 LOGGER: access.name,
-                THREAD: thread_name(),
-                **(_scope_get() or _NO_CONTEXT),
-                **(_local_get() or _NO_CONTEXT),
-                "http.request.method": method,
-                "url.path": path,
-                "http.response.status_code": status,
-                "event.duration": duration,
-                "http.response.body.bytes": body_bytes,
-                "http.version": scope.get("http_version", ""),
+                THREAD: thread,
             }
+            context = _scope_get()
+            if context:
+                record.update(context)
+            context = _local_get()
+            if context:
+                record.update(context)
+            record["http.request.method"] = method
+            record["url.path"] = path
+            record["http.response.status_code"] = status
+            record["event.duration"] = duration
+            record["http.response.body.bytes"] = body_bytes
+            record["http.version"] = scope.get("http_version", "")
             query = scope.get("query_string")
             if query:
                 record["url.query"] = self._redact_query(query.decode("latin-1")[:2048])
@@ -295,7 +312,7 @@ class RequestContextMiddleware:
                 record["client.ip"] = ip
             if agent:  # the first User-Agent header, found in the middleware's header pass
                 record["user_agent.original"] = agent.decode("latin-1")[:512]
-            current_runtime().pipeline.emit_for(levelno)(record, levelno)
+            _logger_module._runtime.pipeline.emit_for(levelno)(record, levelno)
         except Exception as exc:
             _errors.report("access log", exc)
 
