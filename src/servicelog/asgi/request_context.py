@@ -288,12 +288,12 @@ class RequestContextMiddleware:
                 LOGGER: access.name,
                 THREAD: thread,
             }
-            context = _scope_get()
-            if context:
-                record.update(context)
-            context = _local_get()
-            if context:
-                record.update(context)
+            scoped = _scope_get()
+            if scoped:
+                record.update(scoped)
+            local = _local_get()
+            if local:
+                record.update(local)
             record["http.request.method"] = method
             record["url.path"] = path
             record["http.response.status_code"] = status
