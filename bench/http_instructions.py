@@ -14,7 +14,7 @@ web framework's own work is cold: in 2026-11 servicelog's stack added 14 % to ba
 instructions but 15 % to its I1 and D1 misses, and ~20 % to its time. Fewer distinct functions
 and objects touched per request is what shortens it, not only fewer instructions.
 
-    python bench/http_instructions.py [--only a,s] [--requests 300,1300] [--cache-sim]
+    python bench/http_instructions.py [--only a,s,c] [--requests 300,1300] [--cache-sim]
 """
 
 from __future__ import annotations
@@ -32,7 +32,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {"a": "bare FastAPI", "s": "servicelog full stack", "n": "servicelog, rate limit off"}
+VARIANTS = {
+    "a": "bare FastAPI",
+    "s": "servicelog full stack",
+    "n": "servicelog, rate limit off",
+    "c": "asgi-correlation-id + structlog",
+}
 
 
 def free_port() -> int:
@@ -96,7 +101,7 @@ def instructions(key: str, count: int, tmp: Path, cache_sim: bool = False) -> di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="a,s", help="variant keys (a,s,n)")
+    parser.add_argument("--only", default="a,s", help="variant keys (a,s,n,c)")
     parser.add_argument("--requests", default="300,1300", help="the two request counts")
     parser.add_argument(
         "--cache-sim", action="store_true", help="also count first-level cache misses"
