@@ -134,7 +134,7 @@ def test_a_custom_rotation_function(tmp_path: Path) -> None:
     assert [r["j"] for r in read_records(path)] == list(range(100))
 
 
-@pytest.mark.parametrize("compression", ["gz", "zip", "bz2", "xz"])
+@pytest.mark.parametrize("compression", ["gz", "zip", "bz2", "xz", "zstd"])
 def test_rotated_files_are_compressed_and_read_back(tmp_path: Path, compression: str) -> None:
     """Every rotated file but the newest (compress_delay=1) is compressed off the caller,
     keeps mode 0600 and its modification time, and reads back whole."""
@@ -146,10 +146,15 @@ def test_rotated_files_are_compressed_and_read_back(tmp_path: Path, compression:
     sink.close()
     members = list_members(str(path))
     assert members[-1].compression == ""
-    suffix = {"gz": ".gz", "zip": ".zip", "bz2": ".bz2", "xz": ".xz"}[compression]
+    suffix = {"gz": ".gz", "zip": ".zip", "bz2": ".bz2", "xz": ".xz", "zstd": ".zst"}[compression]
     assert all(m.compression == suffix for m in members[:-1]) and len(members) > 3
+    magic = {"gz": b"\x1f\x8b", "zip": b"PK\x03\x04", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00"}
+    magic["zstd"] = b"\x28\xb5\x2f\xfd"  # each format's own header, not only our reader's word
     for m in members:
         assert stat.S_IMODE(os.stat(m.path).st_mode) == 0o600
+        if m.compression:
+            with open(m.path, "rb") as f:
+                assert f.read(len(magic[compression])) == magic[compression]
     assert [r["j"] for r in read_records(path)] == list(range(300))
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".part")]
 
