@@ -398,3 +398,76 @@ def test_without_a_lock_file_one_process_still_writes(
     assert [r["j"] for r in read_records(path)] == list(range(40))
     assert sink.lost == 0 and len(list_members(str(path))) >= 2
     assert capfd.readouterr().err.count("lock file failed (PermissionError") == 1
+
+
+def _rotated(directory: Path, count: int, size: int = 2000) -> list[Path]:
+    """*count* rotated files of app.jsonl, oldest first, as an earlier run left them."""
+    paths = []
+    for seq in range(count):
+        path = directory / rotated_name("app.jsonl", "2026-01-01", seq)
+        path.write_bytes(b'{"j":%d,"pad":"%s"}\n' % (seq, b"x" * size))
+        paths.append(path)
+    return paths
+
+
+def test_retention_comes_before_compression(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog of 10 rotated files with ``retention=2``: the 8 oldest are deleted without
+    being compressed first (when files rotate faster than they compress, the set stays within
+    retention), the newest stays plain and the other kept one is compressed once."""
+    from servicelog.sinks import rotating
+
+    _rotated(tmp_path, 10)
+    compressed: list[str] = []
+    real = rotating._COMPRESSORS["gz"]
+
+    def counting(src: Any, out: Any, name: str, mtime: float, stop: Any) -> None:
+        compressed.append(name)
+        real(src, out, name, mtime, stop)
+
+    monkeypatch.setitem(rotating._COMPRESSORS, "gz", counting)
+    sink = RotatingFileSink(
+        tmp_path / "app.jsonl", JsonRenderer(), retention=2, compression="gz", flush_interval=60
+    )
+    sink.wait_maintenance()
+    sink.close()
+    members = list_members(str(tmp_path / "app.jsonl"))
+    assert [(m.seq, m.compression) for m in members] == [(8, ".gz"), (9, "")]
+    assert compressed == [rotated_name("app.jsonl", "2026-01-01", 8)]
+
+
+def test_a_stopped_compression_leaves_the_original_and_no_part(tmp_path: Path) -> None:
+    """``compress_file(stop=...)`` asks between chunks of 1 MiB; once told to stop it removes
+    its ``.part`` and keeps the original, byte for byte."""
+    (path,) = _rotated(tmp_path, 1, size=3 << 20)
+    before = path.read_bytes()
+    asked = []
+
+    def stop() -> bool:
+        asked.append(True)
+        return len(asked) > 1  # after the first chunk
+
+    assert compress_file(str(path), "gz", stop=stop) is None
+    assert len(asked) == 2
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == [path.name]
+
+
+def test_closing_applies_retention_even_with_no_time_left(tmp_path: Path) -> None:
+    """``stop_maintenance(0)``: no time to compress, but retention is applied (deleting is
+    cheap), and the helper thread ends."""
+    sink = RotatingFileSink(
+        tmp_path / "app.jsonl", JsonRenderer(), retention=3, compression="gz", flush_interval=60
+    )
+    sink.wait_maintenance()
+    with sink._maint_running:  # a pass of the helper thread waits here...
+        _rotated(tmp_path, 6)
+        sink._stop_at = 0.0  # ...and then finds no time left, like the pass below
+    sink.stop_maintenance(0)
+    members = list_members(str(tmp_path / "app.jsonl"))
+    assert [(m.seq, m.compression) for m in members] == [(3, ""), (4, ""), (5, "")]
+    assert sink._maint_thread is not None
+    sink._maint_thread.join(5)
+    assert not sink._maint_thread.is_alive()
+    sink.close()

@@ -1,10 +1,11 @@
-"""Many processes, one file set (catalog L1 and F5): 4 processes x 8 threads, rotating."""
+"""Many processes, one file set (catalog L1, F5 and F6): 4 processes, rotating."""
 
 from __future__ import annotations
 
 import os
 import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,46 @@ def test_time_rotation_every_second_rotates_once_per_boundary(log_dir: Path) -> 
     labels = [m.label for m in members]
     assert len(set(labels)) == len(labels)
     assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z", label) for label in labels)
+
+
+@pytest.mark.parametrize("ending", ["close", "exit"])
+def test_retention_and_compression_with_four_processes(log_dir: Path, ending: str) -> None:
+    """Catalog F6: 4 processes x 4 threads rotating at 256 KiB with gzip and ``retention=3``,
+    files rotating faster than they compress; each process ends with ``close()`` (through
+    ``servicelog.reset()``) or leaves its sink to the exit drain. At the end: at most 3 rotated
+    files beside the active one; the newest rotated file is still plain (``compress_delay``) and
+    the older ones are valid gzip (``gzip -t``), each compressed once (no ``.gz.gz``, no plain
+    twin, no ``.part`` left); retention removed only the oldest records (each thread keeps an
+    unbroken run up to its last record); nothing is duplicated, torn or out of order."""
+    path = log_dir / "app.jsonl"
+    reports = run_workers(
+        path,
+        4,
+        [
+            "--threads", "4", "--seconds", str(soak_seconds()),
+            "--rotation", "256 KiB", "--compression", "gz", "--retention", "3",
+            *(["--no-close"] if ending == "exit" else []),
+        ],
+    )  # fmt: skip
+    assert sum(r["rotations"] for r in reports) >= 5, "too few rotations to mean anything"
+    names = sorted(os.listdir(log_dir))
+    assert not [n for n in names if n.endswith((".gz.gz", ".part"))], names
+    assert not [n for n in names if n.endswith(".gz") and n[:-3] in names], names
+    members = list_members(str(path))
+    assert 1 <= len(members) <= 3, [os.path.basename(m.path) for m in members]
+    assert members[-1].compression == "", "the newest rotated file is compressed too early"
+    for member in members[:-1]:
+        assert member.compression == ".gz"
+        subprocess.run(["gzip", "-t", member.path], check=True)
+    assert path.exists()
+    expected = expected_from(reports)
+    verdict = verify(path, expected)
+    assert (verdict.duplicates, len(verdict.unparseable), len(verdict.torn)) == (0, 0, 0), (
+        verdict.summary()
+    )
+    assert not verdict.out_of_order, verdict.summary()
+    assert verdict.records > 0
+    for key, produced in expected.items():
+        kept = verdict.seen.get(key, [])
+        # Only a prefix of each thread's records can have aged out with the oldest files.
+        assert kept == list(range(produced - len(kept), produced)), (key, produced, kept[:3])

@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signals", action="store_true")
     parser.add_argument("--queue-then-wait", action="store_true")
     parser.add_argument("--block-timeout", type=float, default=5.0)
+    parser.add_argument("--no-close", action="store_true", help="leave the sink to the exit drain")
     args = parser.parse_args(argv)
 
     options: dict[str, Any] = {"block_timeout": args.block_timeout}
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     servicelog.flush()
     counters = sink.counters()
     report = {"produced": produced, "counters": counters, "rotations": sink.rotations}
-    servicelog.reset()
+    if not args.no_close:
+        servicelog.reset()
     if args.report:
         with open(args.report, "wb") as f:
             f.write(orjson.dumps(report, option=orjson.OPT_NON_STR_KEYS))

@@ -378,6 +378,10 @@ class BufferedSink:
     def release(self) -> None:
         """Release the underlying resource (after the final flush)."""
 
+    def _at_exit(self, timeout: float) -> None:
+        """At interpreter exit, after the drain: finish helper work within *timeout* seconds
+        (a rotating file set stops compressing and applies retention)."""
+
     # --- counters -----------------------------------------------------------------------------
     @property
     def produced(self) -> int:
@@ -520,7 +524,21 @@ def _register_mp_finalizer(_: object) -> None:
 
 
 os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
-atexit.register(drain_all)
+
+
+def _drain_at_exit(timeout: float = DRAIN_TIMEOUT) -> None:
+    """At exit: drain every sink, then let sinks with helper work (compression, retention)
+    finish it within what is left of *timeout*."""
+    deadline = time.monotonic() + timeout
+    drain_all(timeout)
+    for sink in list(_sinks):
+        try:
+            sink._at_exit(max(0.0, deadline - time.monotonic()))
+        except Exception as exc:  # pragma: no cover - _at_exit guards itself
+            _errors.report(f"sink {sink.name} at exit", exc)
+
+
+atexit.register(_drain_at_exit)
 
 
 # --- signals ----------------------------------------------------------------------------------

@@ -37,14 +37,13 @@ import io
 import math
 import os
 import re
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from datetime import time as dtime
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, Protocol
 
 import orjson
 
@@ -60,7 +59,7 @@ from ..exceptions import ConfigError
 from ..pipeline import Route
 from ..record import CHANNEL, Record
 from ..render.json import JsonRenderer
-from .base import PartialWrite
+from .base import DRAIN_TIMEOUT, PartialWrite
 from .file import FileSink, check_mode
 
 __all__ = [
@@ -355,7 +354,14 @@ def list_members(active: str, names: Iterable[str] | None = None) -> list[Member
 
 
 # --- compression ----------------------------------------------------------------------------------
-def compress_file(path: str, compression: str, mode: int = 0o600) -> str | None:
+#: The longest, in seconds, that closing a rotating file set (or exiting) spends on a last
+#: pass of retention and compression.
+MAINTENANCE_AT_CLOSE = 2.0
+
+
+def compress_file(
+    path: str, compression: str, mode: int = 0o600, stop: Callable[[], bool] | None = None
+) -> str | None:
     """Compress the rotated file *path* next to itself, then delete it.
 
     Safe with several processes: the one holding a ``flock`` on the source does the work
@@ -363,9 +369,13 @@ def compress_file(path: str, compression: str, mode: int = 0o600) -> str | None:
     into place before the source is deleted, so a crash leaves either the source or a complete
     compressed file (or both, which the reader and the next run handle).
 
+    *stop* is asked between chunks of 1 MiB: when it answers true the compression is
+    abandoned, its ``.part`` removed and the original kept (a closing sink stops this way
+    instead of leaving a half-written file for the next run).
+
     Returns:
-        The compressed file's path, or ``None`` if another process is compressing it or it
-        is gone.
+        The compressed file's path, or ``None`` if another process is compressing it, it is
+        gone, or *stop* ended the work.
     """
     suffix = COMPRESSIONS[compression]
     try:
@@ -389,7 +399,7 @@ def compress_file(path: str, compression: str, mode: int = 0o600) -> str | None:
         out = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
         try:
             with os.fdopen(os.dup(src), "rb") as source, os.fdopen(out, "wb", closefd=False) as f:
-                _COMPRESSORS[compression](source, f, basename, st.st_mtime)
+                _COMPRESSORS[compression](source, f, basename, st.st_mtime, stop or _never)
             os.fsync(out)
             os.fchmod(out, mode)
         finally:
@@ -397,7 +407,16 @@ def compress_file(path: str, compression: str, mode: int = 0o600) -> str | None:
         # Keep the log's own age: retention by age reads mtime.
         os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns))
         os.rename(part, final)
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass  # aged out by another process's retention meanwhile; its next pass takes ours
+    except _Stopped:
+        try:
+            os.unlink(part)
+        except OSError:
+            pass
+        return None
     except BaseException:
         try:
             os.unlink(part)
@@ -409,50 +428,74 @@ def compress_file(path: str, compression: str, mode: int = 0o600) -> str | None:
     return final
 
 
-def _gz(src: IO[bytes], out: IO[bytes], name: str, mtime: float) -> None:
+class _Stopped(Exception):
+    """A compression was abandoned because its sink is closing."""
+
+
+def _never() -> bool:
+    return False
+
+
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+def _copy(src: IO[bytes], dst: _Writable, stop: Callable[[], bool]) -> None:
+    """``shutil.copyfileobj`` in chunks of 1 MiB, asking *stop* before each."""
+    while True:
+        if stop():
+            raise _Stopped
+        chunk = src.read(1 << 20)
+        if not chunk:
+            return
+        dst.write(chunk)
+
+
+def _gz(src: IO[bytes], out: IO[bytes], name: str, mtime: float, stop: Callable[[], bool]) -> None:
     import gzip
 
-    with gzip.GzipFile(filename=name, mode="wb", fileobj=out, mtime=int(mtime)) as z:
-        shutil.copyfileobj(src, z, 1 << 20)
+    # Level 6, as gzip(1) and logrotate: twice as fast as the module's 9 on JSON, ~2 % larger.
+    with gzip.GzipFile(
+        filename=name, mode="wb", fileobj=out, mtime=int(mtime), compresslevel=6
+    ) as z:
+        _copy(src, z, stop)
 
 
-def _bz2(src: IO[bytes], out: IO[bytes], name: str, mtime: float) -> None:
+def _bz2(src: IO[bytes], out: IO[bytes], name: str, mtime: float, stop: Callable[[], bool]) -> None:
     import bz2
 
     with bz2.BZ2File(out, "wb") as z:
-        shutil.copyfileobj(src, z, 1 << 20)
+        _copy(src, z, stop)
 
 
-def _xz(src: IO[bytes], out: IO[bytes], name: str, mtime: float) -> None:
+def _xz(src: IO[bytes], out: IO[bytes], name: str, mtime: float, stop: Callable[[], bool]) -> None:
     import lzma
 
     with lzma.LZMAFile(out, "wb") as z:
-        shutil.copyfileobj(src, z, 1 << 20)
+        _copy(src, z, stop)
 
 
-def _zip(src: IO[bytes], out: IO[bytes], name: str, mtime: float) -> None:
+def _zip(src: IO[bytes], out: IO[bytes], name: str, mtime: float, stop: Callable[[], bool]) -> None:
     import zipfile
 
     info = zipfile.ZipInfo(name, time.localtime(mtime)[:6])
     info.compress_type = zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(out, "w") as zf, zf.open(info, "w", force_zip64=True) as z:
-        shutil.copyfileobj(src, z, 1 << 20)
+        _copy(src, z, stop)
 
 
-def _zst(src: IO[bytes], out: IO[bytes], name: str, mtime: float) -> None:
+def _zst(src: IO[bytes], out: IO[bytes], name: str, mtime: float, stop: Callable[[], bool]) -> None:
     zstd = _zstd()
-    if (
-        hasattr(zstd, "ZstdDecompressor")
-        and hasattr(zstd, "ZstdCompressor")
-        and hasattr(zstd.ZstdCompressor, "copy_stream")
-    ):  # the zstandard package
-        zstd.ZstdCompressor().copy_stream(src, out)
-    else:  # compression.zstd (Python 3.14)
+    if hasattr(zstd, "ZstdFile"):  # compression.zstd (Python 3.14)
         with zstd.ZstdFile(out, "wb") as z:
-            shutil.copyfileobj(src, z, 1 << 20)
+            _copy(src, z, stop)
+    else:  # the zstandard package
+        with zstd.ZstdCompressor().stream_writer(out, closefd=False) as z:
+            _copy(src, z, stop)
 
 
-_COMPRESSORS: dict[str, Callable[[IO[bytes], IO[bytes], str, float], None]] = {
+_Compressor = Callable[[IO[bytes], IO[bytes], str, float, Callable[[], bool]], None]
+_COMPRESSORS: dict[str, _Compressor] = {
     "gz": _gz,
     "bz2": _bz2,
     "xz": _xz,
@@ -546,6 +589,8 @@ class RotatingFileSink(FileSink):
         self._maint_thread: threading.Thread | None = None
         self._maint_lock = threading.Lock()
         self._maint_running = threading.Lock()
+        self._stopping = False  # closed or exited: the helper thread ends
+        self._stop_at = math.inf  # compression stops between chunks from this time on
         self._day_label = Daily(1, dtime(0), tz)
         super().__init__(path, renderer, mode=check_mode(mode), **options)
         self._pattern = member_pattern(self.basename)
@@ -712,7 +757,7 @@ class RotatingFileSink(FileSink):
         while True:
             wake.wait(60.0)
             wake.clear()
-            if self._released:
+            if self._released or self._stopping:
                 return
             try:
                 self.maintain()
@@ -720,32 +765,82 @@ class RotatingFileSink(FileSink):
                 _errors.report(f"sink {self.name} maintenance", exc)
 
     def maintain(self) -> list[str]:
-        """Compress rotated files and apply retention now (the helper thread calls this).
+        """Apply retention, compress rotated files, and apply retention again, now (the
+        helper thread calls this).
+
+        Retention comes first: a file about to age out is not worth compressing, and when
+        files rotate faster than they compress (a burst, a slow algorithm) the set stays
+        within ``retention`` instead of growing while compression catches up. Compression
+        stops early when the sink closes; the next run compresses the rest.
 
         Returns:
             The paths deleted by retention.
         """
         with self._maint_running:
-            members = list_members(self.path)
+            deleted = self._age_out()
             if self.compression is not None:
-                delay = self.compress_delay
-                newest = members[len(members) - delay :] if delay else []
-                for member in members:
-                    if not member.compression and member not in newest:
-                        compress_file(member.path, self.compression, self.mode)
-                members = list_members(self.path)
-                self._remove_stale_parts()
-            doomed = plan_members(members, self.keep, self.max_age, self._clock())
-            deleted: list[str] = []
-            for member in doomed:
-                base = member.path[: len(member.path) - len(member.compression)]
-                for suffix in ("", *COMPRESSIONS.values()):
-                    try:
-                        os.unlink(base + suffix)
-                        deleted.append(base + suffix)
-                    except FileNotFoundError:
-                        pass
+                try:
+                    members = list_members(self.path)
+                    delay = self.compress_delay
+                    for member in members[: len(members) - delay] if delay else members:
+                        if self._stop():
+                            break
+                        if not member.compression:
+                            compress_file(member.path, self.compression, self.mode, self._stop)
+                    self._remove_stale_parts()
+                finally:
+                    deleted += self._age_out()
             return deleted
+
+    def _stop(self) -> bool:
+        """Whether compression must stop now (the sink is stopping, or its time is up)."""
+        return self._stopping or time.monotonic() >= self._stop_at
+
+    def _age_out(self) -> list[str]:
+        """Delete the rotated files retention no longer keeps (every form of each)."""
+        if self.keep is None and self.max_age is None:
+            return []
+        doomed = plan_members(list_members(self.path), self.keep, self.max_age, self._clock())
+        deleted: list[str] = []
+        for member in doomed:
+            base = member.path[: len(member.path) - len(member.compression)]
+            for suffix in ("", *COMPRESSIONS.values()):
+                try:
+                    os.unlink(base + suffix)
+                    deleted.append(base + suffix)
+                except FileNotFoundError:
+                    pass
+        return deleted
+
+    def stop_maintenance(self, timeout: float = MAINTENANCE_AT_CLOSE) -> None:
+        """A last pass of retention and compression within *timeout* seconds (at most
+        ``MAINTENANCE_AT_CLOSE``; a helper thread mid-pass gets at least 0.25 s to stop), then
+        stop the helper thread.
+
+        ``close()`` and the exit drain call it. A process that stops leaves its file set
+        within ``retention`` and no half-written ``.part``: a compression still running at the
+        deadline is abandoned within a chunk of 1 MiB, and the next run does it.
+        """
+        if self.compression is None and self.keep is None and self.max_age is None:
+            return
+        deadline = time.monotonic() + max(0.0, min(timeout, MAINTENANCE_AT_CLOSE))
+        self._stop_at = deadline  # the helper, if at work, stops by then too
+        try:
+            # A helper mid-pass sees the deadline between chunks: give it a moment to stop.
+            grace = max(deadline - time.monotonic(), 0.25)
+            if self._maint_running.acquire(timeout=grace):
+                self._maint_running.release()
+                self.maintain()
+            else:  # the helper is stuck (a hung disk): it ages out when it can
+                _errors.report(
+                    f"sink {self.name} maintenance",
+                    TimeoutError("retention and compression still running at close"),
+                )
+        except Exception as exc:
+            _errors.report(f"sink {self.name} maintenance", exc)
+        finally:
+            self._stopping = True
+            self._maint_wake.set()
 
     def _remove_stale_parts(self) -> None:
         # A compression killed midway leaves ".<name>.gz.part"; once its source is gone (it
@@ -769,11 +864,25 @@ class RotatingFileSink(FileSink):
         super().release()
         self._maint_wake.set()  # let the helper thread see _released and end
 
+    def close(self, timeout: float | None = None) -> None:
+        """Drain and close (see :meth:`BufferedSink.close`), then stop maintenance within what
+        is left of *timeout* (see :meth:`stop_maintenance`)."""
+        if self._closed:
+            return
+        deadline = time.monotonic() + (DRAIN_TIMEOUT if timeout is None else timeout)
+        super().close(timeout)
+        self.stop_maintenance(deadline - time.monotonic())
+
+    def _at_exit(self, timeout: float) -> None:
+        self.stop_maintenance(timeout)
+
     def _after_fork_in_child(self) -> None:
         self._maint_thread = None
         self._maint_wake = threading.Event()
         self._maint_lock = threading.Lock()
         self._maint_running = threading.Lock()
+        self._stopping = self._closed
+        self._stop_at = math.inf
         self._next = -math.inf
         super()._after_fork_in_child()
 
