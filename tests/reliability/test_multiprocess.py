@@ -121,3 +121,41 @@ def test_retention_and_compression_with_four_processes(log_dir: Path, ending: st
         kept = verdict.seen.get(key, [])
         # Only a prefix of each thread's records can have aged out with the oldest files.
         assert kept == list(range(produced - len(kept), produced)), (key, produced, kept[:3])
+
+
+def test_mixed_record_sizes_from_four_processes_stay_whole_lines(log_dir: Path) -> None:
+    """Catalog L5: 4 processes x 2 threads log records of 100 B to 1 MiB into one rotating
+    set. Every line is at most ``max_line_bytes`` (16 KiB), the records cut to fit say so
+    (``truncated``, ``log.original_bytes``) and keep their small fields, and nothing is lost,
+    duplicated, interleaved or unparseable."""
+    path = log_dir / "app.jsonl"
+    sizes = [100, 1_000, 10_000, 100_000, 1 << 20]
+    reports = run_workers(
+        path,
+        4,
+        [
+            "--threads", "2", "--records", "150", "--rotation", "1 MiB",
+            "--sizes", ",".join(map(str, sizes)),
+        ],
+    )  # fmt: skip
+    expected = expected_from(reports)
+    verdict = verify(path, expected, keep_records=True)
+    assert (verdict.lost, verdict.duplicates, len(verdict.unparseable)) == (0, 0, 0), (
+        verdict.summary()
+    )
+    assert not verdict.torn and not verdict.out_of_order, verdict.summary()
+    cut = 0
+    for member in [*list_members(str(path)), None]:
+        file = member.path if member else str(path)
+        with open(file, "rb") as f:
+            assert all(len(line) <= 16 * 1024 for line in f), file
+    for records in verdict.per_file.values():
+        for record in records:
+            if "pad" not in record:
+                continue
+            if record.get("truncated"):
+                cut += 1
+                assert record["log.original_bytes"] > 16 * 1024
+            else:
+                assert len(record["pad"]) == sizes[record["j"] % len(sizes)]
+    assert cut >= 4 * 2 * 150 * 2 // len(sizes)  # the 100 kB and 1 MiB records at least

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tz")
     parser.add_argument("--pad", type=int, default=80)
     parser.add_argument("--big-every", type=int, default=0, help="every Nth record ~15 KiB")
+    parser.add_argument("--sizes", help="pad sizes in bytes, comma-separated, used in turn")
     parser.add_argument("--sleep", type=float, default=0.0, help="between records")
     parser.add_argument("--clock-file")
     parser.add_argument("--report")
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     produced: dict[int, int] = {}
     pad = "x" * args.pad
     big = "y" * 15000
+    sizes = ["z" * int(n) for n in args.sizes.split(",")] if args.sizes else []
     deadline = time.monotonic() + args.seconds if args.seconds else None
 
     def work(t: int) -> None:
@@ -98,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
                 break
             if not (args.records or deadline or args.forever):
                 break
-            info("r", p=args.proc, t=t, j=j, pad=big if big_every and j % big_every == 0 else pad)
+            if sizes:
+                info("r", p=args.proc, t=t, j=j, pad=sizes[j % len(sizes)])
+            else:
+                info(
+                    "r", p=args.proc, t=t, j=j, pad=big if big_every and j % big_every == 0 else pad
+                )
             j += 1
             produced[t] = j
             if sleep:
