@@ -83,6 +83,69 @@ def test_the_writer_flushes_on_its_timer(tmp_path: Path) -> None:
     sink.close()
 
 
+def _lines_within(path: Path, count: int, seconds: float = 5.0) -> int:
+    deadline = time.monotonic() + seconds
+    while path.read_bytes().count(b"\n") < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return path.read_bytes().count(b"\n")
+
+
+def test_an_exception_in_the_writer_is_reported_and_it_keeps_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catalog F12: a bug of ours in the writer thread (here: the batch step raises once) is
+    counted and reported, and the same writer thread writes the records (nothing waits for
+    the buffer to fill)."""
+    from servicelog import _errors
+
+    monkeypatch.setattr(_errors, "_strict", False)  # outside tests, reports never raise
+    path = tmp_path / "app.jsonl"
+    sink = FileSink(path, JsonRenderer(), flush_interval=0.02)
+    writer = sink._thread
+    real = sink._flush_locked
+    calls = []
+
+    def broken_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the writer")
+        real()
+
+    monkeypatch.setattr(sink, "_flush_locked", broken_once)
+    before = _errors.snapshot()["errors"].get(f"sink {sink.name} writer", 0)
+    for i in range(3):
+        sink.emit(dict(RECORD, i=i), 20)
+    assert _lines_within(path, 3) == 3
+    assert _errors.snapshot()["errors"][f"sink {sink.name} writer"] == before + 1
+    assert sink._thread is writer and writer is not None and writer.is_alive()
+    sink.close()
+
+
+def test_a_dead_writer_thread_is_restarted_by_the_next_wake_up(tmp_path: Path) -> None:
+    """Catalog F12: if the writer thread is gone, the next record that wakes it (an ERROR, or a
+    full batch) starts a new one, and the records waiting in the buffer are written."""
+
+    class DiesOnce(FileSink):
+        died = False
+
+        def _run(self) -> None:
+            if not DiesOnce.died:
+                DiesOnce.died = True
+                return  # the first writer thread ends at once
+            super()._run()
+
+    path = tmp_path / "app.jsonl"
+    sink = DiesOnce(path, JsonRenderer(), flush_interval=60)
+    first = sink._thread
+    assert first is not None
+    first.join(5)
+    sink.emit(RECORD, 20)  # waits in the buffer: no writer
+    sink.emit(dict(RECORD, message="err"), 40)  # wakes the writer: a new one
+    assert _lines_within(path, 2) == 2
+    assert sink._thread is not first and sink._thread is not None and sink._thread.is_alive()
+    sink.close()
+
+
 def test_threads_never_lose_or_mix_records(tmp_path: Path) -> None:
     path = tmp_path / "app.jsonl"
     servicelog.configure(stream="none", file=path, capture=NO_CAPTURE, profile="production")

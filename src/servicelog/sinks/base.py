@@ -204,7 +204,11 @@ class BufferedSink:
     def _after_append(self) -> None:
         if self.interactive or self._closed:
             self.flush()
-        elif not self._wake.is_set():
+            return
+        thread = self._thread
+        if thread is None or not thread.is_alive():  # (the slow path: this check is cheap here)
+            self._ensure_writer()
+        if not self._wake.is_set():
             # Event.set() takes a lock even when already set. No wake-up is lost: the line is
             # appended before this check, and the writer clears the event before taking lines.
             self._wake.set()
@@ -431,7 +435,10 @@ class BufferedSink:
         while not self._closed:
             wake.wait(self.flush_interval)
             wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception as exc:  # a bug of ours: report it, and keep the writer alive
+                _errors.report(f"sink {self.name} writer", exc)
 
     def _after_fork_in_child(self) -> None:
         # The parent wrote its buffer before forking; anything here was appended concurrently
