@@ -112,6 +112,8 @@ async def test_unhandled_exception_is_a_generic_500_logged_once(sink: MemorySink
     assert len(with_trace) == 1, "logged exactly once, with its traceback"
     assert with_trace[0]["error.type"] == "RuntimeError"
     assert with_trace[0]["request_id"] == response.headers["x-request-id"]
+    (access,) = [r for r in sink.records if r["log.logger"] == "servicelog.access"]
+    assert access["event.outcome"] == "failure" and access["log.level"] == "error"
 
 
 async def test_validation_errors_never_echo_submitted_values(sink: MemorySink) -> None:

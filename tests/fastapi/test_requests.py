@@ -152,6 +152,34 @@ async def test_health_checks_are_sampled_errors_never(sink: MemorySink) -> None:
     assert [r["url.path"] for r in access(sink)] == ["/items/1"]
 
 
+async def test_a_failure_on_a_sampled_path_is_always_logged(sink: MemorySink) -> None:
+    """A body that fails after its response started, on a path sampled at 0: the access record
+    is written anyway, as an error with ``event.outcome: failure``; no second response."""
+    from servicelog.asgi import AccessLog, RequestContextMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"[1,", "more_body": True})
+        raise RuntimeError("cut off")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    mw = RequestContextMiddleware(app, access_log=AccessLog(sample={"/health": 0.0}))
+    scope = {"type": "http", "method": "GET", "path": "/health", "headers": [], "query_string": b""}
+    await mw(scope, receive, send)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    (record,) = access(sink)
+    assert record["http.response.status_code"] == 200
+    assert record["event.outcome"] == "failure" and record["log.level"] == "error"
+    assert [r["error.type"] for r in sink.records if "error.type" in r] == ["RuntimeError"]
+
+
 async def test_proxy_headers_only_when_trusted(sink: MemorySink) -> None:
     headers = {"X-Forwarded-For": "203.0.113.9, 10.0.0.2"}
     for trusted, expected in ((0, "127.0.0.1"), (1, "10.0.0.2"), (2, "203.0.113.9")):

@@ -28,7 +28,7 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, app: str = "servicelog.cli.demo_app:app") -> None:
         self.port = _free_port()
         self.file = tmp_path / "app.jsonl"
         env = {
@@ -42,7 +42,7 @@ class Server:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "servicelog.cli.demo_app:app",
+                app,
                 "--port",
                 str(self.port),
             ],
@@ -117,3 +117,35 @@ def test_shutdown_runs_both_lifespans_and_drains_the_file(server: Server) -> Non
     items = [r for r in in_file if r.get("url.path", "").startswith("/items/")]
     assert len(items) == 50, "every access record reached the file before exit"
     assert "shop stopping" in [r["message"] for r in in_file]
+
+
+def test_a_body_failing_midway_is_logged_once_and_the_connection_closed(tmp_path: Path) -> None:
+    """Catalog F14: the exception comes after the response started (a streamed body). No
+    second response is sent: the client sees the body cut off (the connection closes before
+    the last chunk). The exception is logged once, with its traceback and the request ID, and
+    the access record says the request failed (``event.outcome``, level error)."""
+    server = Server(tmp_path, "tests.apps.streaming_app:app")
+    try:
+        with httpx.stream("GET", server.url + "/stream") as response:
+            assert response.status_code == 200
+            request_id = response.headers["x-request-id"]
+            with pytest.raises(httpx.RemoteProtocolError):
+                response.read()
+        records, stderr = server.stop()
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+    failures = [r for r in records if r.get("error.type") == "RuntimeError"]
+    assert len(failures) == 1, records
+    assert failures[0]["request_id"] == request_id
+    assert "the source went away" in failures[0]["error.stack_trace"]
+    access = [r for r in records if r["log.logger"] == "servicelog.access"]
+    streamed = [r for r in access if r["url.path"] == "/stream"]
+    assert len(streamed) == 1
+    assert streamed[0]["http.response.status_code"] == 200
+    assert streamed[0]["event.outcome"] == "failure" and streamed[0]["log.level"] == "error"
+    assert b"Traceback" not in stderr and b"Exception in ASGI application" not in stderr
+    # uvicorn notes, once, that the response was not completed (true: the body was cut off).
+    others = [r for r in records if r["log.level"] == "error" and r not in failures + streamed]
+    assert [r["message"] for r in others] == ["ASGI callable returned without completing response."]

@@ -9,7 +9,8 @@ A pure ASGI middleware. For every HTTP (and WebSocket) connection it:
    request (``servicelog.bind``) reach the access record;
 3. sets ``request.state.request_id`` (and ``request.state.trace``);
 4. adds the ``X-Request-ID`` header to every response it sees start;
-5. writes one access record when the response ends;
+5. writes one access record when the response ends (``event.outcome: failure`` and level error
+   when the application raised, even after its response started);
 6. if the application raises, answers with ``error_app`` (the application's own handler for
    unhandled errors, if given) when no response was started, logs the exception once (unless a
    servicelog handler already did), answers a minimal JSON 500 with the request ID if still no
@@ -201,9 +202,11 @@ class RequestContextMiddleware:
                     message = {**message, "headers": headers}
                 return send(message)
 
+            failed = False
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception as exc:
+                failed = True
                 if not started and self.error_app is not None:
                     try:
                         await self.error_app(scope, receive, send_with_id, exc)
@@ -236,7 +239,9 @@ class RequestContextMiddleware:
                 options = self.access_log
                 if options is not None and options.enabled:
                     # 0: no response was started (the client went away): nginx calls that 499.
-                    self._write_access(scope, status or 499, start, body_bytes, options, agent)
+                    self._write_access(
+                        scope, status or 499, start, body_bytes, options, agent, failed
+                    )
         finally:
             _scope_var.reset(token)
 
@@ -248,16 +253,22 @@ class RequestContextMiddleware:
         body_bytes: int,
         options: AccessLog,
         agent: bytes | None,
+        failed: bool = False,
     ) -> None:
         try:
             path = scope.get("path", "")
-            # Only skipped and sampled paths need wanted() (most requests are neither).
-            if (path in options.skip or path in options.sample) and not options.wanted(
-                path, status
+            # Only skipped and sampled paths need wanted() (most requests are neither); a
+            # failed request is always logged, like an error status.
+            if (
+                (path in options.skip or path in options.sample)
+                and not failed
+                and not options.wanted(path, status)
             ):
                 return
             duration = time.perf_counter_ns() - start
-            levelno = 40 if status >= 500 else 30 if status >= 400 else 20
+            # An exception after the response started (a streamed body cut off) is an error
+            # whatever the status line said.
+            levelno = 40 if status >= 500 or failed else 30 if status >= 400 else 20
             access = self._access
             if levelno < access._levelno:  # the access logger's own level (levels=...)
                 return
@@ -297,6 +308,8 @@ class RequestContextMiddleware:
                 record["client.ip"] = ip
             if agent:  # the first User-Agent header, found in the middleware's header pass
                 record["user_agent.original"] = agent.decode("latin-1")[:512]
+            if failed:  # the application raised (its exception is logged apart, once)
+                record["event.outcome"] = "failure"
             current_runtime().pipeline.emit_for(levelno)(record, levelno)
         except Exception as exc:
             _errors.report("access log", exc)
