@@ -29,9 +29,15 @@ NO_CAPTURE = servicelog.CaptureOptions(
 )
 
 
-def usage() -> dict[str, Any]:
+def usage(sink: RotatingFileSink) -> dict[str, Any]:
     """Resident memory (KiB), open file descriptors and threads (but the load's) of this
-    process, now."""
+    process, now: between two passes of the sink's helper thread (a compression holds two
+    descriptors while it runs)."""
+    with sink._maint_running:
+        return _usage()
+
+
+def _usage() -> dict[str, Any]:
     with open("/proc/self/status") as f:
         rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
     threads = sorted(t.name for t in threading.enumerate() if not t.name.startswith("soak-"))
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("soak starts")
     servicelog.flush()
     sink.wait_maintenance()
-    base = usage()  # the file set open, its helper thread started
+    base = usage(sink)  # the file set open, its helper thread started
     per_thread = args.rate / args.threads
     start = time.monotonic()
     stop_at = start + args.seconds
@@ -83,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         thread.start()
     time.sleep(args.seconds / 5)
     servicelog.flush()
-    warm = usage()
+    warm = usage(sink)
     warm_rotations = sink.rotations
     for thread in threads[: args.threads]:
         thread.join()
     servicelog.flush()
     sink.wait_maintenance()
-    end = usage()
+    end = usage(sink)
     report = {
         "base": base,
         "warm": warm,
