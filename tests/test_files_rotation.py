@@ -471,3 +471,22 @@ def test_closing_applies_retention_even_with_no_time_left(tmp_path: Path) -> Non
     sink._maint_thread.join(5)
     assert not sink._maint_thread.is_alive()
     sink.close()
+
+
+def test_after_the_exit_pass_rotations_start_no_helper_thread(tmp_path: Path) -> None:
+    """After the exit pass (``_at_exit``) records still logged by later exit handlers are
+    written and may rotate the file, but no helper thread starts (none can at interpreter
+    shutdown, and its failure must not cost the batch)."""
+    sink = RotatingFileSink(
+        tmp_path / "app.jsonl", JsonRenderer(), rotation="1 KB", retention=2, flush_interval=60
+    )
+    sink._at_exit(0)
+    helper = sink._maint_thread
+    assert helper is not None
+    helper.join(5)
+    assert not helper.is_alive()
+    for start in range(0, 40, 10):
+        _write(sink, 10, start)
+    assert sink.rotations >= 3 and sink.written == 40
+    assert sink._maint_thread is helper
+    sink.close()

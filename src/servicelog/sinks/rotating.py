@@ -741,15 +741,22 @@ class RotatingFileSink(FileSink):
         """Wake the helper thread that compresses rotated files and applies retention."""
         if self.compression is None and self.keep is None and self.max_age is None:
             return
+        if self._stopping:  # closed, or exiting (no new thread at interpreter shutdown)
+            return
         with self._maint_lock:
             thread = self._maint_thread
             if thread is None or not thread.is_alive():
-                self._maint_thread = threading.Thread(
+                thread = threading.Thread(
                     target=self._maintenance_loop,
                     name=f"servicelog-maintenance[{self.name}]",
                     daemon=True,
                 )
-                self._maint_thread.start()
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # no new thread now (a thread limit): next time
+                    _errors.report(f"sink {self.name} maintenance", exc)
+                    return
+                self._maint_thread = thread
         self._maint_wake.set()
 
     def _maintenance_loop(self) -> None:
