@@ -149,3 +149,54 @@ def test_a_body_failing_midway_is_logged_once_and_the_connection_closed(tmp_path
     # uvicorn notes, once, that the response was not completed (true: the body was cut off).
     others = [r for r in records if r["log.level"] == "error" and r not in failures + streamed]
     assert [r["message"] for r in others] == ["ASGI callable returned without completing response."]
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    """Send *request* as it is (no client library would) and read the answer to the end."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_malformed_http_metadata_is_answered_and_logged_safely(server: Server) -> None:
+    """Catalog I8, against a real server: invalid percent-encoding, non-UTF-8 and control
+    characters in the path, secrets in an invalid query, a bad ``Content-Length``, a
+    ``Content-Type`` mismatch and 100 KiB of headers. Every request gets an answer and never a
+    500; what reaches the application gets the JSON error shape; the access records keep
+    control characters as data (escaped in JSON), redact the query, and nothing is logged as
+    an error."""
+    end = b"Host: shop\r\nConnection: close\r\n\r\n"
+    requests = {
+        "bad percent-encoding": b"GET /items/%zz HTTP/1.1\r\n" + end,
+        "non-UTF-8 after decoding": b"GET /items/%ff%fe HTTP/1.1\r\n" + end,
+        "control characters": b"GET /items/%0a%1b[31m HTTP/1.1\r\n" + end,
+        "raw non-UTF-8 bytes": b"GET /items/\xff\xfe HTTP/1.1\r\n" + end,
+        "secrets in a bad query": b"GET /items/1?token=%zz&password=hunter2 HTTP/1.1\r\n" + end,
+        "negative length": b"POST /orders HTTP/1.1\r\nContent-Length: -5\r\n" + end,
+        "overflowing length": b"POST /orders HTTP/1.1\r\nContent-Length: 9" + b"9" * 30 + b"\r\n"
+        + end,
+        "type mismatch": b"POST /orders HTTP/1.1\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: 9\r\n" + end[:-2] + b"\r\nnot json!",
+        "100 KiB of headers": b"GET /items/1 HTTP/1.1\r\n"
+        + b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 1000) for i in range(100))
+        + end,
+    }  # fmt: skip
+    for name, request in requests.items():
+        answer = _raw(server.port, request)
+        status = int(answer.split(b" ", 2)[1])
+        assert status in (200, 400, 404, 422), (name, answer[:200])
+        if b"x-request-id" in answer.lower() and status >= 400:  # answered by the application
+            body = orjson.loads(answer.split(b"\r\n\r\n", 1)[1])
+            assert body["error"]["request_id"], name
+    records, stderr = server.stop()
+    assert b"Traceback" not in stderr and b"hunter2" not in stderr
+    assert not [r for r in records if r["log.level"] in ("error", "critical")]
+    paths = [r["url.path"] for r in records if r["log.logger"] == "servicelog.access"]
+    assert "/items/%zz" in paths and "/items/\n\x1b[31m" in paths
+    queries = [r.get("url.query") for r in records if r["log.logger"] == "servicelog.access"]
+    assert "token=[REDACTED]&password=[REDACTED]" in queries
+    assert "hunter2" not in server.file.read_text()
+    assert "\\u001b[31m" in server.file.read_text()  # the escape, as data
