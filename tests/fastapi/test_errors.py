@@ -147,6 +147,36 @@ async def test_a_huge_invalid_body_gives_a_small_answer(sink: MemorySink) -> Non
     assert len(response.content) < 4096
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"quantity": ' + b"9" * (1 << 20) + b"x", id="1 MiB invalid JSON"),
+        pytest.param(b'{"item_id": "' + b"x" * (10 << 20) + b'"', id="10 MiB unterminated"),
+        pytest.param(b"[" * 10_000 + b"]" * 10_000, id="lists 10,000 deep"),
+        pytest.param(b'{"a":' * 10_000 + b"1" + b"}" * 10_000, id="objects 10,000 deep"),
+        pytest.param(
+            b'{"password": "hunter2-canary", "quantity": "x"}', id="password, missing field"
+        ),
+    ],
+)
+async def test_huge_deep_or_invalid_bodies_get_small_answers_and_no_500(
+    sink: MemorySink, body: bytes
+) -> None:
+    """Catalog I7: a 400 or 422 in the error shape, at most 4 KiB, errors with ``loc``, ``type``
+    and ``msg`` only, nothing of the body echoed or logged, every log record small."""
+    response = await call(
+        make_app(), "POST", "/orders", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code in (400, 422)
+    assert len(response.content) <= 4096
+    error = response.json()["error"]
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert all(set(e) == {"loc", "type", "msg"} for e in error["details"].get("errors", []))
+    assert "hunter2" not in response.text and "xxxxxxxx" not in response.text
+    assert "hunter2" not in repr(sink.records)
+    assert all(len(repr(record)) < 16384 for record in sink.records)
+
+
 async def test_router_404_and_405_have_the_shape_and_the_id(sink: MemorySink) -> None:
     app = make_app()
     missing = await call(app, "GET", "/nowhere")
