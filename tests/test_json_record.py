@@ -208,6 +208,55 @@ def test_values_json_cannot_encode_are_rendered_safely(value: Any, check: Any) -
     assert obj["sibling"] == "kept"
 
 
+class StrExplodes(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str exploded")
+
+
+class AttributeTrap:
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"getattr {name}")
+
+
+class FormatExplodes:
+    def __format__(self, spec: str) -> str:
+        raise RuntimeError("format exploded")
+
+    def __str__(self) -> str:
+        raise RuntimeError("str exploded")
+
+
+def test_hostile_exceptions_and_objects_are_written_not_fatal() -> None:
+    """Catalog I4, the rest: an exception whose ``__str__`` raises, a cyclic ``__cause__`` /
+    ``__context__`` chain, an object whose ``__getattr__`` raises, one whose ``__format__`` and
+    ``__str__`` raise (as a value and as a ``%s`` argument): every record is written, with
+    placeholders, and servicelog counts no failure of its own."""
+    sink = configure_lines(profile="production")
+    log = servicelog.get_logger("t")
+    try:
+        raise StrExplodes
+    except StrExplodes:
+        log.exception("bad str")
+    first, second = ValueError("first"), KeyError("second")
+    first.__cause__, second.__context__ = second, first
+    try:
+        raise first
+    except ValueError:
+        log.exception("cyclic chain")
+    log.info("values", trap=AttributeTrap(), fmt=FormatExplodes())
+    log.info("message %s", FormatExplodes())
+    records = [check_ecs(line) for line in sink.lines]
+    assert [r["message"][:13] for r in records] == [
+        "bad str", "cyclic chain", "values", "message %s (<"
+    ]  # fmt: skip
+    assert "unprintable StrExplodes" in records[0]["error.message"]
+    assert (
+        records[1]["error.type"] == "ValueError" and "KeyError" in records[1]["error.stack_trace"]
+    )
+    assert "AttributeTrap object" in records[2]["trap"] and "FormatExplodes" in records[2]["fmt"]
+    assert servicelog.stats()["errors"] == {}
+
+
 def test_deep_nesting_is_cut_not_fatal() -> None:
     sink = configure_lines(profile="production")
     deep: Any = "leaf"
