@@ -1,4 +1,5 @@
-"""A FastAPI app whose streamed body fails midway (catalog F14), for a real uvicorn server."""
+"""A FastAPI app with streamed bodies (catalog F14), for a real uvicorn server: `/stream` fails
+midway, `/slow` takes a second for a client to leave in the middle."""
 
 from __future__ import annotations
 
@@ -27,3 +28,15 @@ async def stream() -> StreamingResponse:
 @app.get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@app.get("/slow")
+async def slow() -> StreamingResponse:
+    import asyncio
+
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(50):
+            yield b"chunk %d\n" % i
+            await asyncio.sleep(0.02)
+
+    return StreamingResponse(body(), media_type="text/plain")

@@ -200,3 +200,25 @@ def test_malformed_http_metadata_is_answered_and_logged_safely(server: Server) -
     assert "token=[REDACTED]&password=[REDACTED]" in queries
     assert "hunter2" not in server.file.read_text()
     assert "\\u001b[31m" in server.file.read_text()  # the escape, as data
+
+
+def test_a_client_leaving_midway_is_one_access_record_and_no_error(tmp_path: Path) -> None:
+    """Catalog F14, the client side: the client reads the start of a streamed body and closes
+    the connection. One access record (the status sent, the bytes sent so far) and nothing at
+    error level: a client leaving is not a failure of the service."""
+    server = Server(tmp_path, "tests.apps.streaming_app:app")
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: shop\r\n\r\n")
+            assert sock.recv(64).startswith(b"HTTP/1.1 200")
+        time.sleep(1.5)  # the stream would take 1 s more: let the server notice and stop it
+        records, stderr = server.stop()
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+    slow = [r for r in records if r.get("url.path") == "/slow"]
+    assert len(slow) == 1 and slow[0]["http.response.status_code"] == 200, slow
+    assert slow[0]["http.response.body.bytes"] < 50 * len(b"chunk 49\n")
+    assert not [r for r in records if r["log.level"] in ("error", "critical")], records
+    assert b"Traceback" not in stderr
