@@ -527,7 +527,7 @@ def _watch_multiprocessing() -> None:
 
 def _register_mp_finalizer(_: object) -> None:
     util = sys.modules["multiprocessing.util"]
-    util.Finalize(None, drain_all, exitpriority=-100)
+    util.Finalize(None, _drain_at_exit, exitpriority=-100)
 
 
 os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
