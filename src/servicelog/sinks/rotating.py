@@ -64,6 +64,7 @@ from .file import FileSink, check_mode
 
 __all__ = [
     "COMPRESSIONS",
+    "MAINTENANCE_AT_CLOSE",
     "FileSpec",
     "Member",
     "RotatingFileSink",
