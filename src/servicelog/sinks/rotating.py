@@ -405,9 +405,14 @@ def compress_file(
             os.fchmod(out, mode)
         finally:
             os.close(out)
-        # Keep the log's own age: retention by age reads mtime.
-        os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns))
-        os.rename(part, final)
+        try:
+            # Keep the log's own age: retention by age reads mtime.
+            os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.rename(part, final)
+        except FileNotFoundError:
+            # Another process's retention aged the source out meanwhile and removed our .part
+            # as stale: nothing is left to do.
+            return None
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -735,6 +740,14 @@ class RotatingFileSink(FileSink):
         finally:
             self._new_period = None
         self.rotations += 1
+        if self.keep is not None:
+            # Count retention at once, here in the writer (a listing and a few unlinks): the set
+            # stays within it even while the helper is busy compressing (files can rotate many
+            # times during one xz compression). Age and compression stay with the helper.
+            try:
+                self._age_out(by_age=False)
+            except OSError as exc:
+                _errors.report(f"sink {self.name} retention", exc)
         self.schedule_maintenance()
 
     # --- compression and retention ------------------------------------------------------------
@@ -804,11 +817,13 @@ class RotatingFileSink(FileSink):
         """Whether compression must stop now (the sink is stopping, or its time is up)."""
         return self._stopping or time.monotonic() >= self._stop_at
 
-    def _age_out(self) -> list[str]:
-        """Delete the rotated files retention no longer keeps (every form of each)."""
-        if self.keep is None and self.max_age is None:
+    def _age_out(self, by_age: bool = True) -> list[str]:
+        """Delete the rotated files retention no longer keeps (every form of each); with
+        ``by_age=False`` only those beyond the count."""
+        max_age = self.max_age if by_age else None
+        if self.keep is None and max_age is None:
             return []
-        doomed = plan_members(list_members(self.path), self.keep, self.max_age, self._clock())
+        doomed = plan_members(list_members(self.path), self.keep, max_age, self._clock())
         deleted: list[str] = []
         for member in doomed:
             base = member.path[: len(member.path) - len(member.compression)]
