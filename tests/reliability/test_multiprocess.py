@@ -127,8 +127,9 @@ def test_retention_and_compression_with_four_processes(
         watcher.join()
     assert sum(r["rotations"] for r in reports) >= 50, "too few rotations to mean anything"
     # 3 kept, the one just rotated, and per process a compressed file beside its original for
-    # the instant between the rename and the unlink.
-    assert peak <= 3 + 1 + 4, f"{peak} rotated files at once"
+    # the instant between the rename and the unlink, or one whose original another process
+    # aged out meanwhile (gone at the next rotation). Without retention at rotation: 35-63.
+    assert peak <= 3 + 1 + 4 + 4, f"{peak} rotated files at once"
     names = sorted(os.listdir(log_dir))
     assert not [n for n in names if n.endswith((suffix + suffix, ".part"))], names
     assert not [n for n in names if n.endswith(suffix) and n[: -len(suffix)] in names], names
