@@ -205,9 +205,7 @@ class BufferedSink:
         if self.interactive or self._closed:
             self.flush()
             return
-        thread = self._thread
-        if thread is None or not thread.is_alive():  # (the slow path: this check is cheap here)
-            self._ensure_writer()
+        self._ensure_writer()  # a dead writer is restarted (the slow path: cheap here)
         if not self._wake.is_set():
             # Event.set() takes a lock even when already set. No wake-up is lost: the line is
             # appended before this check, and the writer clears the event before taking lines.

@@ -417,17 +417,13 @@ def compress_file(
             os.unlink(path)
         except FileNotFoundError:
             pass  # aged out by another process's retention meanwhile; its next pass takes ours
-    except _Stopped:
+    except BaseException as exc:
         try:
             os.unlink(part)
         except OSError:
             pass
-        return None
-    except BaseException:
-        try:
-            os.unlink(part)
-        except OSError:
-            pass
+        if isinstance(exc, _Stopped):
+            return None
         raise
     finally:
         os.close(src)
@@ -751,9 +747,14 @@ class RotatingFileSink(FileSink):
         self.schedule_maintenance()
 
     # --- compression and retention ------------------------------------------------------------
+    @property
+    def _maintained(self) -> bool:
+        """Whether this set has compression or retention (work for the helper thread)."""
+        return not (self.compression is None and self.keep is None and self.max_age is None)
+
     def schedule_maintenance(self) -> None:
         """Wake the helper thread that compresses rotated files and applies retention."""
-        if self.compression is None and self.keep is None and self.max_age is None:
+        if not self._maintained:
             return
         if self._stopping:  # closed, or exiting (no new thread at interpreter shutdown)
             return
@@ -798,20 +799,24 @@ class RotatingFileSink(FileSink):
             The paths deleted by retention.
         """
         with self._maint_running:
-            deleted = self._age_out()
-            if self.compression is not None:
-                try:
-                    members = list_members(self.path)
-                    delay = self.compress_delay
-                    for member in members[: len(members) - delay] if delay else members:
-                        if self._stop():
-                            break
-                        if not member.compression:
-                            compress_file(member.path, self.compression, self.mode, self._stop)
-                    self._remove_stale_parts()
-                finally:
-                    deleted += self._age_out()
-            return deleted
+            return self._maintain_locked()
+
+    def _maintain_locked(self) -> list[str]:
+        """:meth:`maintain`, with ``_maint_running`` held by the caller."""
+        deleted = self._age_out()
+        if self.compression is not None:
+            try:
+                members = list_members(self.path)
+                delay = self.compress_delay
+                for member in members[: len(members) - delay] if delay else members:
+                    if self._stop():
+                        break
+                    if not member.compression:
+                        compress_file(member.path, self.compression, self.mode, self._stop)
+                self._remove_stale_parts()
+            finally:
+                deleted += self._age_out()
+        return deleted
 
     def _stop(self) -> bool:
         """Whether compression must stop now (the sink is stopping, or its time is up)."""
@@ -844,7 +849,7 @@ class RotatingFileSink(FileSink):
         within ``retention`` and no half-written ``.part``: a compression still running at the
         deadline is abandoned within a chunk of 1 MiB, and the next run does it.
         """
-        if self.compression is None and self.keep is None and self.max_age is None:
+        if not self._maintained:
             return
         deadline = time.monotonic() + max(0.0, min(timeout, MAINTENANCE_AT_CLOSE))
         self._stop_at = deadline  # the helper, if at work, stops by then too
@@ -852,8 +857,10 @@ class RotatingFileSink(FileSink):
             # A helper mid-pass sees the deadline between chunks: give it a moment to stop.
             grace = max(deadline - time.monotonic(), 0.25)
             if self._maint_running.acquire(timeout=grace):
-                self._maint_running.release()
-                self.maintain()
+                try:
+                    self._maintain_locked()
+                finally:
+                    self._maint_running.release()
             else:  # the helper is stuck (a hung disk): it ages out when it can
                 _errors.report(
                     f"sink {self.name} maintenance",
