@@ -57,6 +57,13 @@ def test_reopening_a_torn_file_starts_a_fresh_line(tmp_path: Path) -> None:
     assert orjson.loads(lines[2])["message"] == "m"
 
 
+def _lines_within(path: Path, count: int, seconds: float = 5.0) -> int:
+    deadline = time.monotonic() + seconds
+    while path.read_bytes().count(b"\n") < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return path.read_bytes().count(b"\n")
+
+
 def test_lines_are_batched_and_errors_flush_at_once(tmp_path: Path) -> None:
     path = tmp_path / "app.jsonl"
     sink = FileSink(path, JsonRenderer(), flush_interval=60)
@@ -64,10 +71,7 @@ def test_lines_are_batched_and_errors_flush_at_once(tmp_path: Path) -> None:
     time.sleep(0.05)
     assert path.read_bytes() == b"", "an INFO line waits for its batch"
     sink.emit(dict(RECORD, message="err"), 40)
-    deadline = time.monotonic() + 5
-    while path.read_bytes().count(b"\n") < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert path.read_bytes().count(b"\n") == 2, "an ERROR line wakes the writer at once"
+    assert _lines_within(path, 2) == 2, "an ERROR line wakes the writer at once"
     sink.close()
     sink.close()  # twice is safe
 
@@ -76,18 +80,8 @@ def test_the_writer_flushes_on_its_timer(tmp_path: Path) -> None:
     path = tmp_path / "app.jsonl"
     sink = FileSink(path, JsonRenderer(), flush_interval=0.05)
     sink.emit(RECORD, 20)
-    deadline = time.monotonic() + 5
-    while not path.read_bytes() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert path.read_bytes().count(b"\n") == 1
+    assert _lines_within(path, 1) == 1
     sink.close()
-
-
-def _lines_within(path: Path, count: int, seconds: float = 5.0) -> int:
-    deadline = time.monotonic() + seconds
-    while path.read_bytes().count(b"\n") < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return path.read_bytes().count(b"\n")
 
 
 def test_an_exception_in_the_writer_is_reported_and_it_keeps_writing(

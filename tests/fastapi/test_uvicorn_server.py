@@ -68,14 +68,26 @@ class Server:
         stdout, stderr = self.proc.communicate(timeout=30)
         return [orjson.loads(line) for line in stdout.splitlines()], stderr
 
+    def kill(self) -> None:
+        """End the server at once if the test left it running."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     srv = Server(tmp_path)
     yield srv
-    if srv.proc.poll() is None:
-        srv.proc.kill()
-        srv.proc.wait()
+    srv.kill()
+
+
+@pytest.fixture
+def streaming_server(tmp_path: Path) -> Iterator[Server]:
+    """A real server of ``tests/apps/streaming_app.py`` (streamed bodies)."""
+    srv = Server(tmp_path, "tests.apps.streaming_app:app")
+    yield srv
+    srv.kill()
 
 
 def test_every_response_of_a_real_server_carries_the_request_id(server: Server) -> None:
@@ -119,23 +131,19 @@ def test_shutdown_runs_both_lifespans_and_drains_the_file(server: Server) -> Non
     assert "shop stopping" in [r["message"] for r in in_file]
 
 
-def test_a_body_failing_midway_is_logged_once_and_the_connection_closed(tmp_path: Path) -> None:
+def test_a_body_failing_midway_is_logged_once_and_the_connection_closed(
+    streaming_server: Server,
+) -> None:
     """Catalog F14: the exception comes after the response started (a streamed body). No
     second response is sent: the client sees the body cut off (the connection closes before
     the last chunk). The exception is logged once, with its traceback and the request ID, and
     the access record says the request failed (``event.outcome``, level error)."""
-    server = Server(tmp_path, "tests.apps.streaming_app:app")
-    try:
-        with httpx.stream("GET", server.url + "/stream") as response:
-            assert response.status_code == 200
-            request_id = response.headers["x-request-id"]
-            with pytest.raises(httpx.RemoteProtocolError):
-                response.read()
-        records, stderr = server.stop()
-    finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
+    with httpx.stream("GET", streaming_server.url + "/stream") as response:
+        assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+        with pytest.raises(httpx.RemoteProtocolError):
+            response.read()
+    records, stderr = streaming_server.stop()
     failures = [r for r in records if r.get("error.type") == "RuntimeError"]
     assert len(failures) == 1, records
     assert failures[0]["request_id"] == request_id
@@ -202,21 +210,17 @@ def test_malformed_http_metadata_is_answered_and_logged_safely(server: Server) -
     assert "\\u001b[31m" in server.file.read_text()  # the escape, as data
 
 
-def test_a_client_leaving_midway_is_one_access_record_and_no_error(tmp_path: Path) -> None:
+def test_a_client_leaving_midway_is_one_access_record_and_no_error(
+    streaming_server: Server,
+) -> None:
     """Catalog F14, the client side: the client reads the start of a streamed body and closes
     the connection. One access record (the status sent, the bytes sent so far) and nothing at
     error level: a client leaving is not a failure of the service."""
-    server = Server(tmp_path, "tests.apps.streaming_app:app")
-    try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: shop\r\n\r\n")
-            assert sock.recv(64).startswith(b"HTTP/1.1 200")
-        time.sleep(1.5)  # the stream would take 1 s more: let the server notice and stop it
-        records, stderr = server.stop()
-    finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
+    with socket.create_connection(("127.0.0.1", streaming_server.port), timeout=10) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: shop\r\n\r\n")
+        assert sock.recv(64).startswith(b"HTTP/1.1 200")
+    time.sleep(1.5)  # the stream would take 1 s more: let the server notice and stop it
+    records, stderr = streaming_server.stop()
     slow = [r for r in records if r.get("url.path") == "/slow"]
     assert len(slow) == 1 and slow[0]["http.response.status_code"] == 200, slow
     assert slow[0]["http.response.body.bytes"] < 50 * len(b"chunk 49\n")

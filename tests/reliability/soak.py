@@ -19,14 +19,11 @@ import time
 from typing import Any
 
 import orjson
+from worker import NO_CAPTURE  # this directory is on sys.path: run as a script
 
 import servicelog
 from servicelog.render.json import JsonRenderer
 from servicelog.sinks.rotating import RotatingFileSink
-
-NO_CAPTURE = servicelog.CaptureOptions(
-    stdlib=False, warnings=False, excepthooks=False, structlog=False, loguru=False
-)
 
 
 def usage(sink: RotatingFileSink) -> dict[str, Any]:
