@@ -173,6 +173,34 @@ def test_a_redacted_record_renders_as_one_valid_json_line(
             assert parsed.get(f"f.{key}") == REDACTED
 
 
+# One long-lived policy, so that its plans and clean-string cache are warm, as in a service:
+# records of one shape repeat, and only the containers in them change.
+WARM = RedactionPolicy(pii=True)
+warm_leaves = st.sampled_from(["fine", "ok", "token=abc", "AKIAIOSFODNN7EXAMPLE"]) | scalars
+warm_keys = plain_keys | denied_keys() | st.sampled_from(["id", "items", "service.name"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    order=st.recursive(
+        warm_leaves,
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(warm_keys, children),
+        max_leaves=12,
+    ),
+    note=st.sampled_from(["fine", "password=x", "u1"]),
+)
+def test_a_warm_policy_redacts_containers_as_a_fresh_one_does(order: Any, note: str) -> None:
+    """The fast path walks only a record's containers, and skips even that when they hold only
+    known-clean parts: its result is always what a fresh policy's full walk gives, in
+    ``__call__`` and in ``fuse_emit``."""
+    record = {"@timestamp": "t", "log.level": "info", "message": "m", "note": note, "order": order}
+    expected = RedactionPolicy(pii=True)(dict(record), 20)
+    assert WARM(dict(record), 20) == expected
+    emitted: list[dict[str, Any]] = []
+    WARM.fuse_emit(lambda rec, levelno: emitted.append(rec))(dict(record), 20)
+    assert emitted == [expected]
+
+
 def test_the_key_strategy_only_makes_denied_keys() -> None:
     """A guard on the test itself: every stem is denied in every spelling."""
     for stem in DENIED_STEMS:
