@@ -1,6 +1,7 @@
 """The soak (catalog L2): 16 threads at 2,000 records/s through a rotating, compressing file
 set. Short in CI (15 s, ~1,000 rotations); ``SERVICELOG_SOAK_SECONDS=1800`` for the nightly
-length. The log-call latency target of L2 is measured by the benchmarks, not asserted here."""
+length. The log-call latency target of L2 is measured by ``bench/call_latency_bench.py``, not
+asserted here."""
 
 from __future__ import annotations
 
