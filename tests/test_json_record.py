@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from datetime import UTC, datetime
@@ -67,9 +68,8 @@ def configure_lines(**kwargs: Any) -> MemorySink:
     sink = MemorySink(JsonRenderer(kwargs.pop("max_line_bytes", 16384)))
     from .conftest import NO_CAPTURE
 
-    servicelog.configure(
-        service="shop", version="1.2.3", stream="none", sinks=[sink], capture=NO_CAPTURE, **kwargs
-    )
+    kwargs.setdefault("capture", NO_CAPTURE)
+    servicelog.configure(service="shop", version="1.2.3", stream="none", sinks=[sink], **kwargs)
     return sink
 
 
@@ -302,6 +302,41 @@ def test_long_records_are_cut_to_max_line_bytes_and_marked() -> None:
     assert obj["small"] == 1
     assert obj["message"].startswith("big mmm")
     assert obj["log.original_bytes"] > 150_000
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda log: log.info("m" * (1 << 20)), id="1 MiB message"),
+        pytest.param(lambda log: log.info("x", blob="b" * (1 << 20)), id="1 MiB value"),
+        pytest.param(
+            lambda log: log.info("x", **{f"k{i}": i for i in range(10**5)}), id="1e5 keys"
+        ),
+        pytest.param(lambda log: log.info("x", items=list(range(10**6))), id="1e6-item list"),
+        pytest.param(
+            lambda log: logging.getLogger("app").info(
+                "x", extra={f"k{i}": i for i in range(10**5)}
+            ),
+            id="1e5 stdlib extra keys",
+        ),
+    ],
+)
+def test_oversized_input_gives_one_marked_line_within_the_cap(call: Any) -> None:
+    """Catalog item I3: whatever the size of the input, one valid line of at most
+    ``max_line_bytes``, marked as cut (``truncated``, ``log.dropped_fields`` or a container's
+    ``"<N more items>"``), with its head."""
+    capture = servicelog.CaptureOptions(
+        stdlib=True, warnings=False, excepthooks=False, structlog=False, loguru=False
+    )
+    sink = configure_lines(profile="production", capture=capture)
+    call(servicelog.get_logger("t"))
+    servicelog.flush()
+    [line] = sink.lines
+    assert len(line) <= 16384
+    obj = check_ecs(line)
+    marked = obj.get("truncated") is True or obj.get("log.dropped_fields", 0) > 0
+    assert marked or "more items>" in line.decode()
+    assert obj["log.level"] == "info" and obj["message"].startswith(("x", "mmm"))
 
 
 def test_many_fields_are_cut_to_max_line_bytes() -> None:

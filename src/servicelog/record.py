@@ -65,6 +65,8 @@ ERROR_MESSAGE = "error.message"
 ERROR_STACK = "error.stack_trace"
 #: Records of the performance channel carry this key, so a sink can route them.
 CHANNEL = "servicelog.channel"
+#: How many fields a record lost: to the redaction policy's ``max_items``, or to the line cap.
+DROPPED_FIELDS = "log.dropped_fields"
 
 #: Keys a call's own fields may not overwrite; a clashing field is kept as ``fields.<key>``.
 RESERVED_KEYS = frozenset(

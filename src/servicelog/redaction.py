@@ -50,10 +50,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from enum import Enum
+from itertools import islice
 from operator import itemgetter
 from typing import Any, Final, NamedTuple, TypeVar
 
 from . import _errors
+from .record import DROPPED_FIELDS
 
 __all__ = [
     "DEFAULT_KEYS",
@@ -517,6 +519,10 @@ class RedactionPolicy:
         replacement: the text a denied key's value becomes.
         max_text: longer text is cut to its head and tail before matching (bounded time).
         max_depth: nesting below this depth is replaced by ``"<max depth>"``.
+        max_items: a list, tuple, set or dict with more items keeps its first
+            ``max_items - 1`` and ends with a marker (``"<N more items>"``, or a
+            ``"<truncated>"`` key), as the JSON renderer cuts them: a million-item list costs
+            the walk of a thousand, and nothing unwalked is ever written.
 
     Raises:
         ValueError: for a pattern that does not compile, or a limit below its minimum.
@@ -536,6 +542,7 @@ class RedactionPolicy:
         "defaults",
         "entropy",
         "max_depth",
+        "max_items",
         "max_text",
         "pii",
         "replacement",
@@ -555,17 +562,21 @@ class RedactionPolicy:
         replacement: str = REDACTED,
         max_text: int = 262144,
         max_depth: int = 64,
+        max_items: int = 1000,
     ) -> None:
         if max_text < 1024:
             raise ValueError(f"max_text must be at least 1024, got {max_text!r}")
         if max_depth < 1:
             raise ValueError(f"max_depth must be at least 1, got {max_depth!r}")
+        if max_items < 10:
+            raise ValueError(f"max_items must be at least 10, got {max_items!r}")
         self.pii = bool(pii)
         self.entropy = bool(entropy)
         self.defaults = bool(defaults)
         self.replacement = replacement
         self.max_text = max_text
         self.max_depth = max_depth
+        self.max_items = max_items
         deny = set(DEFAULT_KEYS) if defaults else set()
         suffixes = set(DEFAULT_KEY_SUFFIXES) if defaults else set()
         if pii and defaults:
@@ -782,6 +793,8 @@ class RedactionPolicy:
             return False
         clean = self._clean
         cls = type(value)
+        if (cls is dict or cls is list or cls is tuple) and len(value) > self.max_items:
+            return False  # the walk cuts it
         if cls is dict:
             key_info = self._key_cache.get
             for key, item in value.items():
@@ -813,6 +826,13 @@ class RedactionPolicy:
         return False
 
     def _redact_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        if len(record) > self.max_items:
+            # A record of 10^5 fields (``extra=`` a whole payload): its first fields (the head
+            # comes first) and a count of the others, as the renderer cuts a too-long line.
+            keep = self.max_items - 1
+            cut = dict(islice(record.items(), keep))
+            cut[DROPPED_FIELDS] = len(record) - keep
+            return self._redact_record(cut)
         changes: list[tuple[str, str | None, Any]] = []
         exempt_keys: list[str] = []
         str_keys: list[str] = []
@@ -985,11 +1005,16 @@ class RedactionPolicy:
         ident = id(value)
         if ident in active:
             return _CYCLE
+        keep = self.max_items
         try:
             # dict.items for a dict subclass: orjson reads the dict itself, not an override.
-            items = list(dict.items(value) if isinstance(value, dict) else value.items())
+            pairs = dict.items(value) if isinstance(value, dict) else value.items()
+            items = list(islice(pairs, keep + 1))
+            more = len(value) - keep + 1 if len(items) > keep else 0
         except Exception:
             raise _Failed from None
+        if more:
+            del items[keep - 1 :]
         active.add(ident)
         try:
             out: list[tuple[Any, Any]] | None = None
@@ -1012,12 +1037,19 @@ class RedactionPolicy:
         finally:
             active.discard(ident)
         if out is None:
-            return value
+            if not more:
+                return value
+            out = items
         result: dict[Any, Any] = {}
         for key, item in out:
             while key in result:
                 key = f"{key}~"
             result[key] = item
+        if more:
+            key = "<truncated>"
+            while key in result:
+                key = f"{key}~"
+            result[key] = f"{more} more items"
         return result
 
     def _walk_sequence(self, value: Any, path: KeyPath, depth: int, active: set[int]) -> Any:
@@ -1025,7 +1057,12 @@ class RedactionPolicy:
         if ident in active:
             return _CYCLE
         # The C-level iterator, as orjson reads a list or tuple subclass, not an override.
-        items = list(list.__iter__(value) if isinstance(value, list) else tuple.__iter__(value))
+        keep = self.max_items
+        iterator = list.__iter__(value) if isinstance(value, list) else tuple.__iter__(value)
+        items = list(islice(iterator, keep + 1))
+        more = len(value) - keep + 1 if len(items) > keep else 0
+        if more:
+            del items[keep - 1 :]
         active.add(ident)
         try:
             out: list[Any] | None = None
@@ -1038,15 +1075,23 @@ class RedactionPolicy:
         finally:
             active.discard(ident)
         if out is None:
-            return value
+            if not more:
+                return value
+            out = items
+        if more:
+            out.append(f"<{more} more items>")
         return tuple(out) if isinstance(value, tuple) else out
 
     def _walk_set(self, value: Any, path: KeyPath, depth: int, active: set[int]) -> Any:
+        keep = self.max_items
         try:
-            items = list(value)
+            items = list(islice(value, keep + 1))
+            more = len(value) - keep + 1 if len(items) > keep else 0
         except Exception:
             raise _Failed from None
-        changed = False
+        if more:
+            del items[keep - 1 :]
+        changed = more > 0
         out = []
         for i, item in enumerate(items):
             new = self._walk(item, (*path, i), depth + 1, active)
@@ -1054,6 +1099,8 @@ class RedactionPolicy:
             out.append(new)
         if not changed:
             return value
+        if more:
+            out.append(f"<{more} more items>")
         try:
             return frozenset(out) if isinstance(value, frozenset) else set(out)
         except TypeError:  # an unhashable replacement (a redacted dict inside a tuple)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 import pytest
 
 from servicelog.redaction import RedactionPolicy
@@ -82,3 +83,64 @@ def test_hostile_text_is_redacted_and_still_renders_as_one_line(text: str) -> No
     line = JsonRenderer()(out)
     assert line.count(b"\n") == 1 and len(line.decode("utf-8").splitlines()) == 1
     assert policy.redact_text(policy.redact_text(text)) == policy.redact_text(text)
+
+
+# --- breadth (catalog item I3) --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        pytest.param(list(range(10**6)), [*range(999), "<999001 more items>"], id="list"),
+        pytest.param(tuple("a" * 5000), (*("a" * 999), "<4001 more items>"), id="tuple"),
+        pytest.param(
+            {f"k{i}": i for i in range(10**5)},
+            {**{f"k{i}": i for i in range(999)}, "<truncated>": "99001 more items"},
+            id="dict",
+        ),
+    ],
+)
+def test_a_container_longer_than_max_items_is_cut_with_a_marker(value: Any, kept: Any) -> None:
+    """A million-item list costs the walk of a thousand: the first ``max_items - 1`` items and
+    a marker, as the JSON renderer cuts them; nothing the policy did not look at remains.
+    Cutting again changes nothing (the result has exactly ``max_items`` items)."""
+    policy = RedactionPolicy(pii=True)
+    out = policy({"message": "m", "v": value}, 20)["v"]
+    assert out == kept
+    assert type(out) is type(value)
+    assert policy({"message": "m", "v": out}, 20)["v"] == out
+
+
+def test_a_secret_in_a_long_container_is_redacted_and_the_rest_is_cut() -> None:
+    policy = RedactionPolicy(pii=True, max_items=10)
+    rows: list[Any] = [{"password": "hunter2"}, "token=abc", *range(100), "AKIAIOSFODNN7EXAMPLE"]
+    out = policy.redact_mapping({"rows": rows})["rows"]
+    assert out[:2] == [{"password": "[REDACTED]"}, "token=[REDACTED]"]
+    assert out[-1] == "<94 more items>" and len(out) == 10
+    assert "AKIA" not in repr(out)
+    assert rows[0] == {"password": "hunter2"}, "the caller's list is not modified"
+
+
+def test_a_set_longer_than_max_items_is_cut_with_a_marker() -> None:
+    out = RedactionPolicy(max_items=10).redact_mapping({"s": set(range(50))})["s"]
+    assert len(out) == 10 and "<41 more items>" in out
+
+
+def test_a_record_with_more_fields_than_max_items_keeps_its_head_and_counts_the_rest() -> None:
+    """10^5 fields (``extra=`` a whole payload): the first fields, the head among them, and
+    ``log.dropped_fields``; the renderer adds what it drops for the line cap to that count."""
+    from servicelog.render.json import JsonRenderer
+
+    policy = RedactionPolicy(pii=True)
+    record: dict[str, Any] = {"@timestamp": "t", "log.level": "info", "message": "wide"}
+    record.update({f"k{i}": "v" * 20 for i in range(10**5)})
+    out = policy(record, 20)
+    assert len(out) == 1000 and list(out)[:3] == ["@timestamp", "log.level", "message"]
+    assert out["log.dropped_fields"] == len(record) - 999
+    line = orjson.loads(JsonRenderer(4096)(out))
+    kept = [k for k in line if k.startswith("k")]
+    assert line["truncated"] is True and kept
+    assert line["log.dropped_fields"] == 10**5 - len(kept)
+
+
+def test_max_items_has_a_floor() -> None:
+    with pytest.raises(ValueError, match="max_items"):
+        RedactionPolicy(max_items=3)

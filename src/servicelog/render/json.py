@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from ..record import LEVEL, MESSAGE, TIMESTAMP, Record
+from ..record import DROPPED_FIELDS, LEVEL, MESSAGE, TIMESTAMP, Record
 
 __all__ = ["JsonRenderer", "default", "jsonable"]
 
@@ -221,9 +221,14 @@ class JsonRenderer:
         head["truncated"] = True
         head["log.original_bytes"] = size
         base = len(self._dump(head))
-        dropped = 0
+        # Fields the redaction policy already dropped (max_items) count too.
+        earlier = record.get(DROPPED_FIELDS)
+        dropped = earlier if type(earlier) is int and earlier > 0 else 0
         for key, value in record.items():
-            if key in head:
+            if key in head or key == DROPPED_FIELDS:
+                continue
+            if base + 48 > limit:  # full: no field fits any more, count the rest
+                dropped += 1
                 continue
             item = {key: _shorten(value, 64)}
             extra = len(self._dump(item)) - 2
@@ -232,7 +237,7 @@ class JsonRenderer:
                 base += extra
             else:
                 dropped += 1
-        head["log.dropped_fields"] = dropped
+        head[DROPPED_FIELDS] = dropped
         return self._dump(head)
 
 
