@@ -276,6 +276,23 @@ _AUTH_SCHEME = re.compile(
     r"(?<![A-Za-z0-9_\-*\]])([Bb]earer|BEARER|[Bb]asic|BASIC|[Tt]oken|TOKEN)([ \t]{1,4})"
     r"([A-Za-z0-9\-._~+/]{1,4096}=*)"
 )
+_QUERY_SEPARATORS = re.compile(r"([&;])")
+_CLEAN_QUERY_MAX_LEN = 512
+_CLEAN_QUERIES_MAX = 1024
+_codec: tuple[Callable[..., str], Callable[[str], str]] | None = None
+
+
+def _url_codec() -> tuple[Callable[..., str], Callable[[str], str]]:
+    """``urllib.parse.quote`` and ``unquote_plus``, imported on first use (only the HTTP
+    helpers need them) and kept: an import statement costs ~1 us on every call."""
+    global _codec
+    if _codec is None:
+        from urllib.parse import quote, unquote_plus
+
+        _codec = (quote, unquote_plus)
+    return _codec
+
+
 _JWT = re.compile(
     r"(?<![A-Za-z0-9_\-*\]])eyJ[A-Za-z0-9_\-]{8,4096}\.[A-Za-z0-9_\-]{2,8192}\.[A-Za-z0-9_\-]{0,4096}"
 )
@@ -534,6 +551,7 @@ class RedactionPolicy:
         "_by_shape",
         "_callback",
         "_clean",
+        "_clean_queries",
         "_deny",
         "_frozen",
         "_key_cache",
@@ -596,6 +614,7 @@ class RedactionPolicy:
         self._callback = callback
         self._key_cache: dict[str, tuple[int, str | None]] = {}
         self._clean: set[object] = set(_ALWAYS_CLEAN)
+        self._clean_queries: set[str] = set()  # whole query strings found clean
         self._by_len: dict[int, tuple[Any, ...]] = {}
         self._by_shape: dict[frozenset[str], tuple[Any, ...]] = {}
         self._frozen = True
@@ -1489,16 +1508,20 @@ class RedactionPolicy:
             return REDACTION_FAILED  # type: ignore[return-value]
 
     def _query(self, query: str, path: KeyPath) -> str:
-        from urllib.parse import quote, unquote_plus  # only the HTTP helpers need it
-
+        clean = self._clean_queries
+        if query in clean:  # the same query string again (?page=1, a health check's): as is
+            return query
+        quote, unquote_plus = _url_codec()
+        original = query
         if len(query) > self.max_text:
             query = _cut(query, self.max_text)
-        parts = re.split(r"([&;])", query)
+        parts = _QUERY_SEPARATORS.split(query)
         changed = False
         for i in range(0, len(parts), 2):
             part = parts[i]
             raw_key, sep, raw_value = part.partition("=")
-            key = unquote_plus(raw_key)
+            # unquote_plus is pure Python: most keys and values have nothing to decode.
+            key = unquote_plus(raw_key) if "%" in raw_key or "+" in raw_key else raw_key
             if not sep:  # a bare value ("?AKIA...") is text like any other
                 new_part = self._text(key, path)
                 if new_part is not key and new_part != key:
@@ -1517,12 +1540,20 @@ class RedactionPolicy:
                 parts[i] = f"{raw_key}{sep}{new}"
                 changed = True
                 continue
-            value = unquote_plus(raw_value)
+            value = unquote_plus(raw_value) if "%" in raw_value or "+" in raw_value else raw_value
             new_value = self._text(value, (*path, key))
             if new_value is not value and new_value != value:
                 parts[i] = f"{raw_key}{sep}{quote(new_value, safe='[]*@:/')}"
                 changed = True
-        return "".join(parts) if changed else query
+        if changed:
+            return "".join(parts)
+        # Unchanged and short: remember it (not with a callback, which must see every match:
+        # a denied key's value it kept leaves the query unchanged too).
+        if query is original and len(query) <= _CLEAN_QUERY_MAX_LEN and self._callback is None:
+            if len(clean) >= _CLEAN_QUERIES_MAX:
+                clean.clear()
+            clean.add(query)
+        return query
 
     def redact_url(self, url: T) -> T:
         """Redact a URL: the password in ``scheme://user:password@host``, the values of denied
@@ -1631,10 +1662,16 @@ def get_policy() -> RedactionPolicy:
     Code that calls a helper explicitly asked for redaction, so with ``configure(redaction=
     False)`` (or before ``configure()``) the helpers still redact, with the default policy.
     """
-    from ._config import settings
+    global _settings
+    if _settings is None:  # _config imports this module: import it on first use, then keep it
+        from ._config import settings
 
-    policy = getattr(settings(), "redaction", None)
+        _settings = settings
+    policy = getattr(_settings(), "redaction", None)
     return policy if isinstance(policy, RedactionPolicy) else default_policy()
+
+
+_settings: Callable[[], object] | None = None
 
 
 def redact_text(text: str) -> str:

@@ -439,6 +439,54 @@ def test_redact_query_keeps_encoding_and_type(policy: RedactionPolicy) -> None:
     assert policy.redact_query("email=john%40example.com") == "email=joh***@***.com"
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("p%61ssword=hunter2", f"p%61ssword={REDACTED}"),
+        ("api+key=k1&page=2", f"api+key={REDACTED}&page=2"),
+        ("note=token%3Dabc", f"note=token%3D{REDACTED}"),
+        ("note=token+abc", "note=token+abc"),
+        ("q=AKIAIOSFODNN7EXAMPLE", f"q={REDACTED}"),
+    ],
+)
+def test_redact_query_decodes_keys_and_values_before_deciding(
+    policy: RedactionPolicy, query: str, expected: str
+) -> None:
+    """A key or value is decoded (``%xx`` and ``+``) before it is judged, so an encoded
+    ``password`` is denied and an encoded ``token=`` inside a value is found; parts with
+    nothing to decode skip the decoder."""
+    assert policy.redact_query(query) == expected
+
+
+def test_a_clean_query_is_remembered_but_a_callback_sees_every_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same clean query string again (``?page=1``) is answered without a look; a query a
+    callback kept unchanged is looked at every time, so the callback sees every match."""
+    policy = RedactionPolicy()
+    assert policy.redact_query("page=2&size=10") == "page=2&size=10"
+    assert policy.redact_query("token=abc") == f"token={REDACTED}"
+
+    def no_scan(self: RedactionPolicy, text: str, path: Any) -> str:
+        raise AssertionError("scanned again")
+
+    monkeypatch.setattr(RedactionPolicy, "_text", no_scan)
+    assert policy.redact_query("page=2&size=10") == "page=2&size=10"
+    monkeypatch.undo()
+    assert policy.redact_query("token=abc") == f"token={REDACTED}", "a redacted one is not kept"
+
+    calls: list[str] = []
+
+    def keep(path: Any, value: Any, match: Match) -> Any:
+        calls.append(match.text)
+        return value
+
+    kept = RedactionPolicy(callback=keep)
+    assert kept.redact_query("password=x") == "password=x"
+    assert kept.redact_query("password=x") == "password=x"
+    assert calls == ["password", "password"]
+
+
 def test_module_helpers_use_the_configured_policy() -> None:
     """Before configure() and with redaction off they use the default policy (no PII)."""
     assert get_policy().pii is False
