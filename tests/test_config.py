@@ -141,6 +141,65 @@ def test_loggers_created_before_configure_follow_it(configure_memory: Any) -> No
     assert [r["message"] for r in sink.records] == ["kept"]
 
 
+def test_a_bound_logger_carries_its_fields_and_builds_only_the_methods_it_uses(
+    configure_memory: Any,
+) -> None:
+    """``bind()`` is cheap enough to call per request: its level methods are built on first
+    use. A configuration change reaches methods already used and those not used yet."""
+    sink: MemorySink = configure_memory(level="INFO")
+    bound = servicelog.get_logger("shop").bind(order_id=7)
+    built = [m for m in ("info", "warning", "error", "debug") if _slot_set(bound, m)]
+    assert built == []
+    bound.info("placed")
+    assert [m for m in ("info", "warning", "error") if _slot_set(bound, m)] == ["info"]
+    configure_memory(level="WARNING")
+    bound.info("hidden now")
+    bound.warning("late")
+    configure_memory(level="DEBUG")
+    bound.debug("shown now")
+    assert [(r["message"], r["order_id"]) for r in sink.records] == [
+        ("placed", 7),
+        ("late", 7),
+        ("shown now", 7),
+    ]
+    with pytest.raises(AttributeError, match="infoo"):
+        bound.infoo  # noqa: B018 - the attribute access is the test
+
+
+def test_a_method_built_while_configure_runs_follows_the_new_configuration(
+    configure_memory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If another thread reconfigures while a level method is being built, the method is
+    built again: it never keeps the configuration it started from."""
+    import servicelog.logger as logger_module
+
+    sink: MemorySink = configure_memory(level="INFO")
+    log = servicelog.get_logger("race")
+    build = logger_module._make_method
+    calls = []
+
+    def build_during_configure(*args: Any, **kwargs: Any) -> Any:
+        method = build(*args, **kwargs)
+        if not calls:
+            calls.append(1)
+            configure_memory(level="ERROR")  # "another thread", between build and store
+        return method
+
+    monkeypatch.setattr(logger_module, "_make_method", build_during_configure)
+    log.info("built under INFO, stored under ERROR")
+    log.error("kept")
+    assert [r["message"] for r in sink.records] == ["kept"]
+
+
+def _slot_set(obj: object, name: str) -> bool:
+    """Whether a slot holds a value, without triggering the lazy build."""
+    try:
+        object.__getattribute__(obj, name)
+    except AttributeError:
+        return False
+    return True
+
+
 def test_console_output_goes_to_the_chosen_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     out = io.StringIO()
     monkeypatch.setattr("sys.stderr", out)
