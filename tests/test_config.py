@@ -169,12 +169,12 @@ def test_a_bound_logger_carries_its_fields_and_builds_only_the_methods_it_uses(
 def test_a_method_built_while_configure_runs_follows_the_new_configuration(
     configure_memory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """If another thread reconfigures while a level method is being built, the method is
-    built again: it never keeps the configuration it started from."""
+    """If another thread reconfigures while a bound logger's level method is being built, the
+    method is built again: it never keeps the configuration it started from."""
     import servicelog.logger as logger_module
 
     sink: MemorySink = configure_memory(level="INFO")
-    log = servicelog.get_logger("race")
+    log = servicelog.get_logger("race").bind(job=1)
     build = logger_module._make_method
     calls = []
 

@@ -288,10 +288,60 @@ class Logger:
     def __init__(self, name: str, bound: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self._bound: dict[str, Any] = safe_keys(bound) if bound else {}
+        self._levelno = 20
+        _all_loggers.add(self)
+        self._refresh(_runtime)
+
+    def _refresh(self, runtime: Runtime) -> None:
+        self._levelno = threshold = runtime.level_for(self.name)
+        for attr, levelno in _METHOD_LEVELS:
+            if levelno >= threshold:
+                method = _make_method(levelno, self, runtime, default_exc=attr == "exception")
+            else:
+                method = _disabled
+            object.__setattr__(self, attr, method)
+
+    @property
+    def warn(self) -> LevelMethod:
+        """Alias of :attr:`warning`."""
+        return self.warning
+
+    def log(self, level: int | str, event: object, *args: object, **fields: Any) -> None:
+        """Log at a level given as a number or a name."""
+        try:
+            levelno = parse_level(level)
+        except ValueError as exc:
+            _errors.report("log call", exc)
+            return
+        if levelno < self._levelno:
+            return
+        _make_method(levelno, self, _runtime)(event, *args, **fields)
+
+    def is_enabled_for(self, level: int | str) -> bool:
+        """Whether a call at *level* would be logged (guard expensive argument building)."""
+        return parse_level(level) >= self._levelno
+
+    def bind(self, **fields: Any) -> Logger:
+        """A new logger with the same name whose every line also carries *fields*."""
+        return _BoundLogger(self.name, {**self._bound, **fields})
+
+    def __repr__(self) -> str:
+        return f"<servicelog.Logger {self.name!r} level={level_name(self._levelno)}>"
+
+
+class _BoundLogger(Logger):
+    """A logger made by :meth:`Logger.bind`, often one per request or job: its level methods
+    are built on first use, so it builds the one or two it calls instead of all seven
+    (``bind()`` ~1 us instead of ~6.6 us). Named loggers build theirs at once: a class with
+    ``__getattr__`` pays ~10 ns more on every attribute read, which a filtered call feels."""
+
+    __slots__ = ()
+
+    def __init__(self, name: str, bound: Mapping[str, Any] | None = None) -> None:
+        self.name = name
+        self._bound = safe_keys(bound) if bound else {}
         self._levelno = _runtime.level_for(name)
         _all_loggers.add(self)
-        # The level methods are built on first use (__getattr__): a logger made per request
-        # with bind() builds the one or two it calls, not all seven (~5 us less per bind).
 
     def _refresh(self, runtime: Runtime) -> None:
         """A new configuration: the new level, and every level method built again on use."""
@@ -320,33 +370,6 @@ class Logger:
                 # stored, so build it again for the new configuration.
                 if _runtime is runtime:
                     return method
-
-    @property
-    def warn(self) -> LevelMethod:
-        """Alias of :attr:`warning`."""
-        return self.warning
-
-    def log(self, level: int | str, event: object, *args: object, **fields: Any) -> None:
-        """Log at a level given as a number or a name."""
-        try:
-            levelno = parse_level(level)
-        except ValueError as exc:
-            _errors.report("log call", exc)
-            return
-        if levelno < self._levelno:
-            return
-        _make_method(levelno, self, _runtime)(event, *args, **fields)
-
-    def is_enabled_for(self, level: int | str) -> bool:
-        """Whether a call at *level* would be logged (guard expensive argument building)."""
-        return parse_level(level) >= self._levelno
-
-    def bind(self, **fields: Any) -> Logger:
-        """A new logger with the same name whose every line also carries *fields*."""
-        return Logger(self.name, {**self._bound, **fields})
-
-    def __repr__(self) -> str:
-        return f"<servicelog.Logger {self.name!r} level={level_name(self._levelno)}>"
 
 
 _METHOD_LEVELS = (
