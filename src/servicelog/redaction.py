@@ -832,6 +832,8 @@ class RedactionPolicy:
                     return False
             return True
         if cls is list or cls is tuple:
+            # The same leaf test as for a dict's values, written twice on purpose: collecting a
+            # dict's values into a list for one shared loop cost ~150 ns per nested record.
             for item in value:
                 kind = type(item)
                 if kind is str:
