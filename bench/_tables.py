@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import os
 import statistics
+from collections.abc import Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 TIMES, DASH = "\u00d7", "\u2013"  # for the tables (ruff flags the literal characters)
 
@@ -22,6 +26,13 @@ def spread(values: list[float], fmt: str = ",.0f") -> str:
     if len(values) > 1:
         text += f" ({min(values):{fmt}}{DASH}{max(values):{fmt}})"
     return text
+
+
+def rotated(items: Sequence[T], rep: int, reps: int) -> list[T]:
+    """*items* in the order of repetition *rep* of *reps*: each repetition starts further
+    along, so that no variant always runs first (or right after the same neighbour)."""
+    shift = rep * len(items) // reps
+    return [*items[shift:], *items[:shift]]
 
 
 def child_env(snapshot: str | None, *prefixes: str) -> dict[str, str]:

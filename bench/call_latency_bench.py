@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from _tables import child_env
+from _tables import child_env, rotated
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -253,8 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     with tempfile.TemporaryDirectory(prefix="call-latency-") as tmp:
         for rep in range(reps):
-            shift = rep % len(keys)
-            for key in keys[shift:] + keys[:shift]:
+            for key in rotated(keys, rep, reps):
                 res = run_one(key, args, Path(tmp), rep)
                 results[key].append(res)
                 brief = res.get("error") or (

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
-from _tables import DASH, TIMES, child_env, med, spread
+from _tables import DASH, TIMES, child_env, med, rotated, spread
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -547,8 +547,7 @@ def run_rounds(
     """Every round runs every scenario once, in an order rotated from round to round."""
     results: dict[tuple[str, str], list[dict[str, Any]]] = {s: [] for s in scenarios}
     for rnd in range(cfg.rounds):
-        shift = rnd * len(scenarios) // cfg.rounds
-        for path_key, key in scenarios[shift:] + scenarios[:shift]:
+        for path_key, key in rotated(scenarios, rnd, cfg.rounds):
             res = run_attempts(path_key, key, cfg, harness, tmp / f"r{rnd}-{path_key}-{key}")
             res["round"] = rnd
             results[(path_key, key)].append(res)
@@ -662,15 +661,22 @@ def checks_table(checks: dict[str, dict[str, Any]]) -> str:
 # --- the tables ---------------------------------------------------------------------------------
 
 
-def paired_ratio(runs: list[dict[str, Any]], refs: list[dict[str, Any]], field: str) -> list[float]:
-    """run[field] / ref[field] of the same round, for every round where both ran."""
+def paired(
+    runs: list[dict[str, Any]], refs: list[dict[str, Any]], field: str
+) -> list[tuple[Any, Any]]:
+    """(run[field], ref[field]) of the same round, for every round where both ran."""
     by_round = {r["round"]: r for r in refs if "error" not in r}
     out = []
     for run in runs:
         ref = by_round.get(run["round"])
-        if "error" not in run and ref is not None and ref[field]:
-            out.append(run[field] / ref[field])
+        if "error" not in run and ref is not None:
+            out.append((run[field], ref[field]))
     return out
+
+
+def paired_ratio(runs: list[dict[str, Any]], refs: list[dict[str, Any]], field: str) -> list[float]:
+    """run[field] / ref[field] of the same round, for every round where both ran."""
+    return [value / ref for value, ref in paired(runs, refs, field) if ref]
 
 
 def summarise(
@@ -955,6 +961,32 @@ def machine_info(server_args: list[str]) -> dict[str, Any]:
     }
 
 
+def variant_keys(only: str, default: list[str]) -> tuple[list[str], list[str]]:
+    """The variant keys of ``--only`` (*default* when empty), bare FastAPI first if missing
+    (every comparison needs it), and the keys that name no variant."""
+    keys = [k.strip() for k in only.split(",") if k.strip()] or list(default)
+    if "a" not in keys:
+        keys.insert(0, "a")
+    return keys, [k for k in keys if k not in VARIANTS]
+
+
+class CopyProblem(Exception):
+    """The copied servicelog does not import (the working tree may be half-edited)."""
+
+
+@contextlib.contextmanager
+def copied_code(src: str, nice: int, prefix: str) -> Iterator[tuple[Harness, dict[str, Any], Path]]:
+    """A temporary folder with the code to measure copied in (see :func:`snapshot_code`);
+    yields the harness, what was copied, and the folder. Raises :class:`CopyProblem` when
+    the copy does not import."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        harness, code = snapshot_code(Path(tmp) / "code", src, nice)
+        problem = import_problem(harness)
+        if problem:
+            raise CopyProblem(problem)
+        yield harness, code, Path(tmp)
+
+
 def preflight() -> str | None:
     """Why the benchmark cannot run here, or None."""
     for tool, package in (("wrk", "wrk"), ("taskset", "util-linux")):
@@ -1003,11 +1035,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"# HTTP benchmark\n\nn/a: {problem}")
         return 1
-    keys = [k.strip() for k in args.only.split(",") if k.strip()] or list(VARIANTS)
-    if "a" not in keys:
-        keys.insert(0, "a")  # every ratio needs the bare app
+    keys, bad = variant_keys(args.only, list(VARIANTS))
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    bad = [k for k in keys if k not in VARIANTS] + [p for p in paths if p not in PATHS]
+    bad += [p for p in paths if p not in PATHS]
     if bad or (args.profile and args.profile not in VARIANTS):
         print(f"unknown variant or path: {bad or args.profile}", file=sys.stderr)
         return 2
@@ -1019,18 +1049,17 @@ def main(argv: list[str] | None = None) -> int:
         max_quiet_wait=args.max_quiet_wait,
         retries=args.retries,
     )
-    with tempfile.TemporaryDirectory(prefix="http-bench-") as tmp:
-        harness, code = snapshot_code(Path(tmp) / "code", args.src, args.nice)
-        problem = import_problem(harness)
-        if problem:
-            print(f"# HTTP benchmark\n\nn/a: the copied servicelog does not import: {problem}")
-            return 1
-        with raised_priority(args.nice) as priority:
+    try:
+        with (
+            copied_code(args.src, args.nice, "http-bench-") as (harness, code, tmp),
+            raised_priority(args.nice) as priority,
+        ):
             if args.profile:
-                return profile_variant(
-                    args.profile, paths, args.profile_seconds, harness, Path(tmp)
-                )
-            return run_benchmark(keys, paths, cfg, harness, code, priority, Path(tmp))
+                return profile_variant(args.profile, paths, args.profile_seconds, harness, tmp)
+            return run_benchmark(keys, paths, cfg, harness, code, priority, tmp)
+    except CopyProblem as exc:
+        print(f"# HTTP benchmark\n\nn/a: the copied servicelog does not import: {exc}")
+        return 1
 
 
 def run_benchmark(

@@ -31,31 +31,33 @@ import os
 import select
 import socket
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from _tables import DASH, med
+from _tables import DASH, med, rotated
 from http_bench import (
     CLK_TCK,
     REPO,
     RESULTS_DIR,
     SERVER_CPU,
+    SERVICELOG,
     VARIANTS,
+    CopyProblem,
     Harness,
     bench_lock,
+    copied_code,
     count_logs,
-    import_problem,
     machine_info,
+    paired,
     preflight,
     process_ticks,
     raised_priority,
-    snapshot_code,
     start_server,
     stop_server,
+    variant_keys,
     wait_quiet,
 )
 
@@ -235,8 +237,7 @@ def run_rounds(
 ) -> dict[str, list[dict[str, Any]]]:
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     for rnd in range(cfg.rounds):
-        shift = rnd * len(keys) // cfg.rounds
-        for key in keys[shift:] + keys[:shift]:
+        for key in rotated(keys, rnd, cfg.rounds):
             try:
                 res = run_scenario(key, cfg, harness, tmp / f"r{rnd}-{key}")
             except Exception as exc:
@@ -261,8 +262,7 @@ def run_rounds(
 # --- the report ---------------------------------------------------------------------------------
 def added(runs: list[dict[str, Any]], refs: list[dict[str, Any]], field: str) -> list[float]:
     """Per round: this variant's value minus the bare app's (rounds where both ran)."""
-    ref = {r["round"]: r[field] for r in refs if field in r}
-    return [r[field] - ref[r["round"]] for r in runs if field in r and r["round"] in ref]
+    return [value - ref for value, ref in paired(runs, refs, field)]
 
 
 def summarise(results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -314,7 +314,7 @@ def results_table(rows: list[dict[str, Any]]) -> str:
 def targets_section(rows: list[dict[str, Any]], rate: int) -> str:
     out = []
     for row in rows:
-        if row["variant"] not in ("s", "n") or not row["rounds"]:
+        if row["variant"] not in SERVICELOG or not row["rounds"]:
             continue
         parts = []
         for p, limit in TARGETS.items():
@@ -357,10 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"# HTTP latency benchmark\n\nn/a: {problem}")
         return 1
-    keys = [k.strip() for k in args.only.split(",") if k.strip()]
-    if "a" not in keys:
-        keys.insert(0, "a")
-    bad = [k for k in keys if k not in VARIANTS]
+    keys, bad = variant_keys(args.only, [])
     if bad:
         print(f"unknown variant: {bad}", file=sys.stderr)
         return 2
@@ -373,16 +370,15 @@ def main(argv: list[str] | None = None) -> int:
         max_quiet_wait=args.max_quiet_wait,
     )
     precise_timers()
-    with tempfile.TemporaryDirectory(prefix="http-latency-") as tmp:
-        harness, code = snapshot_code(Path(tmp) / "code", args.src, args.nice)
-        problem = import_problem(harness)
-        if problem:
-            print(
-                f"# HTTP latency benchmark\n\nn/a: the copied servicelog does not import: {problem}"
-            )
-            return 1
-        with raised_priority(args.nice) as priority:
-            return run_benchmark(keys, cfg, harness, code, priority, Path(tmp))
+    try:
+        with (
+            copied_code(args.src, args.nice, "http-latency-") as (harness, code, tmp),
+            raised_priority(args.nice) as priority,
+        ):
+            return run_benchmark(keys, cfg, harness, code, priority, tmp)
+    except CopyProblem as exc:
+        print(f"# HTTP latency benchmark\n\nn/a: the copied servicelog does not import: {exc}")
+        return 1
 
 
 def run_benchmark(
@@ -435,7 +431,7 @@ def failed(rows: list[dict[str, Any]]) -> bool:
         variant = VARIANTS[row["variant"]]
         if row["errors"] and not variant.optional:
             return True
-        if variant.key in ("s", "n") and row["rounds"] and (row["lost"] or not row["status_ok"]):
+        if variant.key in SERVICELOG and row["rounds"] and (row["lost"] or not row["status_ok"]):
             return True
     return False
 

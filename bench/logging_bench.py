@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import orjson
-from _tables import DASH, TIMES, child_env, med, spread
+from _tables import DASH, TIMES, child_env, med, rotated, spread
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -841,8 +841,7 @@ def run_all(
         jobs = [j for j in jobs if j[0] in only]
     results: dict[Job, list[dict[str, Any]]] = {job: [] for job in jobs}
     for rep in range(reps):
-        shift = rep * len(jobs) // reps
-        for key, threads in jobs[shift:] + jobs[:shift]:
+        for key, threads in rotated(jobs, rep, reps):
             res = run_job(key, threads, n, warmup, harness)
             results[key, threads].append(res | {"rep": rep})
             progress(rep, reps, key, threads, res)

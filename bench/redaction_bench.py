@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
-from _tables import DASH, TIMES, child_env, med, spread
+from _tables import DASH, TIMES, child_env, med, rotated, spread
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -354,8 +354,7 @@ def run_all(
 ) -> dict[str, list[dict[str, Any]]]:
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     for rep in range(reps):
-        shift = rep * len(keys) // reps
-        for key in keys[shift:] + keys[:shift]:
+        for key in rotated(keys, rep, reps):
             res = run_job(key, n, warmup, workdir, env) | {"rep": rep}
             results[key].append(res)
             note = res.get("error") or f"{res['caller_ns']:,.0f} ns/call"
