@@ -534,7 +534,9 @@ class RedactionPolicy:
         callback: ``(path, value, match) -> replacement``, see :data:`Callback`.
         defaults: start from the default keys and patterns (``False``: only what you pass).
         replacement: the text a denied key's value becomes.
-        max_text: longer text is cut to its head and tail before matching (bounded time).
+        max_text: longer text is cut to its head and tail before matching (bounded time and
+            memory). The default, 64 KiB, is four times the JSON renderer's default
+            ``max_line_bytes``: raise it with ``max_line_bytes`` if lines must carry more.
         max_depth: nesting below this depth is replaced by ``"<max depth>"``.
         max_items: a list, tuple, set or dict with more items keeps its first
             ``max_items - 1`` and ends with a marker (``"<N more items>"``, or a
@@ -578,7 +580,7 @@ class RedactionPolicy:
         callback: Callback | None = None,
         defaults: bool = True,
         replacement: str = REDACTED,
-        max_text: int = 262144,
+        max_text: int = 65536,
         max_depth: int = 64,
         max_items: int = 1000,
     ) -> None:
