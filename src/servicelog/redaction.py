@@ -484,6 +484,7 @@ def _cut(text: str, limit: int) -> str:
 
 # --- the policy -------------------------------------------------------------------------------
 _EXEMPT, _PLAIN, _DENY = 0, 1, 2
+_PAIR_ALLOWED, _PAIR_DENIED, _PAIR_WORD = 0, 1, 2  # _pair_rule()'s answers
 _SCALARS = frozenset({int, float, bool, type(None)})
 _ALWAYS_CLEAN = (None, True, False)
 # Written as numbers or ISO strings, never as free text. (Decimal, Fraction and UUID by name or
@@ -557,6 +558,7 @@ class RedactionPolicy:
         "_deny",
         "_frozen",
         "_key_cache",
+        "_pair_keys",
         "_patterns",
         "_suffixes",
         "defaults",
@@ -615,6 +617,7 @@ class RedactionPolicy:
         self._patterns = tuple(compiled)
         self._callback = callback
         self._key_cache: dict[str, tuple[int, str | None]] = {}
+        self._pair_keys: dict[str, int] = {}  # a key=value key found in text -> _pair_rule()
         self._clean: set[object] = set(_ALWAYS_CLEAN)
         self._clean_queries: set[str] = set()  # whole query strings found clean
         self._by_len: dict[int, tuple[Any, ...]] = {}
@@ -675,12 +678,28 @@ class RedactionPolicy:
         ``session:4155`` and ``auth:6280`` in text are cache keys and namespaces, not secrets.
         """
         key = m.group(2)
+        rule = self._pair_keys.get(key)
+        if rule is None:
+            # Text dense with pairs repeats a few keys (a stack trace's locals, a query string
+            # logged whole): the decision is remembered per key (a third of the pair scan).
+            rule = self._pair_rule(key)
+            if len(key) <= 128:
+                if len(self._pair_keys) >= _CACHE_MAX:
+                    self._pair_keys.clear()
+                self._pair_keys[key] = rule
+        if rule == _PAIR_WORD:
+            return m.group(1) != "" or m.group(3) != ":"
+        return rule == _PAIR_DENIED
+
+    def _pair_rule(self, key: str) -> int:
+        """Whether a key found in text is never, always, or as a quoted word or before
+        ``=`` only, denied (see :meth:`_text_key_denied`)."""
         norm = normalize_key(key)
         if norm in self._allow or key in OWN_FIELDS or key.startswith(_OWN_PREFIXES):
-            return False
+            return _PAIR_ALLOWED
         if norm.endswith(self._suffixes):
-            return True
-        return norm in self._deny and (m.group(1) != "" or m.group(3) != ":")
+            return _PAIR_DENIED
+        return _PAIR_WORD if norm in self._deny else _PAIR_ALLOWED
 
     # --- the processor ------------------------------------------------------------------------
     # The fast path, a few C-level calls, for a record shaped like one seen before: the plan is
@@ -1382,6 +1401,8 @@ class RedactionPolicy:
         pieces: list[str] = []
         last = 0
         hit = False
+        replacement = self.replacement
+        callback = self._callback
         for m in _PAIR_KEY.finditer(text):
             if m.start() < last or not self._text_key_denied(m):
                 continue
@@ -1390,10 +1411,7 @@ class RedactionPolicy:
                 continue
             start, end = vm.start("value"), vm.end("value")
             value = vm.group("value")
-            if (
-                text.startswith(self.replacement, start)
-                or value.strip("'\"bBrRuU\\") in _KEEP_VALUES
-            ):
+            if text.startswith(replacement, start) or value.strip("'\"bBrRuU\\") in _KEEP_VALUES:
                 continue
             if text[end : end + 1] in ("(", "["):
                 continue  # source code in a traceback: password = get_password(...)
@@ -1401,9 +1419,14 @@ class RedactionPolicy:
             if closer is not None:
                 end = _balanced_end(text, start, closer)
                 value = text[start:end]
-            quote_char = next((q for q in ("'", '"') if q in value[:3]), "")
-            default = f"{quote_char}{self.replacement}{quote_char}"
-            new = self._ask((*path, m.group(2)), value, "key", m.group(2), default)
+            opening = value[:3]
+            quote_char = "'" if "'" in opening else '"' if '"' in opening else ""
+            default = f"{quote_char}{self.replacement}{quote_char}" if quote_char else replacement
+            new = (
+                default
+                if callback is None
+                else self._ask((*path, m.group(2)), value, "key", m.group(2), default)
+            )
             hit = True
             pieces.append(text[last:start])
             pieces.append(new if isinstance(new, str) else default)

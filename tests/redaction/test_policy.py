@@ -150,6 +150,9 @@ def test_short_whole_word_keys_in_text_need_a_quote_or_equals(policy: RedactionP
     assert policy.redact_text("{'session': 'abc'}") == f"{{'session': '{REDACTED}'}}"
     assert policy.redact_text("password:hunter2") == f"password:{REDACTED}"
     assert policy.redact_text("    key = 'abc'") == f"    key = '{REDACTED}'"
+    # The decision is remembered per key, the form is still read per pair.
+    both = "session:415594 then session=415594"
+    assert policy.redact_text(both) == f"session:415594 then session={REDACTED}"
 
 
 def test_source_lines_in_tracebacks_keep_their_code(policy: RedactionPolicy) -> None:
