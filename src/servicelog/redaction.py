@@ -681,9 +681,10 @@ class RedactionPolicy:
         rule = self._pair_keys.get(key)
         if rule is None:
             # Text dense with pairs repeats a few keys (a stack trace's locals, a query string
-            # logged whole): the decision is remembered per key (a third of the pair scan).
+            # logged whole): the decision is remembered per key (~a quarter of the pair scan).
+            # Only short keys: a long one may be a token, which must not stay in memory.
             rule = self._pair_rule(key)
-            if len(key) <= 128:
+            if len(key) <= 32:
                 if len(self._pair_keys) >= _CACHE_MAX:
                     self._pair_keys.clear()
                 self._pair_keys[key] = rule
@@ -692,8 +693,9 @@ class RedactionPolicy:
         return rule == _PAIR_DENIED
 
     def _pair_rule(self, key: str) -> int:
-        """Whether a key found in text is never, always, or as a quoted word or before
-        ``=`` only, denied (see :meth:`_text_key_denied`)."""
+        """How a key found in text is judged: ``_PAIR_ALLOWED`` (never denied),
+        ``_PAIR_DENIED`` (denied in any form) or ``_PAIR_WORD`` (denied when quoted or before
+        ``=``); see :meth:`_text_key_denied`."""
         norm = normalize_key(key)
         if norm in self._allow or key in OWN_FIELDS or key.startswith(_OWN_PREFIXES):
             return _PAIR_ALLOWED
@@ -1421,7 +1423,7 @@ class RedactionPolicy:
                 value = text[start:end]
             opening = value[:3]
             quote_char = "'" if "'" in opening else '"' if '"' in opening else ""
-            default = f"{quote_char}{self.replacement}{quote_char}" if quote_char else replacement
+            default = f"{quote_char}{replacement}{quote_char}" if quote_char else replacement
             new = (
                 default
                 if callback is None
