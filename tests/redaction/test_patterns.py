@@ -32,6 +32,11 @@ FOUND = [
     ("amex 3782 822463 10005", "amex ****-****-****-0005"),
     ("discover 6011111111111117", "discover ****-****-****-1117"),
     ("order 12 for 4012888888881881", "order 12 for ****-****-****-1881"),
+    ("jcb 3530111333300000", "jcb ****-****-****-0000"),
+    ("diners 36227206271667 / 30569309025904", "diners ****-****-****-1667 / ****-****-****-5904"),
+    ("unionpay 6200000000000005", "unionpay ****-****-****-0005"),
+    ("mastercard 2-series 2223003122003222", "mastercard 2-series ****-****-****-3222"),
+    ("visa 13 digits 4222222222222", "visa 13 digits ****-****-****-2222"),
     # URL passwords
     ("postgres://app:s3cr3t@db:5432/x", "postgres://app:[REDACTED]@db:5432/x"),
     ("redis://:p4ss@cache:6379/0", "redis://:[REDACTED]@cache:6379/0"),
@@ -91,6 +96,7 @@ NOT_FOUND = [
     "ThisIsAVeryLongCamelCaseClassName2024Handler",
     "UserProfileSettingsController_v2_Updated",
     "4111111111111112",  # fails Luhn
+    "3782822463100050",  # passes Luhn, but American Express numbers have 15 digits
     "1234567890123456",  # no card issuer starts with 1
     "ts 1732890000 ms 1732890000123",  # unix timestamps
     "the bearer instrument; basic information; the token expired",

@@ -205,3 +205,23 @@ def test_the_key_strategy_only_makes_denied_keys() -> None:
     """A guard on the test itself: every stem is denied in every spelling."""
     for stem in DENIED_STEMS:
         assert RedactionPolicy().is_denied(stem.upper()), normalize_key(stem)
+
+
+def _reference_luhn(digits: str) -> bool:
+    """Luhn's checksum as textbooks write it: double every second digit from the right."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        digit = int(char)
+        if position % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=40))
+def test_the_luhn_check_agrees_with_the_textbook_one(digits: str) -> None:
+    """The card rule sums digits with C calls only (bytes sums, a translate()); the result is
+    Luhn's, for every length and either parity."""
+    from servicelog.redaction import _luhn
+
+    assert _luhn(digits) is _reference_luhn(digits)
