@@ -212,3 +212,16 @@ def test_renamed_keys_never_collide() -> None:
     value = {"AKIAIOSFODNN7EXAMPLE": 1, "AKIAI44QH8DHBEXAMPLE": 2}
     out = RedactionPolicy().redact_mapping(value)
     assert sorted(out.values()) == [1, 2] and len(out) == 2
+
+
+def test_only_short_keys_found_in_text_are_remembered() -> None:
+    """The policy remembers per key found in text whether it is denied, but only keys of up to
+    32 characters: a longer "key" may itself be a token, which must not stay in memory."""
+    policy = RedactionPolicy()
+    token_like = "a9f3c1e7b2d84f60a1c3e5b7d9f1a2c4e6"  # 34 characters
+    text = f"user_name=alice {token_like}=1 password=hunter2"
+    assert policy.redact_text(text) == f"user_name=alice {token_like}=1 password={REDACTED}"
+    remembered = set(policy._pair_keys)
+    assert {"user_name", "password"} <= remembered
+    assert token_like not in remembered
+    assert all(len(key) <= 32 for key in remembered)
