@@ -121,3 +121,125 @@ def test_routes_below_their_level_get_nothing_on_either_path() -> None:
 def test_per_level_paths_are_built_once() -> None:
     pipeline, _ = _pipeline(tag)
     assert pipeline.emit_for(20) is pipeline.emit_for(20)
+
+
+# --- deferred records: one burst per event-loop iteration ---------------------------------------
+class Buffered(MemorySink):
+    """A sink whose records wait for a writer anyway, as a file sink's do."""
+
+    deferrable = True
+
+
+def _deferring(*processors: Any) -> tuple[Pipeline, Buffered]:
+    sink = Buffered()
+    return Pipeline([Route(sink)], processors), sink
+
+
+def test_deferred_records_wait_for_one_scheduled_burst_and_keep_their_order() -> None:
+    pipeline, sink = _deferring(tag)
+    scheduled: list[Any] = []
+    for n in range(3):
+        pipeline.defer({"message": f"r{n}"}, 20, scheduled.append)
+    assert sink.records == []
+    assert len(scheduled) == 1  # one burst for the three
+    scheduled[0]()
+    assert [(r["message"], r["tagged"]) for r in sink.records] == [
+        ("r0", True),
+        ("r1", True),
+        ("r2", True),
+    ]
+    pipeline.defer({"message": "next"}, 40, scheduled.append)
+    assert len(scheduled) == 2  # the next iteration's burst
+    scheduled[1]()
+    assert sink.records[-1]["message"] == "next"
+
+
+def test_without_a_running_loop_a_deferred_record_is_emitted_at_once() -> None:
+    pipeline, sink = _deferring()
+
+    def no_loop(callback: Any) -> None:
+        raise RuntimeError("no running event loop")
+
+    pipeline.defer({"message": "now"}, 20, no_loop)
+    assert [r["message"] for r in sink.records] == ["now"]
+
+
+def test_a_pipeline_with_a_sink_that_shows_records_at_once_does_not_defer() -> None:
+    pipeline, sink = _pipeline()
+    assert pipeline.deferrable is False
+    pipeline.defer({"message": "now"}, 20, lambda callback: None)
+    assert [r["message"] for r in sink.records] == ["now"]
+
+
+def test_flush_and_close_emit_the_deferred_records_first() -> None:
+    pipeline, sink = _deferring()
+    pipeline.defer({"message": "a"}, 20, lambda callback: None)
+    pipeline.flush()
+    assert [r["message"] for r in sink.records] == ["a"]
+    pipeline.defer({"message": "b"}, 20, lambda callback: None)
+    pipeline.close()
+    assert [r["message"] for r in sink.records] == ["a", "b"]
+
+
+def test_a_deferred_record_travels_in_the_context_it_was_deferred_in() -> None:
+    import contextvars
+
+    tenant: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default="none")
+
+    def add_tenant(record: Record, levelno: int) -> Record:
+        return {**record, "tenant": tenant.get()}
+
+    pipeline, sink = _deferring(add_tenant)
+    scheduled: list[Any] = []
+    token = tenant.set("acme")
+    pipeline.defer({"message": "in the request"}, 20, scheduled.append)
+    tenant.reset(token)
+    scheduled[0]()
+    assert sink.records[0]["tenant"] == "acme"
+
+
+def test_a_processor_failing_in_a_burst_is_reported_and_the_others_are_emitted() -> None:
+    from servicelog import _errors
+
+    def picky(record: Record, levelno: int) -> Record:
+        if record["message"] == "bad":
+            raise ValueError("picky")
+        return record
+
+    _errors.clear()
+    _errors.set_strict(False)  # count, as in production (tests otherwise raise)
+    try:
+        pipeline, sink = _deferring(picky)
+        scheduled: list[Any] = []
+        for message in ("ok", "bad", "fine"):
+            pipeline.defer({"message": message}, 20, scheduled.append)
+        scheduled[0]()
+        assert [r["message"] for r in sink.records] == ["ok", "fine"]
+        assert _errors.snapshot()["errors"].get("pipeline") == 1
+    finally:
+        _errors.set_strict(None)
+        _errors.clear()
+
+
+def test_a_burst_that_never_runs_does_not_hoard_records() -> None:
+    from servicelog.pipeline import _MAX_DEFERRED
+
+    pipeline, sink = _deferring()
+    for n in range(_MAX_DEFERRED):
+        pipeline.defer({"message": n}, 20, lambda callback: None)  # a loop that never runs it
+    assert len(sink.records) == _MAX_DEFERRED
+
+
+def test_a_forked_child_does_not_emit_the_parents_deferred_records() -> None:
+    import os
+
+    pipeline, sink = _deferring()
+    pipeline.defer({"message": "parent's"}, 20, lambda callback: None)
+    pid = os.fork()
+    if pid == 0:  # the child: nothing deferred, nothing emitted on flush
+        pipeline.flush()
+        os._exit(0 if sink.records == [] else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    pipeline.flush()
+    assert [r["message"] for r in sink.records] == ["parent's"]

@@ -16,7 +16,7 @@ from . import _errors
 from .context import _local
 from .exceptions import ConfigError
 from .logger import Runtime, current_runtime, install_runtime
-from .pipeline import Pipeline, Processor, Route
+from .pipeline import Pipeline, Processor, Route, run_all_deferred
 from .record import ECS_VERSION
 
 TYPE_CHECKING = False  # typing is imported only by type checkers: it costs ~8 ms at import
@@ -139,7 +139,22 @@ def configure(
         install_runtime(runtime)
         _install_frontends(new)
         _settings = new
+        _flush_before_exit_drain()
     return new
+
+
+def _flush_before_exit_drain() -> None:
+    """Make sure records held upstream of the sinks reach them before the sinks' drain at exit.
+
+    Registering ``_flush_pending`` with ``atexit`` at import is not enough: ``atexit`` runs
+    last-registered first, and the sinks module registers its drain when it is first imported,
+    after this one. Then the rate limit's "suppressed N" summaries (and deferred access
+    records) reached the sinks after their final drain and were lost.
+    """
+    from .sinks import base
+
+    if _flush_pending not in base.before_exit_drain:
+        base.before_exit_drain.append(_flush_pending)
 
 
 def _as_route(item: object) -> Route:
@@ -208,8 +223,10 @@ def _install_frontends(settings: Settings) -> None:
         _installed.add("loguru")
 
 
-def _flush_rate_limit() -> None:
-    """Send pending "suppressed N" summaries down the pipeline now (teardown, flush, exit)."""
+def _flush_pending() -> None:
+    """Emit deferred records (the access log's bursts), then send pending "suppressed N"
+    summaries down the pipeline now (teardown, flush, exit)."""
+    run_all_deferred()
     current = _settings
     if current is not None and current.rate_limit is not None:
         try:
@@ -218,12 +235,12 @@ def _flush_rate_limit() -> None:
             _errors.report("rate limit", exc)
 
 
-atexit.register(_flush_rate_limit)  # runs before the sinks' own drain (atexit is LIFO)
+atexit.register(_flush_pending)  # runs before the sinks' own drain (atexit is LIFO)
 
 
 def _teardown() -> None:
     """Undo every front-end and close the current sinks (flushing them)."""
-    _flush_rate_limit()
+    _flush_pending()
     for name in sorted(_installed):
         if name == "stdlib":
             from .frontends import stdlib
@@ -267,13 +284,14 @@ def settings() -> Settings | None:
 
 def flush() -> None:
     """Write out everything buffered in every sink now (and pending rate-limit summaries)."""
-    _flush_rate_limit()
+    _flush_pending()
     current_runtime().pipeline.flush()
 
 
 def stats() -> dict[str, Any]:
     """Counters: internal errors by stage, records lost, and per sink what it was given,
     wrote, dropped (by reason) and still holds (``produced = written + dropped + queued``)."""
+    run_all_deferred()  # a deferred record counts once it reaches the sinks
     out = _errors.snapshot()
     sinks: dict[str, dict[str, Any]] = {}
     for route in current_runtime().pipeline.routes:

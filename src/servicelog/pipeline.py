@@ -7,12 +7,22 @@
 A :class:`Route` pairs a sink with a minimum level and an optional filter (the error file, the
 performance channel, a custom selection). The pipeline is immutable once built; ``configure()``
 builds a new one and swaps it in, so a log call never sees half a configuration.
+
+A front-end that runs in an event loop may hand records over with :meth:`Pipeline.defer`
+instead: they travel the pipeline together, at the end of the loop's iteration (the access log
+does this). Run once between two requests' framework code, the pipeline's code and data are
+cold every time; run for a burst of records, they stay warm.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from collections.abc import Callable, Sequence
+from contextvars import Context, copy_context
 
+from . import _errors
 from .record import Record
 
 TYPE_CHECKING = False  # typing is imported only by type checkers: it costs ~8 ms at import
@@ -64,6 +74,15 @@ class Pipeline:
     ) -> None:
         self.routes = tuple(routes)
         self.processors = tuple(processors)
+        # Deferring is allowed only when no sink shows a record before its writer thread writes
+        # it anyway (buffered sinks; not a memory sink, not an interactive console).
+        self.deferrable = bool(self.routes) and all(
+            getattr(route.sink, "deferrable", False) is True for route in self.routes
+        )
+        self._deferred: list[tuple[Context, int, Record]] = []
+        self._burst_due = False
+        self._take_lock = threading.Lock()  # one taker at a time (producers only append)
+        _pipelines.add(self)
         # Static fields (service, ecs.version, pid) are not copied into every record: sinks that
         # render JSON append them pre-serialised (``bind_static``), which saves building and
         # encoding the same keys on every call.
@@ -105,16 +124,82 @@ class Pipeline:
             self._by_level[levelno] = chain
         return chain
 
+    def defer(
+        self, record: Record, levelno: int, schedule: Callable[[Callable[[], None]], object]
+    ) -> None:
+        """Emit *record* a little later, in one burst with the others deferred meanwhile.
+
+        *schedule* runs its argument soon, once (``loop.call_soon`` of the running event loop);
+        if it raises (no running loop), the burst runs now. The record travels the pipeline in
+        the context it was deferred in (processors and filters see the same context variables).
+        :meth:`flush`, :meth:`close`, ``servicelog.flush()`` and the exit drain run pending
+        bursts first; a pipeline without :attr:`deferrable` sinks emits at once.
+        """
+        if not self.deferrable:
+            self.emit(record, levelno)
+            return
+        deferred = self._deferred
+        deferred.append((copy_context(), levelno, record))
+        if not self._burst_due:
+            self._burst_due = True
+            try:
+                schedule(self.run_deferred)
+            except Exception:  # no running loop (or a closed one): now
+                self.run_deferred()
+        elif len(deferred) >= _MAX_DEFERRED:  # a loop that never ran the burst: do not hoard
+            self.run_deferred()
+
+    def run_deferred(self) -> None:
+        """Emit the deferred records now, in order (any thread; safe to call at any time)."""
+        self._burst_due = False
+        deferred = self._deferred
+        emit = self.emit
+        while deferred:
+            # Take a copy, then delete what was copied: records deferred meanwhile (producers
+            # append without the lock) stay for the next round.
+            with self._take_lock:
+                burst = deferred[:]
+                del deferred[: len(burst)]
+            for context, levelno, record in burst:
+                try:
+                    context.run(emit, record, levelno)
+                except Exception as exc:  # a processor or filter of the user's raised
+                    _errors.report("pipeline", exc)
+
     def flush(self) -> None:
+        self.run_deferred()
         for route in self.routes:
             route.sink.flush()
 
     def close(self, timeout: float | None = None) -> None:
+        self.run_deferred()
         seen: set[int] = set()
         for route in self.routes:
             if id(route.sink) not in seen:
                 seen.add(id(route.sink))
                 route.sink.close(timeout)
+
+
+#: Records a pipeline holds at most while it waits for its burst to be run.
+_MAX_DEFERRED = 1024
+_pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+
+
+def run_all_deferred() -> None:
+    """Emit the records every pipeline deferred (at exit, before the sinks' final drain)."""
+    for pipeline in list(_pipelines):
+        pipeline.run_deferred()
+
+
+def _forget_deferred_in_child() -> None:
+    # The parent emits what it deferred; a forked child must not emit the same records again.
+    for pipeline in list(_pipelines):
+        pipeline._deferred.clear()
+        pipeline._burst_due = False
+        pipeline._take_lock = threading.Lock()  # another parent thread may have held it
+
+
+os.register_at_fork(after_in_child=_forget_deferred_in_child)
 
 
 def _owner(processor: Processor) -> object:

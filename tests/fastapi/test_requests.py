@@ -331,3 +331,33 @@ async def test_the_access_logger_level_is_honoured() -> None:
     assert [r["http.response.status_code"] for r in records] == [404]
     assert records[0]["log.level"] == "warning"
     assert records[0]["request_id"] and records[0]["trace.id"]
+
+
+async def test_with_a_file_sink_access_records_are_written_in_the_loops_burst_and_on_flush(
+    tmp_path: Any,
+) -> None:
+    """A buffered sink gets the access records at the end of the event loop's iteration, in one
+    burst (``Pipeline.defer``); ``servicelog.flush()`` writes the ones still waiting."""
+    import asyncio
+    import json
+
+    from servicelog.logger import current_runtime
+
+    from ..conftest import NO_CAPTURE
+
+    log_file = tmp_path / "app.jsonl"
+    servicelog.configure(service="shop", stream="none", file=log_file, capture=NO_CAPTURE)
+    file_sink: Any = current_runtime().pipeline.routes[0].sink
+    assert current_runtime().pipeline.deferrable
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as c:
+        responses = await asyncio.gather(*(c.get(f"/items/{n}") for n in range(1, 4)))
+        await asyncio.sleep(0)  # one loop iteration: the burst has run
+        assert file_sink.counters()["produced"] >= 3
+        last = await c.get("/items/4")
+        servicelog.flush()  # without yielding to the loop
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    access = [r for r in lines if r["log.logger"] == "servicelog.access"]
+    assert sorted(r["request_id"] for r in access) == sorted(
+        r.headers["x-request-id"] for r in [*responses, last]
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -147,6 +148,29 @@ def test_a_normal_exit_drains_the_queue(log_dir: Path) -> None:
     assert out.returncode == 0, out.stderr
     verdict = verify(log_dir / "app.jsonl", {(0, 0): 5000})
     assert verdict.lost == 0
+
+
+def test_what_is_held_before_the_sinks_is_written_at_a_normal_exit(log_dir: Path) -> None:
+    """At exit, records still held upstream of the sinks reach them before their final drain:
+    the rate limit's "suppressed N" summary (it used to arrive after the drain and be lost), and
+    a record deferred to an event loop's burst that never ran."""
+    code = (
+        PRELUDE
+        + """
+    from servicelog.logger import current_runtime
+    for j in range(3000): log.warning('same warning')
+    record = {"@timestamp": "2026-11-30T00:00:00.000000Z", "log.level": "info",
+              "message": "deferred", "log.logger": "x"}
+    current_runtime().pipeline.defer(record, 20, lambda burst: None)  # never run
+    """
+    )
+    out = _run(code, log_dir)
+    assert out.returncode == 0, out.stderr
+    lines = (log_dir / "app.jsonl").read_text().splitlines()
+    messages = [json.loads(line)["message"] for line in lines]
+    assert messages.count("same warning") == 1000  # the production profile's limit per 10 s
+    assert "suppressed 2000 similar messages" in messages
+    assert "deferred" in messages
 
 
 def test_a_multiprocessing_fork_child_drains_before_os_exit(log_dir: Path) -> None:

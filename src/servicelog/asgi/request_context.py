@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from asyncio import get_running_loop as _get_running_loop
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -310,9 +311,18 @@ class RequestContextMiddleware:
                 record["user_agent.original"] = agent.decode("latin-1")[:512]
             if failed:  # the application raised (its exception is logged apart, once)
                 record["event.outcome"] = "failure"
-            current_runtime().pipeline.emit_for(levelno)(record, levelno)
+            # Handed over for the burst at the end of this event-loop iteration: rendered between
+            # two requests' framework code, one record at a time, the pipeline ran cold (see
+            # ``Pipeline.defer``).
+            current_runtime().pipeline.defer(record, levelno, _call_soon)
         except Exception as exc:
             _errors.report("access log", exc)
+
+
+def _call_soon(callback: Callable[[], None]) -> None:
+    """Run *callback* once the running event loop's current callbacks are done (raises
+    ``RuntimeError`` outside a running asyncio loop: the pipeline then runs it at once)."""
+    _get_running_loop().call_soon(callback)
 
 
 def replace_uvicorn_access_log() -> None:

@@ -180,6 +180,12 @@ class BufferedSink:
         self._pending: Counter[str] = Counter()  # drops not yet summarised in the output
         self._stalled = False  # a blocked caller timed out; cleared when the writer takes data
 
+    @property
+    def deferrable(self) -> bool:
+        """Records may reach this sink a little later, in bursts (:meth:`Pipeline.defer`): its
+        lines wait for the writer thread anyway. Not when interactive (written at once)."""
+        return not self.interactive
+
     # --- the caller's side --------------------------------------------------------------------
     def emit(self, record: Record, levelno: int) -> None:
         self._add(self.renderer(record), levelno)
@@ -531,10 +537,20 @@ def _register_mp_finalizer(_: object) -> None:
 os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
+#: Called at exit before the sinks' final drain: whatever is still held upstream of the sinks
+#: (the rate limit's summaries, deferred records) must reach them in time.
+before_exit_drain: list[Callable[[], None]] = []
+
+
 def _drain_at_exit(timeout: float = DRAIN_TIMEOUT) -> None:
-    """At exit: drain every sink, then let sinks with helper work (compression, retention)
-    finish it within what is left of *timeout*."""
+    """At exit: emit what is held upstream, drain every sink, then let sinks with helper work
+    (compression, retention) finish it within what is left of *timeout*."""
     deadline = time.monotonic() + timeout
+    for hook in list(before_exit_drain):
+        try:
+            hook()
+        except Exception as exc:  # pragma: no cover - the hooks guard themselves
+            _errors.report("exit", exc)
     drain_all(timeout)
     for sink in list(_sinks):
         try:
