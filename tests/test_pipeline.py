@@ -243,3 +243,37 @@ def test_a_forked_child_does_not_emit_the_parents_deferred_records() -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     pipeline.flush()
     assert [r["message"] for r in sink.records] == ["parent's"]
+
+
+def test_a_deferred_build_runs_in_the_burst_in_the_context_it_was_deferred_in() -> None:
+    """``defer_build``: the record is made by its builder in the burst (where the pipeline's
+    code is warm), from values taken at the call and the context of the call; a builder that
+    raises is reported and the others are emitted."""
+    import contextvars
+
+    from servicelog import _errors
+
+    user: contextvars.ContextVar[str] = contextvars.ContextVar("user", default="nobody")
+    built: list[str] = []
+
+    def build(message: str) -> Record:
+        built.append(message)
+        if message == "bad":
+            raise ValueError("cannot build")
+        return {"message": message, "user": user.get()}
+
+    pipeline, sink = _deferring()
+    scheduled: list[Any] = []
+    token = user.set("alice")
+    for message in ("a", "bad", "b"):
+        pipeline.defer_build(build, (message,), 20, scheduled.append)
+    user.reset(token)
+    assert built == []  # nothing is built before the burst
+    _errors.set_strict(False)
+    try:
+        scheduled[0]()
+        assert _errors.snapshot()["errors"].get("pipeline") == 1
+    finally:
+        _errors.set_strict(None)
+        _errors.clear()
+    assert [(r["message"], r["user"]) for r in sink.records] == [("a", "alice"), ("b", "alice")]

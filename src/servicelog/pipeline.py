@@ -79,7 +79,7 @@ class Pipeline:
         self.deferrable = bool(self.routes) and all(
             getattr(route.sink, "deferrable", False) is True for route in self.routes
         )
-        self._deferred: list[tuple[Context, int, Record]] = []
+        self._deferred: list[tuple[Context, int, Callable[..., Record] | None, Any]] = []
         self._burst_due = False
         self._take_lock = threading.Lock()  # one taker at a time (producers only append)
         _pipelines.add(self)
@@ -135,11 +135,22 @@ class Pipeline:
         :meth:`flush`, :meth:`close`, ``servicelog.flush()`` and the exit drain run pending
         bursts first; a pipeline without :attr:`deferrable` sinks emits at once.
         """
+        self.defer_build(None, record, levelno, schedule)
+
+    def defer_build(
+        self,
+        build: Callable[..., Record] | None,
+        args: Any,
+        levelno: int,
+        schedule: Callable[[Callable[[], None]], object],
+    ) -> None:
+        """:meth:`defer` for a record that ``build(*args)`` makes in the burst, in the context
+        of this call (with *build* ``None``, *args* is the record)."""
         if not self.deferrable:
-            self.emit(record, levelno)
+            self._emit_built(levelno, build, args)
             return
         deferred = self._deferred
-        deferred.append((copy_context(), levelno, record))
+        deferred.append((copy_context(), levelno, build, args))
         if not self._burst_due:
             self._burst_due = True
             try:
@@ -149,21 +160,24 @@ class Pipeline:
         elif len(deferred) >= _MAX_DEFERRED:  # a loop that never ran the burst: do not hoard
             self.run_deferred()
 
+    def _emit_built(self, levelno: int, build: Callable[..., Record] | None, args: Any) -> None:
+        self.emit(args if build is None else build(*args), levelno)
+
     def run_deferred(self) -> None:
         """Emit the deferred records now, in order (any thread; safe to call at any time)."""
         self._burst_due = False
         deferred = self._deferred
-        emit = self.emit
+        emit_built = self._emit_built
         while deferred:
             # Take a copy, then delete what was copied: records deferred meanwhile (producers
             # append without the lock) stay for the next round.
             with self._take_lock:
                 burst = deferred[:]
                 del deferred[: len(burst)]
-            for context, levelno, record in burst:
+            for context, levelno, build, args in burst:
                 try:
-                    context.run(emit, record, levelno)
-                except Exception as exc:  # a processor or filter of the user's raised
+                    context.run(emit_built, levelno, build, args)
+                except Exception as exc:  # a builder, or a processor or filter of the user's
                     _errors.report("pipeline", exc)
 
     def flush(self) -> None:
