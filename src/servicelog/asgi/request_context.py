@@ -10,7 +10,9 @@ A pure ASGI middleware. For every HTTP (and WebSocket) connection it:
 3. sets ``request.state.request_id`` (and ``request.state.trace``);
 4. adds the ``X-Request-ID`` header to every response it sees start;
 5. writes one access record when the response ends (``event.outcome: failure`` and level error
-   when the application raised, even after its response started);
+   when the application raised, even after its response started); with buffered sinks it is
+   built and emitted at the end of the event loop's iteration, in a burst with the others
+   (``Pipeline.defer_build``), from the values and the context of the response's end;
 6. if the application raises, answers with ``error_app`` (the application's own handler for
    unhandled errors, if given) when no response was started, logs the exception once (unless a
    servicelog handler already did), answers a minimal JSON 500 with the request ID if still no
