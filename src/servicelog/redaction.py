@@ -381,7 +381,8 @@ def _luhn(digits: str) -> bool:
 
 def _card_lengths(digits: str) -> tuple[int, ...]:
     """The lengths a card number starting with these digits (at least 4) may have: those of
-    its issuer, or none for a prefix no issuer uses (so 10% of random IDs do not pass Luhn)."""
+    its issuer, or none for a prefix no issuer uses (a tenth of random digit runs pass Luhn:
+    this keeps most of them from being taken for cards)."""
     two, four = int(digits[:2]), int(digits[:4])
     if digits[0] == "4":  # Visa
         return (13, 16, 19)
