@@ -79,7 +79,7 @@ class Pipeline:
         self.deferrable = bool(self.routes) and all(
             getattr(route.sink, "deferrable", False) is True for route in self.routes
         )
-        self._deferred: list[tuple[Context, int, Callable[..., Record] | None, Any]] = []
+        self._deferred: list[tuple[Context, int, Callable[..., Record | None] | None, Any]] = []
         self._burst_due = False
         self._take_lock = threading.Lock()  # one taker at a time (producers only append)
         _pipelines.add(self)
@@ -139,13 +139,14 @@ class Pipeline:
 
     def defer_build(
         self,
-        build: Callable[..., Record] | None,
+        build: Callable[..., Record | None] | None,
         args: Any,
         levelno: int,
         schedule: Callable[[Callable[[], None]], object],
     ) -> None:
         """:meth:`defer` for a record that ``build(*args)`` makes in the burst, in the context
-        of this call (with *build* ``None``, *args* is the record)."""
+        of this call (with *build* ``None``, *args* is the record). A builder that returns
+        ``None`` emits nothing (it reports its own failure)."""
         if not self.deferrable:
             self._emit_built(levelno, build, args)
             return
@@ -160,8 +161,12 @@ class Pipeline:
         elif len(deferred) >= _MAX_DEFERRED:  # a loop that never ran the burst: do not hoard
             self.run_deferred()
 
-    def _emit_built(self, levelno: int, build: Callable[..., Record] | None, args: Any) -> None:
-        self.emit(args if build is None else build(*args), levelno)
+    def _emit_built(
+        self, levelno: int, build: Callable[..., Record | None] | None, args: Any
+    ) -> None:
+        record = args if build is None else build(*args)
+        if record is not None:  # a builder that failed has reported it already
+            self.emit(record, levelno)
 
     def run_deferred(self) -> None:
         """Emit the deferred records now, in order (any thread; safe to call at any time)."""

@@ -361,3 +361,31 @@ async def test_with_a_file_sink_access_records_are_written_in_the_loops_burst_an
     assert sorted(r["request_id"] for r in access) == sorted(
         r.headers["x-request-id"] for r in [*responses, last]
     )
+
+
+async def test_an_access_record_that_cannot_be_built_in_the_burst_is_counted(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building the record in the burst fails: the response was already sent, nothing else is
+    disturbed, and the failure is counted where a failure at the response's end is."""
+    import servicelog.asgi.request_context as request_context
+    from servicelog import _errors
+
+    from ..conftest import NO_CAPTURE
+
+    def broken_clock(ns: int) -> str:
+        raise ValueError("no clock")
+
+    servicelog.configure(
+        service="shop", stream="none", file=tmp_path / "app.jsonl", capture=NO_CAPTURE
+    )
+    monkeypatch.setattr(request_context, "format_timestamp", broken_clock)
+    _errors.set_strict(False)  # count, as in production (tests otherwise raise)
+    try:
+        transport = httpx.ASGITransport(app=make_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as c:
+            response = await c.get("/items/1")
+        assert response.status_code == 200
+        assert servicelog.stats()["errors"] == {"access log": 1}
+    finally:
+        _errors.set_strict(None)
