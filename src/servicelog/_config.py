@@ -6,7 +6,6 @@ old sinks are flushed and closed, hooks and handlers are not installed twice).
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 import threading
@@ -144,12 +143,13 @@ def configure(
 
 
 def _flush_before_exit_drain() -> None:
-    """Make sure records held upstream of the sinks reach them before the sinks' drain at exit.
+    """Make sure records held upstream of the sinks reach them before the sinks' drain at exit
+    (and in a multiprocessing child, which drains through the same function).
 
-    Registering ``_flush_pending`` with ``atexit`` at import is not enough: ``atexit`` runs
-    last-registered first, and the sinks module registers its drain when it is first imported,
-    after this one. Then the rate limit's "suppressed N" summaries (and deferred access
-    records) reached the sinks after their final drain and were lost.
+    This used to be an ``atexit`` registration at import: ``atexit`` runs last-registered
+    first, and the sinks module registers its drain when it is first imported, after this
+    one, so the rate limit's "suppressed N" summaries reached the sinks after their final
+    drain and were lost. The sinks' drain now runs this flush itself, first.
     """
     from .sinks import base
 
@@ -233,9 +233,6 @@ def _flush_pending() -> None:
             current.rate_limit.flush()
         except Exception as exc:
             _errors.report("rate limit", exc)
-
-
-atexit.register(_flush_pending)  # runs before the sinks' own drain (atexit is LIFO)
 
 
 def _teardown() -> None:
