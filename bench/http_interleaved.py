@@ -1,0 +1,127 @@
+"""Interleaved HTTP benchmark: what each part of a stack costs, all servers measured in turns.
+
+``http_bench.py`` measures one fresh server at a time. On this machine throughput moves by
+±20 % within seconds, in one process as much as between processes, so two variants measured
+10 s apart differ by more than most changes do. Here all the variants' servers run at once
+(pinned to the server CPU; an idle one costs nothing) and ``wrk`` visits them in short slices,
+so every variant sees the same moments of the machine:
+
+    python bench/http_interleaved.py a s                      # bare FastAPI against servicelog
+    python bench/http_interleaved.py a s mine=s@/tmp/copy/src # and s with another copy of src
+
+Each argument is a variant key of ``http_bench.py`` (``a``, ``s``, ``n``, ``g``, ``c``,
+``f``), or ``NAME=KEY@SRC``: variant KEY with servicelog imported from the directory SRC (a
+patched copy of ``src``, to measure what one part costs). Per round: fresh servers for all,
+2 s of warm-up each, then ``--cycles`` cycles of one ``--slice``-second ``wrk`` run per server,
+in an order rotated and reversed from cycle to cycle. The figure is each variant's requests
+divided by the first variant's, per round; then their median and mean over the rounds. Nothing
+is written to ``bench/results``: this is a tool to decide what to change, not the benchmark of
+record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+from _tables import child_env
+from http_bench import (
+    CONNECTIONS,
+    PATHS,
+    REPO,
+    VARIANTS,
+    Harness,
+    Server,
+    Variant,
+    bench_lock,
+    raised_priority,
+    run_wrk,
+    server_args,
+    start_server,
+    stop_server,
+)
+
+
+class Entry(NamedTuple):
+    name: str
+    variant: Variant
+    harness: Harness
+
+
+def parse_entry(text: str, nice: list[str]) -> Entry:
+    """``KEY`` or ``NAME=KEY@SRC`` (see the module docstring)."""
+    name, _, spec = text.partition("=")
+    key, _, src = (spec or name).partition("@")
+    if key not in VARIANTS:
+        raise SystemExit(f"unknown variant {key!r} in {text!r} (one of {', '.join(VARIANTS)})")
+    if src and not (Path(src) / "servicelog").is_dir():
+        raise SystemExit(f"{src!r} has no servicelog package")
+    env = child_env(str(Path(src).resolve()) if src else str(REPO / "src"), "FAPILOG_")
+    return Entry(name, VARIANTS[key], Harness(REPO, env, server_args(), nice))
+
+
+def run_round(entries: list[Entry], cycles: int, slice_s: int, path: str, tmp: Path) -> list[int]:
+    """Requests served by each entry's fresh server over the round's slices."""
+    servers: list[Server] = []
+    try:
+        for i, entry in enumerate(entries):
+            servers.append(start_server(entry.variant, entry.harness, tmp / f"{i}-{entry.name}"))
+        nice = entries[0].harness.nice
+        for server in servers:  # warm-up, not counted
+            run_wrk(server.port, path, 2, CONNECTIONS, nice)
+        totals = [0] * len(entries)
+        order = list(range(len(entries)))
+        for cycle in range(cycles):
+            turn = order[cycle % len(order) :] + order[: cycle % len(order)]
+            if (cycle // len(order)) % 2:
+                turn.reverse()
+            for i in turn:
+                totals[i] += run_wrk(servers[i].port, path, slice_s, CONNECTIONS, nice)["requests"]
+        return totals
+    finally:
+        for server in servers:
+            stop_server(server)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("variants", nargs="+", help="KEY or NAME=KEY@SRC; the first is the base")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--cycles", type=int, default=8, help="slices per server and round")
+    parser.add_argument("--slice", type=int, default=1, help="seconds of wrk per slice")
+    parser.add_argument("--path", choices=sorted(PATHS), default="items")
+    parser.add_argument("--nice", type=int, default=-20)
+    args = parser.parse_args(argv)
+    nice = ["nice", "-n", str(args.nice)] if args.nice else []
+    entries = [parse_entry(text, nice) for text in args.variants]
+    ratios: list[list[float]] = [[] for _ in entries]
+    width = max(len(e.name) for e in entries)
+    with raised_priority(args.nice), bench_lock():
+        for rnd in range(args.rounds):
+            tmp = Path(tempfile.mkdtemp(prefix="http-interleaved-"))
+            try:
+                totals = run_round(entries, args.cycles, args.slice, PATHS[args.path], tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            cells = []
+            for i, entry in enumerate(entries):
+                ratios[i].append(totals[i] / totals[0])
+                cells.append(f"{entry.name}={totals[i]} ({ratios[i][-1]:.3f})")
+            print(f"round {rnd + 1}/{args.rounds}: " + "  ".join(cells), flush=True)
+    print(f"\nrequests relative to {entries[0].name}, {args.rounds} rounds:")
+    for entry, values in zip(entries, ratios, strict=True):
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        print(
+            f"{entry.name:<{width}}  median {statistics.median(values):.3f}  mean "
+            f"{statistics.mean(values):.3f}  sd {sd:.3f}   " + " ".join(f"{v:.3f}" for v in values)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
