@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -222,11 +223,20 @@ async def test_generated_ids_are_unique() -> None:
     assert all(uuid.UUID(i).version == 4 for i in list(ids)[:100])
 
 
-def test_a_forked_child_never_reuses_its_parents_pooled_ids() -> None:
+def _three_ids_from(pool: str) -> Callable[[], tuple[str, str, str]]:
+    """``new_ids``, or the middleware's per-request pool (``next_request``) cut to its IDs."""
+    from servicelog.asgi import ids
+
+    if pool == "new_ids":
+        return ids.new_ids
+    return lambda: ids.next_request()[:3]
+
+
+@pytest.mark.parametrize("pool", ["new_ids", "next_request"])
+def test_a_forked_child_never_reuses_its_parents_pooled_ids(pool: str) -> None:
     import os
 
-    from servicelog.asgi.ids import new_ids
-
+    new_ids = _three_ids_from(pool)
     new_ids()  # the pools are filled: the parent holds IDs it has not handed out yet
     read, write = os.pipe()
     pid = os.fork()
@@ -244,9 +254,11 @@ def test_a_forked_child_never_reuses_its_parents_pooled_ids() -> None:
     assert not child & parent
 
 
-def test_pools_give_a_canonical_uuid4_and_w3c_trace_ids() -> None:
-    from servicelog.asgi.ids import continue_trace, new_ids
+@pytest.mark.parametrize("pool", ["new_ids", "next_request"])
+def test_pools_give_a_canonical_uuid4_and_w3c_trace_ids(pool: str) -> None:
+    from servicelog.asgi.ids import continue_trace
 
+    new_ids = _three_ids_from(pool)
     seen = set()
     for _ in range(20_000):
         request_id, trace_id, span_id = new_ids()
@@ -262,8 +274,21 @@ def test_pools_give_a_canonical_uuid4_and_w3c_trace_ids() -> None:
     assert continue_trace(None, "c" * 32, "d" * 16).traceparent == f"00-{'c' * 32}-{'d' * 16}-01"
 
 
+def test_the_per_request_pool_gives_the_new_trace_its_ids_start() -> None:
+    """The middleware's pool hands out the trace a request without ``traceparent`` starts,
+    made with the same trace and span IDs, ready to send downstream."""
+    from servicelog.asgi.ids import TraceContext, next_request
+
+    for _ in range(600):  # across refills
+        _, trace_id, span_id, trace = next_request()
+        assert type(trace) is TraceContext
+        assert trace == (trace_id, span_id, None, "01")
+        assert trace.traceparent == f"00-{trace_id}-{span_id}-01"
+
+
+@pytest.mark.parametrize("pool", ["new_ids", "next_request"])
 def test_an_all_zero_trace_or_span_id_from_the_random_source_is_never_handed_out(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, pool: str
 ) -> None:
     from servicelog.asgi import ids
 
@@ -277,7 +302,7 @@ def test_an_all_zero_trace_or_span_id_from_the_random_source_is_never_handed_out
     monkeypatch.setattr(ids.os, "urandom", zeros_then_random)
     ids._empty_pools()
     try:
-        made = [ids.new_ids() for _ in range(ids._POOL)]
+        made = [_three_ids_from(pool)() for _ in range(ids._POOL)]
     finally:
         ids._empty_pools()
     traces = {trace_id for _, trace_id, _ in made}

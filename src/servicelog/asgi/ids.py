@@ -17,6 +17,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable
+from itertools import repeat
 from typing import NamedTuple
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "continue_trace",
     "new_ids",
     "new_request_id",
+    "next_request",
     "parse_request_id",
     "parse_traceparent",
     "rejected_hint",
@@ -41,12 +43,12 @@ _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f
 # IDs are made in pools of _POOL at a time, from one os.urandom() call, with C-level work only
 # (bytes.hex with a separator, strided slice copies): ~0.2 us an ID. Formatting each one in
 # Python (slices and an f-string) cost ~1 us per request for the three IDs: in the request path
-# that was the middleware's largest single cost. A forked child empties the pools, so two
+# that was the middleware's largest single cost. The pool holds ready tuples of the three IDs
+# and the trace they start (for a request without traceparent): the middleware pops one per
+# request (``next_request``) and builds no tuple. A forked child empties the pool, so two
 # workers never hand out the same pooled IDs.
 _POOL = 256
-_request_ids: list[str] = []
-_trace_ids: list[str] = []
-_span_ids: list[str] = []
+_requests: list[tuple[str, str, str, TraceContext]] = []
 _UUID_WIDTH = 37  # 36 characters and a comma
 _UUID_TEMPLATE = b"00000000-0000-4000-8000-000000000000," * _POOL
 # Where each of the 32 hex digits of 16 random bytes goes in the canonical form. Digit 12 is
@@ -57,8 +59,8 @@ _ZERO_SPAN, _ONE_SPAN = "0" * 16, "0" * 15 + "1"
 _ZERO_TRACE, _ONE_TRACE = "0" * 32, "0" * 31 + "1"
 
 
-def _refill() -> None:
-    """Add _POOL new request IDs (canonical UUID4s), trace IDs and span IDs to the pools."""
+def _generate() -> tuple[list[str], list[str], list[str]]:
+    """_POOL new request IDs (canonical UUID4s), trace IDs and span IDs."""
     raw = os.urandom(_POOL * 40)
     digits = raw[: _POOL * 16].hex().encode()
     text = bytearray(_UUID_TEMPLATE)
@@ -80,30 +82,27 @@ def _refill() -> None:
     if bytes(16) in trace_bytes:
         while _ZERO_TRACE in trace_ids:
             trace_ids[trace_ids.index(_ZERO_TRACE)] = _ONE_TRACE
-    _request_ids.extend(request_ids)
-    _trace_ids.extend(trace_ids)
-    _span_ids.extend(span_ids)
+    return request_ids, trace_ids, span_ids
+
+
+def _refill() -> None:
+    """Add _POOL entries to the pool: the three IDs and the trace they start (for a request
+    without a traceparent), made with C calls only."""
+    request_ids, trace_ids, span_ids = _generate()
+    traces = map(_trace, repeat(TraceContext), zip(trace_ids, span_ids, repeat(None), repeat("01")))
+    _requests.extend(zip(request_ids, trace_ids, span_ids, traces, strict=True))
 
 
 def _empty_pools() -> None:
-    _request_ids.clear()
-    _trace_ids.clear()
-    _span_ids.clear()
+    _requests.clear()
 
 
 os.register_at_fork(after_in_child=_empty_pools)
-_next_request_id = _request_ids.pop
-_next_trace_id = _trace_ids.pop
-_next_span_id = _span_ids.pop
 
 
 def new_request_id() -> str:
     """A new random UUID4, canonical form."""
-    try:
-        return _next_request_id()
-    except IndexError:
-        _refill()
-        return _next_request_id()
+    return next_request()[0]
 
 
 def parse_request_id(raw: str) -> str | None:
@@ -139,14 +138,21 @@ class TraceContext(NamedTuple):
         return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
 
 
-def new_ids() -> tuple[str, str, str]:
-    """A new request ID (a canonical UUID4), trace ID and span ID (from the pools: the request
-    path makes all three for most requests). ``list.pop`` is atomic: no ID is given twice."""
+def next_request() -> tuple[str, str, str, TraceContext]:
+    """A new request ID (a canonical UUID4), trace ID and span ID, and the new trace they start:
+    the middleware's one call per request (the four come from one pool, with one ``list.pop``,
+    which is atomic: nothing is given twice)."""
     try:
-        return _next_request_id(), _next_trace_id(), _next_span_id()
+        return _requests.pop()
     except IndexError:
         _refill()
-        return _next_request_id(), _next_trace_id(), _next_span_id()
+        return _requests.pop()
+
+
+def new_ids() -> tuple[str, str, str]:
+    """A new request ID (a canonical UUID4), trace ID and span ID."""
+    request_id, trace_id, span_id, _ = next_request()
+    return request_id, trace_id, span_id
 
 
 def continue_trace(raw: str | None, trace_id: str, span_id: str) -> TraceContext:

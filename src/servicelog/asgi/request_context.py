@@ -34,10 +34,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .. import _errors
+from .. import logger as _logger
 from ..context import _local_get, _scope_get
 from ..context import _scope as _scope_var
 from ..levels import level_name
-from ..logger import current_runtime, get_logger
+from ..logger import get_logger
 from ..record import (
     LEVEL,
     LOGGER,
@@ -49,8 +50,7 @@ from ..record import (
     thread_name,
 )
 from .access_log import AccessLog, client_ip
-from .ids import TraceContext, continue_trace, new_ids, parse_request_id, rejected_hint
-from .ids import _trace as _new_trace
+from .ids import _requests, continue_trace, next_request, parse_request_id, rejected_hint
 from .responses import minimal_500
 from .tracebacks import log_exception
 
@@ -91,6 +91,8 @@ def _query_redactor() -> Callable[[str], str]:
 
 _LEVEL_NAMES = {levelno: level_name(levelno) for levelno in (20, 30, 40)}
 _time_ns = time.time_ns
+_perf_ns = time.perf_counter_ns
+_pop_request = _requests.pop  # the list is only ever cleared in place, never replaced
 
 
 class RequestContextMiddleware:
@@ -136,11 +138,11 @@ class RequestContextMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter_ns()
+        start = _perf_ns()
         # One pass over the headers (the first of each name wins, deterministically) and one
-        # call for the IDs (taken from pools): at ~1 us each, these were a third of the
-        # middleware's cost. The user agent is picked up in the same pass, for the access
-        # record.
+        # pop for the IDs and the new trace (made ahead in a pool): at ~1 us each, these were a
+        # third of the middleware's cost. The user agent is picked up in the same pass, for
+        # the access record.
         header_key = self._header_key
         raw_id = raw_parent = agent = None
         for key, value in scope.get("headers", ()):
@@ -152,7 +154,10 @@ class RequestContextMiddleware:
                     raw_parent = value
             elif key == b"user-agent" and agent is None:
                 agent = value
-        request_id, trace_id, span_id = new_ids()
+        try:  # the IDs and the new trace they start, from a pool (one pop)
+            request_id, trace_id, span_id, trace = _pop_request()
+        except IndexError:
+            request_id, trace_id, span_id, trace = next_request()
         rejected = None
         if raw_id is not None and self.trust_request_id:
             accepted = parse_request_id(raw_id.decode("latin-1"))
@@ -160,9 +165,7 @@ class RequestContextMiddleware:
                 rejected = rejected_hint(raw_id)
             else:
                 request_id = accepted
-        if raw_parent is None:  # continue_trace(None, ...) without the call
-            trace = _new_trace(TraceContext, (trace_id, span_id, None, "01"))
-        else:
+        if raw_parent is not None:  # else the pooled new trace
             trace = continue_trace(raw_parent.decode("latin-1"), trace_id, span_id)
             trace_id = trace.trace_id  # the caller's trace (span_id stays ours)
         state = scope.get("state")
@@ -268,19 +271,18 @@ class RequestContextMiddleware:
                 and not options.wanted(path, status)
             ):
                 return
-            duration = time.perf_counter_ns() - start
+            duration = _perf_ns() - start
             # An exception after the response started (a streamed body cut off) is an error
             # whatever the status line said.
             levelno = 40 if status >= 500 or failed else 30 if status >= 400 else 20
-            access = self._access
-            if levelno < access._levelno:  # the access logger's own level (levels=...)
+            if levelno < self._access._levelno:  # the access logger's own level (levels=...)
                 return
             # The record is built and emitted in the burst at the end of this event-loop
             # iteration, in this request's context (``Pipeline.defer_build``): done here, one
             # record at a time between two requests' framework code, that code ran cold. What
             # belongs to this moment (the time, the thread) is taken now.
-            current_runtime().pipeline.defer_build(
-                self._build_access,
+            _logger._runtime.pipeline.defer_build(
+                self._access_record,
                 (scope, status, duration, body_bytes, options, agent, failed, _time_ns(),
                  thread_name(), levelno),
                 levelno,
@@ -288,15 +290,6 @@ class RequestContextMiddleware:
             )  # fmt: skip
         except Exception as exc:
             _errors.report("access log", exc)
-
-    def _build_access(self, *args: Any) -> Record | None:
-        """:meth:`_access_record`, or ``None`` if it cannot be built: counted under "access
-        log", as a failure at the response's end is."""
-        try:
-            return self._access_record(*args)
-        except Exception as exc:
-            _errors.report("access log", exc)
-            return None
 
     def _access_record(
         self,
@@ -310,47 +303,52 @@ class RequestContextMiddleware:
         now: int,
         thread: str,
         levelno: int,
-    ) -> Record:
+    ) -> Record | None:
         """The access record, whole: the head every record has, the request's context (its
         keys were checked against the reserved ones when bound), then the ECS HTTP fields,
         stored one by one (a dict display with ``**context`` in its middle builds a second dict
-        and resizes the first: ~0.2 us more)."""
-        method = scope.get("method", "")
-        path = scope.get("path", "")
-        record: Record = {
-            TIMESTAMP: format_timestamp(now),
-            LEVEL: _LEVEL_NAMES[levelno],
-            MESSAGE: f"{method} {path} {status}",
-            LOGGER: self._access.name,
-            THREAD: thread,
-        }
-        scoped = _scope_get()
-        if scoped:
-            record.update(scoped)
-        local = _local_get()
-        if local:
-            record.update(local)
-        record["http.request.method"] = method
-        record["url.path"] = path
-        record["http.response.status_code"] = status
-        record["event.duration"] = duration
-        record["http.response.body.bytes"] = body_bytes
-        record["http.version"] = scope.get("http_version", "")
-        query = scope.get("query_string")
-        if query:
-            record["url.query"] = self._redact_query(query.decode("latin-1")[:2048])
-        if options.trusted_proxies:
-            ip = client_ip(scope, options.trusted_proxies)
-        else:  # the socket peer (client_ip without the header lookup)
-            peer = scope.get("client")
-            ip = peer[0] if peer else None
-        if ip:
-            record["client.ip"] = ip
-        if agent:  # the first User-Agent header, found in the middleware's header pass
-            record["user_agent.original"] = agent.decode("latin-1")[:512]
-        if failed:  # the application raised (its exception is logged apart, once)
-            record["event.outcome"] = "failure"
-        return record
+        and resizes the first: ~0.2 us more). ``None`` if it cannot be built: counted under
+        "access log", as a failure at the response's end is."""
+        try:
+            method = scope.get("method", "")
+            path = scope.get("path", "")
+            record: Record = {
+                TIMESTAMP: format_timestamp(now),
+                LEVEL: _LEVEL_NAMES[levelno],
+                MESSAGE: f"{method} {path} {status}",
+                LOGGER: self._access.name,
+                THREAD: thread,
+            }
+            scoped = _scope_get()
+            if scoped:
+                record.update(scoped)
+            local = _local_get()
+            if local:
+                record.update(local)
+            record["http.request.method"] = method
+            record["url.path"] = path
+            record["http.response.status_code"] = status
+            record["event.duration"] = duration
+            record["http.response.body.bytes"] = body_bytes
+            record["http.version"] = scope.get("http_version", "")
+            query = scope.get("query_string")
+            if query:
+                record["url.query"] = self._redact_query(query.decode("latin-1")[:2048])
+            if options.trusted_proxies:
+                ip = client_ip(scope, options.trusted_proxies)
+            else:  # the socket peer (client_ip without the header lookup)
+                peer = scope.get("client")
+                ip = peer[0] if peer else None
+            if ip:
+                record["client.ip"] = ip
+            if agent:  # the first User-Agent header, found in the middleware's header pass
+                record["user_agent.original"] = agent.decode("latin-1")[:512]
+            if failed:  # the application raised (its exception is logged apart, once)
+                record["event.outcome"] = "failure"
+            return record
+        except Exception as exc:
+            _errors.report("access log", exc)
+            return None
 
 
 def _call_soon(callback: Callable[[], None]) -> None:
