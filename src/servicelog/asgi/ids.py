@@ -142,11 +142,11 @@ def next_request() -> tuple[str, str, str, TraceContext]:
     """A new request ID (a canonical UUID4), trace ID and span ID, and the new trace they start:
     the middleware's one call per request (the four come from one pool, with one ``list.pop``,
     which is atomic: nothing is given twice)."""
-    try:
-        return _requests.pop()
-    except IndexError:
-        _refill()
-        return _requests.pop()
+    while True:  # (another thread may empty a new batch before this one pops from it)
+        try:
+            return _requests.pop()
+        except IndexError:
+            _refill()
 
 
 def new_ids() -> tuple[str, str, str]:
