@@ -88,12 +88,19 @@ def run_round(entries: list[Entry], cycles: int, slice_s: int, path: str, tmp: P
             stop_server(server)
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("variants", nargs="+", help="KEY or NAME=KEY@SRC; the first is the base")
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--cycles", type=int, default=8, help="slices per server and round")
-    parser.add_argument("--slice", type=int, default=1, help="seconds of wrk per slice")
+    parser.add_argument("--rounds", type=positive, default=6)
+    parser.add_argument("--cycles", type=positive, default=8, help="slices per server and round")
+    parser.add_argument("--slice", type=positive, default=1, help="seconds of wrk per slice")
     parser.add_argument("--path", choices=sorted(PATHS), default="items")
     parser.add_argument("--nice", type=int, default=-20)
     args = parser.parse_args(argv)
@@ -106,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             tmp = Path(tempfile.mkdtemp(prefix="http-interleaved-"))
             try:
                 totals = run_round(entries, args.cycles, args.slice, PATHS[args.path], tmp)
+            except RuntimeError as exc:  # a server that does not start, wrk failing
+                print(f"round {rnd + 1}: {exc}", file=sys.stderr)
+                return 1
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             cells = []
