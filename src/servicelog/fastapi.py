@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -89,12 +90,7 @@ def install(
     current = settings()
     production = current is not None and current.profile == "production"
     if app.debug and production:
-        raise ConfigError(
-            "FastAPI(debug=...)",
-            True,
-            "False with the production profile: debug=True answers errors with an HTML "
-            "traceback that leaks code and data",
-        )
+        raise ConfigError("FastAPI(debug=...)", True, _DEBUG_HINT)
     if expose_server_errors is None:
         expose_server_errors = current is not None and not production
     handlers = ErrorHandlers(
@@ -110,8 +106,8 @@ def install(
         # Outermost, so that unhandled 500s pass through our send wrapper too. Starlette's
         # ServerErrorMiddleware would only wrap send again and call the Exception handler: the
         # request context middleware does both, so it takes that layer's place (with debug=True
-        # it stays, for its HTML traceback page).
-        stack, error_app = _without_server_errors(build())
+        # it stays, for its HTML traceback page, except under the production profile).
+        stack, error_app = _without_server_errors(build(), _refuse_debug(app))
         return RequestContextMiddleware(
             stack,
             request_id_header=request_id_header,
@@ -122,17 +118,40 @@ def install(
 
     app.build_middleware_stack = build_with_context  # type: ignore[method-assign]
     app.middleware_stack = None  # rebuilt on the next call
-    _compose_lifespan(app, gc_freeze)
+    enabled = access_log is True or (isinstance(access_log, AccessLog) and access_log.enabled)
+    _compose_lifespan(app, gc_freeze, replace_access_log=enabled)
     if openapi:
         _document_errors(app, error_format)
     setattr(app.state, _INSTALLED, True)
     return app
 
 
-def _without_server_errors(stack: Any) -> tuple[Any, ErrorApp | None]:
+_DEBUG_HINT = (
+    "False with the production profile: debug=True answers errors with an HTML traceback "
+    "that leaks code and data"
+)
+
+
+def _refuse_debug(app: FastAPI) -> bool:
+    """Whether ``app.debug``, set after :func:`install`, must be overridden (the production
+    profile): the HTML traceback page is not served, and that is logged, as an error."""
+    current = settings()
+    if not (app.debug and current is not None and current.profile == "production"):
+        return False
+    from .logger import get_logger
+
+    get_logger("servicelog.fastapi").error(
+        "FastAPI debug=True ignored: the production profile never serves the HTML traceback "
+        "page (set debug=False)"
+    )
+    return True
+
+
+def _without_server_errors(stack: Any, refuse_debug: bool = False) -> tuple[Any, ErrorApp | None]:
     """*stack* without its outer ``ServerErrorMiddleware``, and that middleware's handler as an
-    ``error_app`` (``None``: the request context middleware answers its minimal 500)."""
-    if type(stack) is not ServerErrorMiddleware or stack.debug:
+    ``error_app`` (``None``: the request context middleware answers its minimal 500). With
+    ``debug=True`` the middleware stays, for its HTML traceback page, unless *refuse_debug*."""
+    if type(stack) is not ServerErrorMiddleware or (stack.debug and not refuse_debug):
         return stack, None
     handler: Any = stack.handler  # Starlette types it for requests and websockets alike
     if handler is None:
@@ -158,7 +177,7 @@ def _is_async(handler: Any) -> bool:
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)
 
 
-def _compose_lifespan(app: FastAPI, gc_freeze: bool) -> None:
+def _compose_lifespan(app: FastAPI, gc_freeze: bool, *, replace_access_log: bool) -> None:
     user_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
@@ -168,7 +187,8 @@ def _compose_lifespan(app: FastAPI, gc_freeze: bool) -> None:
         current = settings()
         if current is not None and current.capture.excepthooks:
             install_asyncio_handler()
-        replace_uvicorn_access_log()
+        if replace_access_log:  # access_log=False leaves uvicorn's own as it is
+            replace_uvicorn_access_log()
         if gc_freeze:
             import gc
 
@@ -268,20 +288,42 @@ def _document_errors(app: FastAPI, error_format: ErrorFormat) -> None:
             for operation in _operations(operations):
                 responses = operation.setdefault("responses", {})
                 for status, response in defaults.items():
-                    responses[str(status)] = response  # replaces FastAPI's HTTPValidationError
+                    current = responses.get(str(status))
+                    if current is None or _unmodelled(current) or _fastapi_422(current):
+                        responses[str(status)] = response
                 for status, response in list(responses.items()):
-                    if status[:1] in ("4", "5") and "content" in response:
+                    if status[:1] in ("4", "5") and _unmodelled(response):
                         response["content"] = {
                             _media(error_format): {
                                 "schema": {"$ref": f"#/components/schemas/{name}"}
                             }
                         }
-        for unused in ("HTTPValidationError", "ValidationError"):
-            components.pop(unused, None)
+        for unused in ("HTTPValidationError", "ValidationError"):  # unless a route uses them
+            if f'"#/components/schemas/{unused}"' not in json.dumps(schema):
+                components.pop(unused, None)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _unmodelled(response: dict[str, Any]) -> bool:
+    """Whether a route's error response has no schema of the route's own (``responses={404:
+    {"description": ...}}``): the error shape, which the handlers send, then describes it. A
+    model the route declared (``{"model": OutOfStock}``) is kept."""
+    content = response.get("content")
+    if not isinstance(content, dict):
+        return content is None
+    return not any(isinstance(m, dict) and m.get("schema") for m in content.values())
+
+
+def _fastapi_422(response: dict[str, Any]) -> bool:
+    """FastAPI's own 422 (``HTTPValidationError``), which the handlers never send."""
+    ref = "#/components/schemas/HTTPValidationError"
+    return any(
+        isinstance(m, dict) and m.get("schema") == {"$ref": ref}
+        for m in response.get("content", {}).values()
+    )
 
 
 def _operations(path_item: dict[str, Any]) -> Iterable[dict[str, Any]]:

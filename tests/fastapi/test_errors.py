@@ -224,6 +224,93 @@ async def test_debug_true_is_refused_in_production(sink: MemorySink) -> None:
         servicelog.fastapi.install(FastAPI(debug=True))
 
 
+async def test_debug_set_after_install_is_overridden_in_production(sink: MemorySink) -> None:
+    """No HTML traceback page (with the exception's text and file paths) in production, even
+    when ``app.debug`` is turned on after ``install()``; that is logged, as an error."""
+    production(sink)
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("password=hunter2")
+
+    servicelog.fastapi.install(app)
+    app.debug = True
+    response = await call(app, "GET", "/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert "hunter2" not in response.text and "Traceback" not in response.text
+    refused = [r for r in sink.records if "debug=True ignored" in r["message"]]
+    assert len(refused) == 1 and refused[0]["log.level"] == "error"
+
+
+@pytest.mark.parametrize("status", [204, 304])
+async def test_an_http_exception_without_a_body_is_answered_without_one(
+    sink: MemorySink, status: int
+) -> None:
+    """A 304 for a conditional GET must not carry the error envelope: under a real server
+    that body breaks the connection (more data than a 304 may declare)."""
+    from starlette.exceptions import HTTPException
+
+    response = await raise_through_app(HTTPException(status, headers={"ETag": '"v1"'}))
+    assert (response.status_code, response.content) == (status, b"")
+    assert response.headers["etag"] == '"v1"'
+    assert "content-type" not in response.headers
+    assert not [r for r in sink.records if r["log.logger"] == "servicelog.errors"]
+
+
+async def test_an_http_exception_5xx_hides_its_detail_in_production(sink: MemorySink) -> None:
+    from starlette.exceptions import HTTPException
+
+    production(sink)
+    response = await raise_through_app(HTTPException(503, "db at 10.0.0.5 refused: pw=hunter2"))
+    assert response.status_code == 503
+    assert response.json()["error"]["message"] == "Service Unavailable"
+    assert "10.0.0.5" not in response.text
+    (logged,) = [r for r in sink.records if r["log.logger"] == "servicelog.errors"]
+    assert "10.0.0.5" in logged["message"] and logged["log.level"] == "error"
+
+
+async def test_handlers_the_app_had_before_install_are_kept(sink: MemorySink) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    def mine(status: int) -> Any:
+        async def handler(request: Any, exc: Exception) -> Any:
+            return JSONResponse({"mine": type(exc).__name__}, status_code=status)
+
+        return handler
+
+    app = FastAPI(exception_handlers={Exception: mine(503)})
+    app.add_exception_handler(HTTPException, mine(418))
+    app.add_exception_handler(RequestValidationError, mine(400))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @app.get("/order")
+    async def order() -> None:
+        raise errors.NotFoundException("Order", 1)  # no handler of the app's: servicelog's
+
+    servicelog.fastapi.install(app)
+    answers = [await call(app, "GET", path) for path in ("/boom", "/nope", "/items/x", "/order")]
+    assert [(r.status_code, r.json()) for r in answers[:3]] == [
+        (503, {"mine": "RuntimeError"}),
+        (418, {"mine": "HTTPException"}),
+        (400, {"mine": "RequestValidationError"}),
+    ]
+    assert answers[3].json()["error"]["code"] == "not_found"
+    assert all(r.headers["x-request-id"] for r in answers)
+    # The unhandled exception is still logged, once, by the middleware.
+    assert [r["error.type"] for r in sink.records if "error.type" in r] == ["RuntimeError"]
+
+
 async def test_an_app_without_handlers_still_gets_the_id_on_a_500(sink: MemorySink) -> None:
     """The plain middleware on a bare ASGI app: a last-resort JSON 500 with the ID."""
 
@@ -308,6 +395,30 @@ def test_openapi_documents_the_error_shape(sink: MemorySink) -> None:
     ref = {"$ref": "#/components/schemas/ErrorResponse"}
     for status in ("404", "422", "500"):
         assert item[status]["content"]["application/json"]["schema"] == ref
+
+
+def test_openapi_keeps_a_routes_own_error_models(sink: MemorySink) -> None:
+    from pydantic import BaseModel
+
+    class OutOfStock(BaseModel):
+        sku: str
+
+    app = FastAPI()
+
+    @app.post(
+        "/orders",
+        responses={409: {"model": OutOfStock}, 500: {"model": OutOfStock}, 404: {}},
+    )
+    async def order() -> None: ...
+
+    servicelog.fastapi.install(app)
+    responses = app.openapi()["paths"]["/orders"]["post"]["responses"]
+    own = {"$ref": "#/components/schemas/OutOfStock"}
+    ours = {"$ref": "#/components/schemas/ErrorResponse"}
+    assert responses["409"]["content"]["application/json"]["schema"] == own
+    assert responses["500"]["content"]["application/json"]["schema"] == own
+    assert responses["422"]["content"]["application/json"]["schema"] == ours
+    assert responses["404"]["content"]["application/json"]["schema"] == ours
 
 
 def test_subclassing_in_one_line() -> None:

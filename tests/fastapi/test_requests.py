@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import uuid
@@ -106,12 +107,18 @@ async def test_traceparent_is_continued_with_a_new_span(
     assert re.fullmatch(r"[0-9a-f]{16}", line["span.id"]) and line["span.id"] != parent
 
 
+TRACE, PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
 @pytest.mark.parametrize(
     "bad",
     [
         "garbage",
         "00-" + "0" * 32 + "-00f067aa0ba902b7-01",
         "ff-" + "a" * 32 + "-" + "b" * 16 + "-01",
+        f"00-{TRACE}-{PARENT}-01-extra",  # version 00 is exactly 55 characters
+        f"00-{TRACE}-{PARENT}-011",
+        f"cc-{TRACE}-{PARENT}-01zzz",  # a later version: more fields only after a "-"
     ],
 )
 async def test_invalid_traceparent_starts_a_new_trace(
@@ -120,6 +127,22 @@ async def test_invalid_traceparent_starts_a_new_trace(
     await client.get("/items/1", headers={"traceparent": bad})
     (line,) = access(sink)
     assert re.fullmatch(r"[0-9a-f]{32}", line["trace.id"]) and line["trace.id"] != "0" * 32
+
+
+async def test_a_later_traceparent_version_with_more_fields_is_continued(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    await client.get("/items/1", headers={"traceparent": f"cc-{TRACE}-{PARENT}-01-what-next"})
+    assert access(sink)[0]["trace.id"] == TRACE
+
+
+async def test_a_duplicated_traceparent_starts_a_new_trace(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    sent = f"00-{TRACE}-{PARENT}-01"
+    await client.get("/items/1", headers=[("traceparent", sent), ("traceparent", sent)])
+    (line,) = access(sink)
+    assert re.fullmatch(r"[0-9a-f]{32}", line["trace.id"]) and line["trace.id"] != TRACE
 
 
 async def test_access_record_has_ecs_fields_and_level_by_status(
@@ -189,6 +212,104 @@ async def test_proxy_headers_only_when_trusted(sink: MemorySink) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
             await client.get("/items/1", headers=headers)
         assert access(sink)[-1]["client.ip"] == expected
+
+
+async def test_a_forwarded_for_header_sent_twice_is_one_list(sink: MemorySink) -> None:
+    """The client forges the first line; its proxy appends the real address as a second line.
+    Joined (RFC 9110 5.3), the trusted hop is the proxy's."""
+    app = make_app(access_log=servicelog.asgi.AccessLog(trusted_proxies=1))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        headers = [("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "203.0.113.9")]
+        await client.get("/items/1", headers=headers)
+    assert access(sink)[-1]["client.ip"] == "203.0.113.9"
+
+
+async def test_a_long_query_is_cut_between_pairs_before_it_is_redacted(sink: MemorySink) -> None:
+    """Cut in the middle of a card number, the 15 digits left would match no pattern."""
+    pad = "a=" + "x" * 2030
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=make_app()), base_url="http://shop"
+    ) as client:
+        await client.get(f"/items/1?{pad}&number=4111111111111111&page=2")
+        await client.get("/items/1?blob=" + "y" * 3000)
+    cut, single = (r["url.query"] for r in access(sink))
+    assert cut == pad + "&…"
+    assert "41111" not in repr(sink.records)
+    assert single == "…"
+
+
+async def test_an_app_mounted_inside_an_installed_app_and_installed_too(
+    sink: MemorySink,
+) -> None:
+    """One request, one ID, one access record: the inner middleware lets the outer one act."""
+    inner = FastAPI()
+
+    @inner.get("/ping")
+    async def ping(request: Request) -> dict[str, str]:
+        return {"rid": request.state.request_id}
+
+    outer = FastAPI()
+    outer.mount("/sub", servicelog.fastapi.install(inner))
+    servicelog.fastapi.install(outer)
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/sub/ping")
+    rid = response.headers["x-request-id"]
+    assert response.json() == {"rid": rid}
+    (line,) = access(sink)
+    assert line["request_id"] == rid
+
+
+async def test_a_websocket_accept_carries_the_request_id(sink: MemorySink) -> None:
+    from servicelog.asgi import RequestContextMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept", "headers": [(b"x-app", b"1")]})
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "websocket.connect"}
+
+    scope = {"type": "websocket", "path": "/ws", "headers": [(b"x-request-id", b"ws-1")]}
+    await RequestContextMiddleware(app)(scope, receive, send)
+    assert sent == [
+        {"type": "websocket.accept", "headers": [(b"x-app", b"1"), (b"x-request-id", b"ws-1")]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "level", "outcome"),
+    [
+        (asyncio.CancelledError, 499, "warning", None),  # the server cancelled it
+        (type("Fatal", (BaseException,), {}), 500, "error", "failure"),  # the app's own
+    ],
+)
+async def test_a_base_exception_propagates_and_is_in_the_access_record(
+    sink: MemorySink, raised: type[BaseException], status: int, level: str, outcome: str | None
+) -> None:
+    from servicelog.asgi import RequestContextMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise raised()
+
+    async def send(message: Any) -> None:
+        raise AssertionError("nothing is sent: the server answers")
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": [], "query_string": b""}
+    with pytest.raises(raised):
+        await RequestContextMiddleware(app)(scope, receive, send)
+    servicelog.flush()
+    (line,) = access(sink)
+    assert (line["http.response.status_code"], line["log.level"]) == (status, level)
+    assert line.get("event.outcome") == outcome
 
 
 async def test_request_state_carries_the_id(sink: MemorySink) -> None:
@@ -334,6 +455,39 @@ async def test_uvicorn_skips_its_own_access_line_work_once_ours_replaces_it() ->
         access_logger.propagate, access_logger.disabled = saved[0], saved[1]
         for handler in saved[2]:
             access_logger.addHandler(handler)
+
+
+async def run_lifespan(app: Any) -> list[str]:
+    """Start and stop *app* as a server does (ASGI lifespan); the messages it sent back."""
+    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    answers: list[str] = []
+
+    async def receive() -> Any:
+        return next(incoming)
+
+    async def send(message: Any) -> None:
+        answers.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    return answers
+
+
+@pytest.mark.parametrize("ours", [False, True])
+async def test_uvicorns_access_log_is_off_only_when_ours_replaces_it(
+    sink: MemorySink, ours: bool
+) -> None:
+    """``access_log=False``: no record of ours, so uvicorn's own access log stays on."""
+    import logging
+
+    access_logger = logging.getLogger("uvicorn.access")
+    saved = access_logger.propagate, access_logger.disabled
+    try:
+        access_logger.propagate, access_logger.disabled = True, False
+        answers = await run_lifespan(make_app(access_log=ours))
+        assert answers == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+        assert (access_logger.propagate, access_logger.disabled) == (not ours, ours)
+    finally:
+        access_logger.propagate, access_logger.disabled = saved
 
 
 async def test_the_access_logger_level_is_honoured() -> None:

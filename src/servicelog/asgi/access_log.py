@@ -77,22 +77,17 @@ class AccessLog:
         return rate is None or rand() < rate
 
 
-def first_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """The first value of header *name* (lower-case bytes, as ASGI gives names), or ``None``."""
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
-
-
 def client_ip(scope: Mapping[str, Any], trusted_proxies: int) -> str | None:
     """The client's address: the socket peer, or with trusted proxies the right hop of
     ``X-Forwarded-For``. A value that is not an IP address is ignored."""
     peer = scope.get("client")
     ip = peer[0] if peer else None
     if trusted_proxies:
-        forwarded = first_header(scope.get("headers", ()), b"x-forwarded-for")
-        if forwarded:
+        # Every X-Forwarded-For line, in order, as one list (RFC 9110 5.3): a proxy that adds
+        # its own line after the client's must not leave the client's forged one in charge.
+        lines = [v for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"]
+        if lines:
+            forwarded = b",".join(lines)
             hops = [h.strip() for h in forwarded.decode("latin-1").split(",")]
             if len(hops) >= trusted_proxies:
                 candidate = hops[-trusted_proxies]

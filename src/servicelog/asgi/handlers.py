@@ -115,6 +115,8 @@ class ErrorHandlers:
     ) -> Response:
         from .. import redaction  # error responses pass the same policy as the logs
 
+        if status < 200 or status in (204, 304):  # no body allowed (RFC 9110 §6.4.1)
+            return Response(status_code=status, headers=headers)
         body, media_type = error_content(
             self.error_format,
             status=status,
@@ -144,6 +146,7 @@ class ErrorHandlers:
                     media_type="application/json",
                 )
 
+        setattr(run, _OURS, True)
         return run
 
     # --- the handlers -------------------------------------------------------------------------
@@ -178,16 +181,17 @@ class ErrorHandlers:
         fields = {"http.response.status_code": status}
         if status >= 500:
             self._log.error(f"HTTP {status}: {detail}", **fields)
-        else:
+        elif status >= 400:  # not an error (a 304 for a conditional GET): the access record
             self._log.warning(f"HTTP {status}: {detail}", **fields)
         details: dict[str, Any] = {}
         if not isinstance(raw, str) and raw is not None and status < 500:
             details["detail"] = raw
+        hide = status >= 500 and not self.expose_server_errors  # logged above, not shown
         return self.respond(
             request,
             status=status,
             code=_code_for(status),
-            message=detail,
+            message=phrase(status) if hide else detail,
             type_name="HTTPException",
             details=details,
             headers=dict(exc.headers) if exc.headers else None,
@@ -223,16 +227,43 @@ class ErrorHandlers:
         )
 
     def install(self, app: Any) -> None:
-        """Register the handlers on a Starlette or FastAPI application."""
-        app.add_exception_handler(BaseAPIException, self._guarded(self.api_exception))
-        app.add_exception_handler(HTTPException, self._guarded(self.http_exception))
+        """Register the handlers on a Starlette or FastAPI application.
+
+        A handler the application already has for one of these exceptions (registered before
+        this call, or given to the constructor) is kept: yours win, before or after."""
+        handlers: list[tuple[Any, Handler]] = [
+            (BaseAPIException, self.api_exception),
+            (HTTPException, self.http_exception),
+        ]
         try:
             from fastapi.exceptions import RequestValidationError
         except ImportError:  # a plain Starlette app
             pass
         else:
-            app.add_exception_handler(RequestValidationError, self._guarded(self.validation_error))
-        app.add_exception_handler(Exception, self._guarded(self.unhandled))
+            handlers.append((RequestValidationError, self.validation_error))
+        handlers.append((Exception, self.unhandled))
+        present = getattr(app, "exception_handlers", {})
+        for key, handler in handlers:
+            if _replaceable(present.get(key)):
+                app.add_exception_handler(key, self._guarded(handler))
+
+
+_OURS = "__servicelog_handler__"
+
+
+def _replaceable(handler: Any) -> bool:
+    """Whether an application's handler may be replaced by ours: none, one of servicelog's
+    (an earlier install), or FastAPI's default (which echoes submitted values)."""
+    if handler is None or getattr(handler, _OURS, False):
+        return True
+    try:
+        from fastapi import exception_handlers as defaults
+    except ImportError:  # a plain Starlette app: every registered handler is the user's
+        return False
+    return handler in (
+        defaults.http_exception_handler,
+        defaults.request_validation_exception_handler,
+    )
 
 
 def safe_validation_errors(exc: Any) -> list[dict[str, Any]]:

@@ -158,7 +158,11 @@ def new_ids() -> tuple[str, str, str]:
 def continue_trace(raw: str | None, trace_id: str, span_id: str) -> TraceContext:
     """Continue a valid ``traceparent`` *raw* with our *span_id*, or start trace *trace_id*."""
     if raw:
-        match = _TRACEPARENT.fullmatch(raw.strip()[:55])
+        raw = raw.strip()
+        match = _TRACEPARENT.fullmatch(raw[:55])
+        # Version 00 is exactly 55 characters; a later version may add fields after a "-".
+        if match and len(raw) > 55 and (match.group(1) == "00" or raw[55] != "-"):
+            match = None
         if match:
             version, parent_trace, parent_id, flags = match.groups()
             if version != "ff" and parent_trace != _ZERO_TRACE and parent_id != _ZERO_SPAN:

@@ -8,8 +8,9 @@ A pure ASGI middleware. For every HTTP (and WebSocket) connection it:
    of the request, including lines from threads and tasks, and values bound anywhere in the
    request (``servicelog.bind``) reach the access record;
 3. sets ``request.state.request_id`` (and ``request.state.trace``);
-4. adds the ``X-Request-ID`` header to every response it sees start;
-5. writes one access record when the response ends (``event.outcome: failure`` and level error
+4. adds the ``X-Request-ID`` header to every response it sees start (and to a WebSocket's
+   ``websocket.accept``);
+5. writes one access record when an HTTP response ends (``event.outcome: failure`` and level error
    when the application raised, even after its response started); with buffered sinks it is
    built and emitted at the end of the event loop's iteration, in a burst with the others
    (``Pipeline.defer_build``), from the values and the context of the response's end;
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+from asyncio import CancelledError
 from asyncio import get_running_loop as _get_running_loop
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -37,6 +39,7 @@ from .. import _errors
 from .. import logger as _logger
 from ..context import _local_get, _scope_get
 from ..context import _scope as _scope_var
+from ..integrations.sentry import capture_unhandled
 from ..levels import level_name
 from ..logger import get_logger
 from ..record import (
@@ -65,6 +68,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ErrorApp = Callable[[Scope, Receive, Send, Exception], Awaitable[None]]
 
 _LOGGED = "__servicelog_logged__"
+#: In ``scope["state"]`` once a RequestContextMiddleware took the request (an inner one, in a
+#: mounted application that was installed too, then passes it through).
+_HANDLED = "__servicelog_request__"
 
 
 def mark_logged(exc: BaseException) -> None:
@@ -138,6 +144,12 @@ class RequestContextMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        elif _HANDLED in state:  # an inner copy (a mounted app installed too): the outer one acts
+            await self.app(scope, receive, send)
+            return
         start = _perf_ns()
         # One pass over the headers (the first of each name wins, deterministically) and one
         # pop for the IDs and the new trace (made ahead in a pool): at ~1 us each, these were a
@@ -150,8 +162,8 @@ class RequestContextMiddleware:
                 if raw_id is None:
                     raw_id = value
             elif key == b"traceparent":
-                if raw_parent is None:
-                    raw_parent = value
+                # Twice is invalid (W3C Trace Context 3.2): an empty value starts a new trace.
+                raw_parent = value if raw_parent is None else b""
             elif key == b"user-agent" and agent is None:
                 agent = value
         try:  # the IDs and the new trace they start, from a pool (one pop)
@@ -168,9 +180,7 @@ class RequestContextMiddleware:
         if raw_parent is not None:  # else the pooled new trace
             trace = continue_trace(raw_parent.decode("latin-1"), trace_id, span_id)
             trace_id = trace.trace_id  # the caller's trace (span_id stays ours)
-        state = scope.get("state")
-        if state is None:
-            state = scope["state"] = {}
+        state[_HANDLED] = True
         state["request_id"] = request_id
         state["trace"] = trace
         # The request scope, opened directly (this runs once per request: no helper layers).
@@ -181,10 +191,10 @@ class RequestContextMiddleware:
                     f"Rejected an invalid {self.header} header; using a new request ID",
                     **{"request_id.rejected": rejected},
                 )
-            if kind == "websocket":
-                await self.app(scope, receive, send)
-                return
             header = (header_key, request_id.encode("latin-1"))
+            if kind == "websocket":
+                await self.app(scope, receive, _accept_with(header, send))
+                return
             status = 0
             body_bytes = 0
             started = False
@@ -225,6 +235,7 @@ class RequestContextMiddleware:
                     }
                     log_exception(self._log, "Unhandled exception", exc, fields)
                     mark_logged(exc)
+                capture_unhandled(exc, request_id)  # not re-raised: Sentry's layer can't see it
                 if not started:
                     status = 500
                     body = minimal_500(request_id)
@@ -241,6 +252,14 @@ class RequestContextMiddleware:
                         }
                     )
                     await send({"type": "http.response.body", "body": body})
+            except BaseException as exc:
+                # It propagates. A cancellation (the server's), KeyboardInterrupt or SystemExit is
+                # not the application's failure: unanswered, the access record says 499. Any
+                # other is, and the server answers 500 if no response was started.
+                if not isinstance(exc, (CancelledError, KeyboardInterrupt, SystemExit)):
+                    failed = True
+                    status = status or 500
+                raise
             finally:
                 options = self.access_log
                 if options is not None and options.enabled:
@@ -333,7 +352,7 @@ class RequestContextMiddleware:
             record["http.version"] = scope.get("http_version", "")
             query = scope.get("query_string")
             if query:
-                record["url.query"] = self._redact_query(query.decode("latin-1")[:2048])
+                record["url.query"] = self._redact_query(_bounded_query(query.decode("latin-1")))
             if options.trusted_proxies:
                 ip = client_ip(scope, options.trusted_proxies)
             else:  # the socket peer (client_ip without the header lookup)
@@ -349,6 +368,34 @@ class RequestContextMiddleware:
         except Exception as exc:
             _errors.report("access log", exc)
             return None
+
+
+#: The longest ``url.query`` an access record keeps (characters).
+MAX_QUERY = 2048
+
+
+def _bounded_query(query: str) -> str:
+    """*query* cut to :data:`MAX_QUERY` characters, before it is redacted, at the end of a
+    whole ``key=value`` pair: a pair cut in its middle could keep part of a secret that no
+    pattern recognises any more (15 digits of a card number). What is cut is marked."""
+    if len(query) <= MAX_QUERY:
+        return query
+    end = max(query.rfind("&", 0, MAX_QUERY), query.rfind(";", 0, MAX_QUERY))
+    return f"{query[:end]}&…" if end > 0 else "…"
+
+
+def _accept_with(header: tuple[bytes, bytes], send: Send) -> Send:
+    """*send* that adds *header* to a WebSocket's ``websocket.accept`` (unless it is there)."""
+
+    def send_accept(message: Message) -> Awaitable[None]:
+        if message["type"] == "websocket.accept":
+            headers = list(message.get("headers", ()))
+            if all(key.lower() != header[0] for key, _ in headers):
+                headers.append(header)
+            message = {**message, "headers": headers}
+        return send(message)
+
+    return send_accept
 
 
 def _call_soon(callback: Callable[[], None]) -> None:
