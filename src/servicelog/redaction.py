@@ -22,15 +22,16 @@ What it does, in order of cost:
   ``joh***@***.com``), phone numbers and US SSNs.
 * **Never** the guide's "any 32+ alphanumeric string is a key" rule: it would redact request
   IDs, UUIDs, SHA-256 hashes and trace IDs. The entropy rule here ignores hexadecimal strings
-  and anything made of words, and servicelog's own fields (``request_id``, ``trace.id``,
-  ``@timestamp``, ``log.level``, ``log.logger``, ``service.*``, ...) are never touched.
+  and anything made of words, and servicelog's own top-level fields (``request_id``,
+  ``trace.id``, ``@timestamp``, ``log.level``, ``service.name``, ... :data:`OWN_FIELDS`) are
+  never touched.
 
 Guarantees, each pinned by a test in ``tests/redaction/``: it never raises (an object whose
 methods raise is read the way the JSON renderer reads it; if redaction itself fails, values
 become ``[REDACTION FAILED]`` rather than leak); redacting twice equals redacting once; time is
-bounded on hostile input (text is cut to ``max_text`` characters before matching, every regex
-has bounded repetition and no nested ambiguity); and a record without secrets is returned as
-is, not copied.
+bounded on hostile input (text is cut to ``max_text`` characters before matching, no regex
+has nested ambiguity, and a denied key's value is found in one pass however long it is); and
+a record without secrets is returned as is, not copied.
 
 Speed: the common record (the keys of a record seen before, strings seen before) costs about
 0.45 us: key decisions and "this string is clean" answers are cached, and a plan per record
@@ -182,7 +183,9 @@ PII_KEYS: Final[frozenset[str]] = frozenset(
 )
 
 #: servicelog's own fields: never redacted, whatever they hold (they are IDs and metadata we
-#: wrote ourselves; a request ID is validated where it is read).
+#: wrote ourselves; a request ID is validated where it is read). Exact top-level keys only: a
+#: user's ``process.command_line`` or a nested ``{"service.db_password": ...}`` is checked like
+#: any other key (a ``service.*`` / ``process.*`` prefix used to exempt them at any depth).
 OWN_FIELDS: Final[frozenset[str]] = frozenset(
     {
         "@timestamp",
@@ -203,9 +206,14 @@ OWN_FIELDS: Final[frozenset[str]] = frozenset(
         "trace_id",
         "span_id",
         "servicelog.channel",
+        # the static fields (_config.py) and the thread name (record.py)
+        "service.name",
+        "service.version",
+        "service.environment",
+        "process.pid",
+        "process.thread.name",
     }
 )
-_OWN_PREFIXES: Final = ("service.", "process.")
 
 _KEY_SEPARATORS = str.maketrans("", "", "-_. []")
 
@@ -243,8 +251,9 @@ KeyPath = tuple[str | int, ...]
 Callback = Callable[[KeyPath, Any, Match], Any]
 
 # --- text patterns ----------------------------------------------------------------------------
-# Every pattern has bounded repetition, starts where a lookbehind or a literal pins it, and has
-# no nested ambiguous quantifiers, so matching is linear in the text (with small constants);
+# Every pattern has bounded repetition (but a denied key's value, see _PAIR_VALUE), starts where
+# a lookbehind or a literal pins it, and has no nested ambiguous quantifiers, so matching is
+# linear in the text (with small constants);
 # text is also cut to max_text characters first. Validation that a regex does badly (Luhn,
 # entropy, SSN ranges) is done in Python on the few candidates.
 #
@@ -255,23 +264,69 @@ Callback = Callable[[KeyPath, Any, Match], Any]
 # key=value, key: value, "key": "value", 'key': 'value', name = value (traceback locals).
 # The key must start a name: not after a word character or ".", and not after "word-" (so the
 # "Key" of "X-Api-Key" is not taken for a key of its own), but after "--" (a CLI flag).
-_PAIR_KEY = re.compile(
+_PAIR_KEY_SOURCE = (
     r"""(?<![\w.*\]])(?<!\w-)(\\?["']|)([A-Za-z_][\w.\-\[\]]{0,63})\1"""
     r"""[ \t]{0,4}(=>|[=:])[ \t]{0,4}"""
 )
+_PAIR_KEY = re.compile(_PAIR_KEY_SOURCE)
+# The same, and b'key': (the repr of a dict with bytes keys, a parsed form's). A pattern of its
+# own, used only on text holding b' or b": the optional prefix costs ~20% on every other text.
+_PAIR_KEY_BYTES = re.compile(
+    _PAIR_KEY_SOURCE.replace(r"""(?<!\w-)""", r"""(?<!\w-)(?:[bB](?=\\?["']))?""", 1)
+)
+_BYTES_PREFIX = re.compile(r"""[bB]\\?["']""")  # a fast search; _has_bytes_prefix checks the rest
+
+
+def _has_bytes_prefix(text: str) -> bool:
+    """Whether *text* has a b'...' or b"..." that starts a word (not the end of 'bob')."""
+    if "b'" not in text and 'b"' not in text and "B'" not in text and "b\\" not in text:
+        return False  # two or three substring searches: cheaper than the regex on most text
+    for m in _BYTES_PREFIX.finditer(text):
+        before = text[m.start() - 1 : m.start()]
+        if not (before.isalnum() or before in ("_", ".")):  # also at the start: ""
+            return True
+    return False
+
+
+# A value: quoted (to its closing quote, or the end of the line if unclosed), bracketed (to
+# the matching bracket, see _balanced_end), or bare (its first character here; _bare_end finds
+# its end). No length limit: a value is masked whole however long (the text was cut to
+# max_text first); each branch is a single pass ("unrolled" escapes, no nested choice).
 _PAIR_VALUE = re.compile(
     r"""(?P<scheme>(?:[Bb]earer|BEARER|[Bb]asic|BASIC|[Tt]oken|TOKEN|[Dd]igest|DIGEST)"""
     r"""[ \t]{1,4})?"""
-    r"""(?P<value>[bBrRuU]?\\?"(?:[^"\\\n]|\\.){0,2048}"?"""
-    r"""|[bBrRuU]?\\?'(?:[^'\\\n]|\\.){0,2048}'?"""
-    r"""|[{\[(]|[^\s"',;&(){}\[\]<>]{1,2048})"""
+    r"""(?P<value>[bBrRuU]{0,2}\\?"[^"\\\n]*(?:\\.[^"\\\n]*)*"?"""
+    r"""|[bBrRuU]{0,2}\\?'[^'\\\n]*(?:\\.[^'\\\n]*)*'?"""
+    r"""|[{\[(]|[^\s"'\\]|\\(?!["']))"""
 )
 _KEEP_VALUES = frozenset({"", "None", "null", "nil", "True", "False", "true", "false", REDACTED})
 _OPENERS = {"{": "}", "[": "]", "(": ")"}
+_BRACKETS = {
+    opener: re.compile(f"[{re.escape(opener + closer)}\n]") for opener, closer in _OPENERS.items()
+}
+# Where a bare value may end: whitespace, a quote (or an escaped one: JSON in a string), a
+# bracket it did not open (the end of the repr or call it sits in: "Creds(user=bob,
+# password=hunter2)"), or the next parameter of a query string or a list ("token=abc&page=1",
+# "a=1;token=x;b=2", "user=bob,password=x,role=admin"). Brackets it opens are followed.
+_BARE_STOPS = re.compile(r"""[\s"']|\\(?=["'])|[()\[\]{}]|[&;,](?=[A-Za-z_][\w.\-\[\]]{0,63}=)""")
+# A bare identifier called: "password = read_secret(...)" in a traceback's source line.
+_CALL = re.compile(r"[A-Za-z_][\w.]{0,127}\(")
+# Keys whose value is a list of parts ("Cookie: theme=dark; sessid=...", "Authorization:
+# Digest username=..., response=..."): written header-style, the value is the rest of the line.
+_LINE_VALUE_KEYS = ("cookie", "authorization")
+_LINE_END = re.compile(r"""[\r"']|\\["']""")  # searched within the line
 
+# scheme://user:password@host. The password ends at the last "@" of the authority (the one
+# followed by a host, then "/", "?", "#", a quote, whitespace or the end), so it may hold "@",
+# "/" and "#" unencoded, and the user name "@" (smtp://alerts@corp.com:pw@smtp.corp.com).
+# "host:8080/users/bob@x.com" (a port, then a path) is no password: see _userinfo_repl. No
+# "[" or "]" (RFC 3986 wants them encoded there): a password never runs into a "[REDACTED]".
+# Possessive runs: nothing to backtrack into on text full of "://" and no "@".
 _USERINFO = re.compile(
-    r"(?<![A-Za-z0-9+.\-*\]])([A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s:/?#@\[\]]{0,256}:)([^\s/?#]{1,256})@"
+    r"(?<![A-Za-z0-9+.\-*\]])([A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s:/?#\[\]]{0,256}:)"
+    r"""([^\s?@\[\]]{1,256}+(?:@[^\s?@\[\]]{0,256}+){0,8}?)@(?=[^\s@/?#'"<>\\]{0,256}(?:[\s/?#'"<>\\]|$))"""
 )
+_PORT_AND_PATH = re.compile(r"[0-9]{1,5}[/#]")
 _AUTH_SCHEME = re.compile(
     r"(?<![A-Za-z0-9_\-*\]])([Bb]earer|BEARER|[Bb]asic|BASIC|[Tt]oken|TOKEN)([ \t]{1,4})"
     r"([A-Za-z0-9\-._~+/]{1,4096}=*)"
@@ -496,6 +551,30 @@ def _cut(text: str, limit: int) -> str:
     return f"{head} ...<{len(text) - len(head) - len(tail)} chars cut>... {tail}"
 
 
+# How much text before the tail of an over-long text is redacted with it (see _scan_cut).
+_CUT_LEAD = 4096
+_WHITESPACE = re.compile(r"\s")
+
+
+def _cut_head(text: str, half: int) -> str:
+    """The head kept of an over-long text: up to a space near *half* characters."""
+    head = text[:half]
+    space = head.rfind(" ", half - 1024)
+    return head[:space] if space > 0 else head[: max(half - 256, 0)]
+
+
+def _cut_tail(text: str, half: int) -> str:
+    """The tail kept of a redacted text: its last *half* characters from a line's start if
+    one is near, else from a whitespace (never inside a token: a split secret, or a split word
+    that looks random, would be written or redacted differently the next time)."""
+    tail = text[-half:]
+    newline = tail.find("\n", 0, 1024)
+    if newline >= 0:
+        return tail[newline + 1 :]
+    space = _WHITESPACE.search(tail)
+    return tail[space.end() :] if space is not None else ""
+
+
 # --- the policy -------------------------------------------------------------------------------
 _EXEMPT, _PLAIN, _DENY = 0, 1, 2
 _PAIR_ALLOWED, _PAIR_DENIED, _PAIR_WORD = 0, 1, 2  # _pair_rule()'s answers
@@ -656,27 +735,28 @@ class RedactionPolicy:
 
     # --- keys ---------------------------------------------------------------------------------
     def is_denied(self, key: str) -> bool:
-        """Whether values under *key* are redacted (an allowed or own key never is)."""
+        """Whether values under *key* are redacted (an allowed key never is)."""
         return self._key_info(key, ())[0] == _DENY
 
     def _key_info(self, key: str, path: KeyPath) -> tuple[int, str | None]:
-        """(exempt/plain/deny, the key's own text redacted if it held a secret, else None)."""
+        """(exempt/plain/deny, the key's own text redacted if it held a secret, else None).
+
+        Own fields are not exempt here: only a record's top-level keys can be servicelog's own
+        (``_redact_record`` checks :data:`OWN_FIELDS` first).
+        """
         info = self._key_cache.get(key)
         if info is not None:
             return info
-        if key in OWN_FIELDS or key.startswith(_OWN_PREFIXES):
+        norm = normalize_key(key)
+        if norm in self._allow:
             info = (_EXEMPT, None)
         else:
-            norm = normalize_key(key)
-            if norm in self._allow:
-                info = (_EXEMPT, None)
-            else:
-                kind = _DENY if norm in self._deny or norm.endswith(self._suffixes) else _PLAIN
-                # A key can itself be a secret (a dict keyed by e-mail or by token).
-                new_key, hit = self._scan_all(key, path) if len(key) > 5 else (key, False)
-                if hit:
-                    return (kind, new_key if new_key != key else None)  # not cached: callback
-                info = (kind, None)
+            kind = _DENY if norm in self._deny or norm.endswith(self._suffixes) else _PLAIN
+            # A key can itself be a secret (a dict keyed by e-mail or by token).
+            new_key, hit = self._scan_all(key, path) if len(key) > 5 else (key, False)
+            if hit:
+                return (kind, new_key if new_key != key else None)  # not cached: callback
+            info = (kind, None)
         if len(key) <= 128:
             if len(self._key_cache) >= _CACHE_MAX:
                 self._key_cache.clear()
@@ -711,7 +791,7 @@ class RedactionPolicy:
         ``_PAIR_DENIED`` (denied in any form) or ``_PAIR_WORD`` (denied when quoted or before
         ``=``); see :meth:`_text_key_denied`."""
         norm = normalize_key(key)
-        if norm in self._allow or key in OWN_FIELDS or key.startswith(_OWN_PREFIXES):
+        if norm in self._allow:
             return _PAIR_ALLOWED
         if norm.endswith(self._suffixes):
             return _PAIR_DENIED
@@ -899,19 +979,26 @@ class RedactionPolicy:
         plannable = True
         active: set[int] = set()
         for key, value in record.items():
-            if type(key) is not str:
+            if type(key) is str:
+                if key in OWN_FIELDS:
+                    exempt_keys.append(key)
+                    continue
+                kind, new_key = self._key_info(key, (key,))
+                if kind == _EXEMPT:
+                    exempt_keys.append(key)
+                    continue
+                text: str | None = key
+            else:
+                # A str subclass (a ``StrEnum`` member) or bytes is judged by its text, as in a
+                # nested mapping (the renderer writes it as text); plans are for str keys.
                 plannable = False
-                new = self._walk(value, (key,), 1, active)
-                if new is not value:
-                    changes.append((key, None, new))
-                continue
-            kind, new_key = self._key_info(key, (key,))
-            if kind == _EXEMPT:
-                exempt_keys.append(key)
-                continue
+                text = _key_text(key)
+                kind, new_key = (_PLAIN, None) if text is None else self._key_info(text, (key,))
+                if kind == _EXEMPT:
+                    continue
             if kind == _DENY:
                 plannable = False
-                new = self._deny_value(value, (key,), key)
+                new = self._deny_value(value, (key,), text or "")
             else:
                 cls = type(value)
                 if cls is int or cls is float:
@@ -936,13 +1023,12 @@ class RedactionPolicy:
             return out
         renamed = {key: (new_key, new) for key, new_key, new in changes}
         out = {}
+        counters: dict[Any, int] = {}
         for key, value in record.items():
             if key in renamed:
                 new_key, value = renamed[key]
                 key = new_key if new_key is not None else key
-                while new_key is not None and key in out:
-                    key += "~"
-            out[key] = value
+            out[_unique_key(key, out, counters)] = value
         return out
 
     def _remember_plan(
@@ -968,7 +1054,7 @@ class RedactionPolicy:
         out: dict[str, Any] = {}
         try:
             for key, value in record.items():
-                own = isinstance(key, str) and (key in OWN_FIELDS or key.startswith(_OWN_PREFIXES))
+                own = type(key) is str and key in OWN_FIELDS
                 plain = value is None or type(value) in _SCALARS
                 out[key] = value if own or plain else REDACTION_FAILED
         except Exception:
@@ -1005,7 +1091,11 @@ class RedactionPolicy:
         try:
             if cls is dict or isinstance(value, Mapping):
                 return self._walk_mapping(value, path, depth, active)
-            if cls is list or cls is tuple or isinstance(value, (list, tuple)):
+            if cls is list or cls is tuple:
+                return self._walk_sequence(value, path, depth, active)
+            if isinstance(value, tuple) and isinstance(getattr(cls, "_fields", None), tuple):
+                return self._walk_namedtuple(value, path, depth, active)
+            if isinstance(value, (list, tuple)):
                 return self._walk_sequence(value, path, depth, active)
             if isinstance(value, (set, frozenset)):
                 return self._walk_set(value, path, depth, active)
@@ -1030,9 +1120,7 @@ class RedactionPolicy:
                 inner = self._walk(value.value, (*path, "value"), depth + 1, active)
                 return value if inner is value.value else inner
             if hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
-                # orjson writes a dataclass as its fields (the module is loaded: one exists)
-                dataclasses = sys.modules["dataclasses"]
-                fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+                fields = _dataclass_fields(value)
                 new_fields = self._walk_mapping(fields, path, depth, active)
                 return value if new_fields is fields else new_fields
             return self._walk_opaque(value, path)
@@ -1078,14 +1166,15 @@ class RedactionPolicy:
             out: list[tuple[Any, Any]] | None = None
             for i, (key, item) in enumerate(items):
                 new_key = None
-                if isinstance(key, str):
-                    kind, new_key = self._key_info(str.__str__(key), (*path, key))
+                text = key if type(key) is str else _key_text(key)
+                if text is not None:
+                    kind, new_key = self._key_info(text, (*path, key))
                 else:
                     kind = _PLAIN
                 if kind == _EXEMPT:
                     new = item
                 elif kind == _DENY:
-                    new = self._deny_value(item, (*path, key), key)
+                    new = self._deny_value(item, (*path, key), text or "")
                 else:
                     new = self._walk(item, (*path, key), depth + 1, active)
                 if out is None and (new is not item or new_key is not None):
@@ -1099,16 +1188,24 @@ class RedactionPolicy:
                 return value
             out = items
         result: dict[Any, Any] = {}
+        counters: dict[Any, int] = {}
         for key, item in out:
-            while key in result:
-                key = f"{key}~"
-            result[key] = item
+            result[_unique_key(key, result, counters)] = item
         if more:
-            key = "<truncated>"
-            while key in result:
-                key = f"{key}~"
-            result[key] = f"{more} more items"
+            result[_unique_key("<truncated>", result, counters)] = f"{more} more items"
         return result
+
+    def _walk_namedtuple(self, value: Any, path: KeyPath, depth: int, active: set[int]) -> Any:
+        """A namedtuple: orjson does not know it, so the renderer writes its repr, field names
+        included (``Creds(user='bob', password='hunter2')``). Its fields are walked as a
+        mapping (so ``password`` is a denied key, as in a dict); if one changed, the value
+        becomes that repr of the redacted fields, as the renderer would have written it."""
+        fields = dict(zip(type(value)._fields, tuple.__iter__(value), strict=False))
+        new_fields = self._walk_mapping(fields, path, depth, active)
+        if new_fields is fields or not isinstance(new_fields, dict):
+            return value if new_fields is fields else new_fields  # unchanged, or "<cycle>"
+        inner = ", ".join(f"{name}={item!r}" for name, item in new_fields.items())
+        return _cap_repr(f"{type(value).__name__}({inner})")
 
     def _walk_sequence(self, value: Any, path: KeyPath, depth: int, active: set[int]) -> Any:
         ident = id(value)
@@ -1197,19 +1294,39 @@ class RedactionPolicy:
         is redacting once: a mask can change what precedes a later match ("6789password=" has
         no key, "****password=" has).
         """
-        cut = len(text) > self.max_text
-        scanned = _cut(text, self.max_text) if cut else text
-        new, found = self._scan(scanned, path)
+        if len(text) > self.max_text:
+            return self._scan_cut(text, path), True
+        new, found = self._scan_stable(text, path)
+        return (text if not found or new == text else new), found
+
+    def _scan_stable(self, text: str, path: KeyPath) -> tuple[str, bool]:
+        new, found = self._scan(text, path)
         if found:
-            current = scanned
+            current = text
             for _ in range(3):
                 if new == current:
                     break
                 current = new
                 new, _ = self._scan(current, path)
-        if cut:
-            return (_cut(new, self.max_text) if len(new) > self.max_text else new), True
-        return (text if not found or new == text else new), found
+        return new, found
+
+    def _scan_cut(self, text: str, path: KeyPath) -> str:
+        """Over-long text, redacted and cut to its head and tail.
+
+        The tail is redacted before it is cut out, together with the ``_CUT_LEAD`` characters
+        before it: a pair that straddles the cut (``password: `` before it, the secret after)
+        is found whole, where a tail cut first used to keep the secret without its key. The
+        result is scanned once more as a whole (so that redacting it again changes nothing).
+        """
+        limit = self.max_text
+        half = max(limit // 2 - 64, 1)
+        head = _cut_head(text, half)
+        begin = max(len(text) - half - _CUT_LEAD, len(head))
+        region, _ = self._scan_stable(text[begin:], path)
+        tail = _cut_tail(region, half)
+        cut = max(len(text) - len(head) - len(tail), 0)  # about: the tail was redacted
+        new, _ = self._scan_stable(f"{head} ...<{cut} chars cut>... {tail}", path)
+        return _cut(new, limit) if len(new) > limit else new
 
     def _scan(self, text: str, path: KeyPath) -> tuple[str, bool]:
         """Apply every text rule once; return the text and whether any rule matched (a match
@@ -1314,7 +1431,7 @@ class RedactionPolicy:
     # each rule: (match, path) -> replacement text, or None to leave the match alone
     def _userinfo_repl(self, m: re.Match[str], path: KeyPath) -> str | None:
         password = m.group(2)
-        if password == self.replacement:
+        if password == self.replacement or _PORT_AND_PATH.match(password):
             return None
         new = self._replace(path, "url_password", password, self.replacement)
         return None if new is None else f"{m.group(1)}{new}@"
@@ -1419,7 +1536,8 @@ class RedactionPolicy:
         hit = False
         replacement = self.replacement
         callback = self._callback
-        for m in _PAIR_KEY.finditer(text):
+        keys = _PAIR_KEY_BYTES if _has_bytes_prefix(text) else _PAIR_KEY
+        for m in keys.finditer(text):
             if m.start() < last or not self._text_key_denied(m):
                 continue
             vm = _PAIR_VALUE.match(text, m.end())
@@ -1427,15 +1545,19 @@ class RedactionPolicy:
                 continue
             start, end = vm.start("value"), vm.end("value")
             value = vm.group("value")
-            if text.startswith(replacement, start) or value.strip("'\"bBrRuU\\") in _KEEP_VALUES:
+            if not value or text.startswith(replacement, start):
                 continue
-            if text[end : end + 1] in ("(", "["):
-                continue  # source code in a traceback: password = get_password(...)
-            closer = _OPENERS.get(value[0])
-            if closer is not None:
-                end = _balanced_end(text, start, closer)
-                value = text[start:end]
-            opening = value[:3]
+            bare = "'" not in value and '"' not in value and value[0] not in _OPENERS
+            if bare:
+                if self._is_code(m, vm, text):
+                    continue  # source code in a traceback: password = get_password(...)
+                end = _bare_end(text, start, m)
+            elif value[0] in _OPENERS:
+                end = _balanced_end(text, start, _OPENERS[value[0]])
+            value = text[start:end]
+            if _unquoted(value) in _KEEP_VALUES:
+                continue
+            opening = "" if bare else value[:3]
             quote_char = "'" if "'" in opening else '"' if '"' in opening else ""
             default = f"{quote_char}{replacement}{quote_char}" if quote_char else replacement
             new = (
@@ -1451,6 +1573,20 @@ class RedactionPolicy:
             return text, False
         pieces.append(text[last:])
         return "".join(pieces), True
+
+    @staticmethod
+    def _is_code(key: re.Match[str], value: re.Match[str], text: str) -> bool:
+        """Whether a denied key's bare value is a call in source code (a traceback's line
+        ``password = read_secret("db")``): a name followed by "(", after an "=" spaced as code
+        is. ``password=Tr0ub4dor(3)x`` in a message is a value."""
+        sep_start, sep_end = key.span(3)
+        return (
+            key.group(3) == "="
+            and value.group("scheme") is None
+            and text[sep_start - 1 : sep_start] in (" ", "\t")
+            and text[sep_end : sep_end + 1] in (" ", "\t")
+            and _CALL.match(text, value.start("value")) is not None
+        )
 
     def _may_hold_denied_key(self, text: str) -> bool:
         """Whether *text* could hold a ``key=value`` pair with a denied key.
@@ -1638,6 +1774,32 @@ class RedactionPolicy:
         return f"{new_head}{qmark}{new_query}{hash_}{new_fragment}"
 
 
+def _key_text(key: object) -> str | None:
+    """The text a mapping key is judged by: a str subclass's own text (an enum member's value,
+    not its ``str()``), bytes decoded (a parsed form's ``b"password"``); ``None`` for a key no
+    key rule applies to (a number, a tuple)."""
+    if isinstance(key, str):
+        return str.__str__(key)
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "backslashreplace")
+    return None
+
+
+def _unique_key(key: Any, taken: Mapping[Any, Any], counters: dict[Any, int]) -> Any:
+    """*key*, or, when a redacted key collides with another, the first free ``key~2``,
+    ``key~3``, ... A counter per key keeps this linear: a dict keyed by thousands of e-mail
+    addresses masked alike (``use***@***.com``) used to cost quadratic time."""
+    if key not in taken:
+        return key
+    n = counters.get(key, 1)
+    while True:
+        n += 1
+        candidate = f"{key}~{n}"
+        if candidate not in taken:
+            counters[key] = n
+            return candidate
+
+
 def _describe(value: Any) -> str:
     """The text the JSON renderer writes for an object it does not know: "Type: message" for
     an exception, else the repr, cut at 4,096 characters (as ``render.json.default`` does).
@@ -1654,7 +1816,25 @@ def _describe(value: Any) -> str:
         text = repr(value)
     except Exception:
         raise _Failed from None
+    return _cap_repr(text)
+
+
+def _cap_repr(text: str) -> str:
+    """A repr cut at 4,096 characters, as ``render.json.default`` cuts it."""
     return text if len(text) <= 4096 else f"{text[:4096]}...<{len(text) - 4096} more chars>"
+
+
+def _dataclass_fields(value: Any) -> dict[str, Any]:
+    """What orjson writes for a dataclass instance: its ``__dict__`` (so attributes set in
+    ``__post_init__`` too) unless the class has ``__slots__``, then its fields; names starting
+    with "_" never (orjson's rule). The dataclasses module is loaded: an instance exists."""
+    attrs = getattr(value, "__dict__", None)
+    if type(attrs) is dict and "__slots__" not in vars(type(value)):
+        items = list(attrs.items())
+    else:
+        dataclasses = sys.modules["dataclasses"]
+        items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    return {k: v for k, v in items if not (type(k) is str and k.startswith("_"))}
 
 
 def _is_basic_credential(token: str) -> bool:
@@ -1666,21 +1846,82 @@ def _is_basic_credential(token: str) -> bool:
 
 
 def _balanced_end(text: str, start: int, closer: str) -> int:
-    """The end of a bracketed value starting at *start* (bounded; stops at a newline)."""
-    opener = text[start]
+    """The end of a bracketed value starting at *start*: its matching bracket, else the end
+    of the line (no other limit: the text was cut to ``max_text``, and the brackets alone are
+    visited)."""
     depth = 0
-    limit = min(len(text), start + 4096)
-    for i in range(start, limit):
-        ch = text[i]
-        if ch == opener:
-            depth += 1
-        elif ch == closer:
+    for m in _BRACKETS[text[start]].finditer(text, start):
+        ch = m.group()
+        if ch == closer:
             depth -= 1
             if depth == 0:
-                return i + 1
+                return m.end()
         elif ch == "\n":
-            return i
-    return limit
+            return m.start()
+        else:
+            depth += 1
+    return len(text)
+
+
+def _bare_end(text: str, start: int, key: re.Match[str]) -> int:
+    """Where a denied key's bare (unquoted) value starting at *start* ends: at whitespace or
+    a quote, so the whole of ``password=abc;def&ghi`` or ``Tr0ub4dor(3)x`` is the value, but
+    before a bracket it did not open and before a next parameter (see ``_BARE_STOPS``). A
+    header-style cookie or authorization (``Cookie: a=1; sessid=...``) runs to the end of
+    the line. Only the value is visited (text dense with pairs stays linear)."""
+    if key.group(3) == ":" and normalize_key(key.group(2)).endswith(_LINE_VALUE_KEYS):
+        return _line_end(text, start)
+    depth = 0
+    for m in _BARE_STOPS.finditer(text, start):
+        ch = m.group()
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                return m.start()
+            depth -= 1
+        elif depth == 0 or ch not in "&;,":  # whitespace and quotes end it inside brackets too
+            return m.start()
+    return len(text)
+
+
+def _line_end(text: str, start: int) -> int:
+    """The end of a header-style value: the end of the line, or a quote that closes the
+    string the header sits in (``{"h": "Cookie: a=1; b=2"}``). A quote after "=" opens a
+    quoted parameter (``Digest username="bob", response="..."``), which is part of it."""
+    newline = text.find("\n", start)
+    end = len(text) if newline < 0 else newline
+    pos = start
+    while (stop := _LINE_END.search(text, pos, end)) is not None:
+        at, quote = stop.start(), stop.group()[-1]
+        if quote == "\r" or text[at - 1 : at] != "=":
+            end = at
+            break
+        close = text.find(quote, stop.end(), end)
+        if close < 0:
+            break  # a parameter never closed: the rest of the line
+        pos = close + 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def _unquoted(value: str) -> str:
+    """A value without its quotes (and a ``b``/``r``/``u`` prefix before them): ``'None'``
+    and ``b''`` reveal nothing, but ``burr`` and ``uNone`` are values (a ``str.strip`` of those
+    letters used to let them through). A bare value's trailing "," or ";" is punctuation
+    (``password=None,``)."""
+    body = value.lstrip("bBrRuU")
+    if len(value) - len(body) > 2 or body[:1] not in ("'", '"', "\\"):
+        body = value  # letters, not a prefix (rb'' has two)
+    if body[:1] == "\\":
+        body = body[1:]
+    quote = body[:1]
+    if quote not in ("'", '"'):
+        return value.rstrip(",;")
+    body = body[1:]
+    body = body[:-1] if body.endswith(quote) else body
+    return body[:-1] if body.endswith("\\") else body
 
 
 # --- module-level helpers ---------------------------------------------------------------------

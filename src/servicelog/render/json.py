@@ -107,7 +107,9 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
                 if i >= _MAX_ITEMS:
                     out["<truncated>"] = f"{len(value) - _MAX_ITEMS} more items"
                     break
-                k = key if isinstance(key, str) else _safe_repr(key)
+                # orjson takes only exact str keys: a str subclass (a ``StrEnum`` member) is
+                # written as its text, as a value of that type is, not dropped with the record.
+                k = str.__str__(key) if isinstance(key, str) else _safe_repr(key)
                 out[jsonable(k)] = jsonable(item, depth + 1, seen)
         except Exception as exc:
             out["<error>"] = f"iterating raised {type(exc).__name__}"
