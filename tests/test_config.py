@@ -214,3 +214,55 @@ def test_production_writes_json_to_stdout(capsys: pytest.CaptureFixture[str]) ->
     servicelog.flush()
     out = capsys.readouterr().out
     assert out.startswith('{"@timestamp":') and '"service.name":"shop"' in out
+
+
+def test_a_configure_that_fails_leaves_the_configuration_in_force(tmp_path: Any) -> None:
+    """configure(file=<a symlink>) raises (ELOOP) before anything changes: the previous
+    configuration stays in force, and its file sink goes on writing every record."""
+    good = tmp_path / "good.jsonl"
+    servicelog.configure(stream="none", file=good, capture=NO_CAPTURE)
+    log = servicelog.get_logger("app")
+    log.info("before")
+    (tmp_path / "bad.jsonl").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError):
+        servicelog.configure(stream="stdout", file=tmp_path / "bad.jsonl", capture=NO_CAPTURE)
+    for i in range(10):
+        log.info("after the failed configure", i=i)
+    servicelog.flush()
+    settings = servicelog.settings()
+    assert settings is not None and settings.output.file == good
+    stats = servicelog.stats()
+    assert stats["sinks"][f"file:{good}"]["written"] == 11
+    assert "lost" not in stats
+    assert good.read_bytes().count(b"\n") == 11
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_configuring_again_with_the_same_sinks_keeps_them_open(tmp_path: Any) -> None:
+    """configure() again with routes to the same sink objects (to change the level, say):
+    the sinks stay open and write every record; none is dropped as "closed"."""
+    from servicelog.sinks import file_set
+
+    routes = file_set(tmp_path, error=False, performance=False)
+    servicelog.configure(stream="none", sinks=routes, capture=NO_CAPTURE)
+    log = servicelog.get_logger("shop")
+    log.info("one")
+    servicelog.configure(stream="none", level="DEBUG", sinks=routes, capture=NO_CAPTURE)
+    for i in range(100):
+        log.info("after reconfigure", i=i)
+    servicelog.flush()
+    counters = servicelog.stats()["sinks"][routes[0].sink.name]
+    assert counters == {"produced": 101, "written": 101, "dropped": {}, "queued": 0}
+    assert (tmp_path / "app.jsonl").read_bytes().count(b"\n") == 101
+
+
+def test_a_closed_sink_is_refused(tmp_path: Any) -> None:
+    """A sink closed by reset() would drop every record: configure() says so instead."""
+    from servicelog.render.json import JsonRenderer
+    from servicelog.sinks import FileSink
+
+    sink = FileSink(tmp_path / "app.jsonl", JsonRenderer())
+    servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE)
+    servicelog.reset()
+    with pytest.raises(ConfigError, match="an open sink"):
+        servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE)

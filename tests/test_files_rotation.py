@@ -4,6 +4,7 @@ retention, permissions, crash leftovers, and the guide's file set."""
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import signal
 import stat
@@ -490,3 +491,88 @@ def test_after_the_exit_pass_rotations_start_no_helper_thread(tmp_path: Path) ->
     assert sink.rotations >= 3 and sink.written == 40
     assert sink._maint_thread is helper
     sink.close()
+
+
+def test_a_rotation_that_cannot_create_the_next_file_writes_on_in_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rotation renames the active file, then creating the next one fails (ENOSPC: no inode
+    left; injected, as only a full filesystem produces it). The rotated file gets its active
+    name back and the batch goes on in it: nothing is lost, and nothing is written to the
+    descriptor the rotation closed, even when the application reopened that number meanwhile
+    (here: the app's own file, opened at the moment of the failure)."""
+    import errno
+
+    import servicelog.sinks.file as file_module
+
+    real = file_module.open_log_file
+    app_fds: list[int] = []
+    full = [False]
+
+    def no_inode_left(path: str, mode: int, *args: Any) -> tuple[int, bool]:
+        if full[0] and path.endswith("app.jsonl") and not os.path.exists(path):
+            # Another thread of the app opens its file now: it gets the lowest free number,
+            # the one the rotation has just closed.
+            app_fds.append(os.open(tmp_path / "victim.db", os.O_RDWR | os.O_CREAT, 0o600))
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return real(path, mode, *args)
+
+    monkeypatch.setattr(file_module, "open_log_file", no_inode_left)
+    monkeypatch.setattr("sys.__stderr__", io.StringIO())
+    path = tmp_path / "app.jsonl"
+    sink = RotatingFileSink(path, JsonRenderer(), rotation="2 KB", flush_interval=60)
+    _write(sink, 10)
+    full[0] = True
+    _write(sink, 30, 10)
+    try:
+        assert (tmp_path / "victim.db").read_bytes() == b""
+    finally:
+        for fd in app_fds:
+            os.close(fd)
+    assert app_fds, "the rotation was tried"
+    assert sink.lost == 0 and sink.rotations == 0
+    assert [r["j"] for r in read_records(path)] == list(range(40))
+    assert list_members(str(path)) == [], "the rotated file is the active one again"
+    full[0] = False  # space again: the next batch rotates
+    _write(sink, 10, 40)
+    sink.close()
+    assert sink.rotations >= 1 and sink.lost == 0
+    assert [r["j"] for r in read_records(path)] == list(range(50))
+
+
+def test_a_custom_rotation_function_that_logs_does_not_block_close(tmp_path: Path) -> None:
+    """The application's rotation function logs, as any of its code may, into the sink that
+    asks it. It runs on the thread writing the batch, under the sink's locks: its records wait
+    for the next batch instead of flushing on the spot (which deadlocked). Closing takes no
+    time, every record is written or counted, and the file's lock is free afterwards."""
+    import fcntl
+
+    log = servicelog.get_logger("app")
+
+    def rotate_when(path: str, st: os.stat_result) -> bool:
+        log.info("checking rotation", size=st.st_size)
+        return st.st_size > 5_000
+
+    path = tmp_path / "app.jsonl"
+    sink = RotatingFileSink(path, JsonRenderer(), rotation=rotate_when)
+    servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE)
+    for i in range(100):
+        log.info("hello", i=i)
+    servicelog.flush()
+    for i in range(10):
+        log.info("more", i=i)
+    servicelog.flush()
+    started = time.monotonic()
+    sink.close()
+    assert time.monotonic() - started < 1.0
+    counters = sink.counters()
+    assert counters["written"] > 110 and counters["queued"] == 0
+    assert counters["produced"] == counters["written"] + sum(counters["dropped"].values())
+    messages = [r["message"] for r in read_records(path)]
+    assert messages.count("hello") == 100 and messages.count("more") == 10
+    assert messages.count("checking rotation") == counters["written"] - 110
+    fd = os.open(tmp_path / ".app.jsonl.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the lock were still held
+    finally:
+        os.close(fd)

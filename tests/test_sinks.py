@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,12 +25,22 @@ RECORD = {"@timestamp": "2026-11-29T00:00:00.000000Z", "log.level": "info", "mes
 
 
 def test_file_is_created_0600_in_new_directories(tmp_path: Path) -> None:
+    """The file is 0600 and every directory the sink creates is 0700, the intermediate ones
+    too (``os.makedirs`` gives those 0777 minus the umask)."""
     path = tmp_path / "a" / "b" / "app.jsonl"
-    sink = FileSink(path, JsonRenderer())
+    umask = os.umask(0o022)
+    try:
+        sink = FileSink(path, JsonRenderer())
+    finally:
+        os.umask(umask)
     sink.emit(RECORD, 20)
     sink.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_bytes().count(b"\n") == 1
+    assert [oct(stat.S_IMODE(d.stat().st_mode)) for d in (path.parent.parent, path.parent)] == [
+        "0o700",
+        "0o700",
+    ]
 
 
 def test_file_mode_0640_allowed_others_refused(tmp_path: Path) -> None:
@@ -216,3 +229,124 @@ def test_process_pid_is_refreshed_in_a_forked_child(tmp_path: Path, memory: Any)
         os._exit(0)
     os.waitpid(pid, 0)
     assert os.read(read, 10) == b"True"
+
+
+@pytest.mark.filterwarnings(FORK_WARNING)
+def test_fork_does_not_wait_for_a_thread_that_keeps_logging(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Before fork() the sinks write what is buffered at that moment, not until the buffer is
+    empty: another thread logging without pause no longer stalls the fork for the whole drain
+    timeout (5 s) with a false "records not written" on stderr."""
+    sink = FileSink(tmp_path / "app.jsonl", JsonRenderer())
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            sink.emit(RECORD, 20)
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        time.sleep(0.1)
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os._exit(0)
+        took = time.monotonic() - started
+        os.waitpid(pid, 0)
+    finally:
+        stop.set()
+        thread.join()
+    sink.close()
+    assert took < 1.0
+    assert "drain timed out" not in capfd.readouterr().err
+    assert sink.counters()["produced"] == sink.written > 0
+
+
+def test_a_record_logged_by_an_atexit_handler_that_runs_last_is_written(tmp_path: Path) -> None:
+    """atexit runs handlers last-registered first: one registered before servicelog was
+    imported runs after servicelog's exit drain. Its records are written at once, on the
+    caller (they used to wait for a writer that never ran again)."""
+    path = tmp_path / "app.jsonl"
+    script = f"""
+import atexit
+
+def on_exit():
+    import servicelog
+    servicelog.get_logger("app").warning("shutting down")
+
+atexit.register(on_exit)
+import servicelog
+servicelog.configure(stream="none", file={str(path)!r}, strict=False)
+servicelog.get_logger("app").info("started")
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    messages = [orjson.loads(line)["message"] for line in path.read_bytes().splitlines()]
+    assert messages == ["started", "shutting down"]
+
+
+def test_a_lock_held_by_another_process_does_not_stall_the_start(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Another process holds the file's lock (stopped mid-batch, or on a hung disk): creating
+    the sink (``configure(file=...)``) waits about a second, not forever, and says so once;
+    the records wait in the buffer and are written once the lock is released."""
+    path = tmp_path / "app.jsonl"
+    lock = os.open(tmp_path / ".app.jsonl.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # another open file description: as another process
+    made: list[FileSink] = []
+    try:
+        started = time.monotonic()
+        thread = threading.Thread(
+            target=lambda: made.append(FileSink(path, JsonRenderer())), daemon=True
+        )
+        thread.start()
+        thread.join(5)
+        assert made, "FileSink() is still waiting for the lock"
+        assert time.monotonic() - started < 2.0
+        made[0].emit(RECORD, 20)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
+        thread.join(5)
+    made[0].close()
+    assert path.read_bytes().count(b"\n") == 1
+    assert capfd.readouterr().err.count("lock failed (TimeoutError") == 1
+
+
+def test_a_planted_symlink_is_refused_while_the_lock_is_held(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    (tmp_path / "app.jsonl").symlink_to(target)
+    lock = os.open(tmp_path / ".app.jsonl.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(OSError, match="symbolic links"):
+            FileSink(tmp_path / "app.jsonl", JsonRenderer())
+    finally:
+        os.close(lock)
+    assert target.read_text() == ""
+
+
+def test_drops_are_counted_as_lost_and_reported_once_per_reason(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Records dropped by a full buffer (``queue_full``) or after close (``closed``) are in
+    ``stats()["lost"]``, as the docs promise, and each reason is reported once on stderr."""
+    sink = FileSink(
+        tmp_path / "app.jsonl", JsonRenderer(), overflow="drop", max_records=10, flush_interval=60
+    )
+    servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE)
+    log = servicelog.get_logger("app")
+    for i in range(100):
+        log.info("x", i=i)
+    assert servicelog.stats()["lost"] == sink.dropped["queue_full"] == 90
+    sink.close()
+    log.info("after close")
+    stats = servicelog.stats()
+    assert stats["lost"] == 91 and stats["errors"] == {}
+    assert stats["sinks"][sink.name]["dropped"] == {"queue_full": 90, "closed": 1}
+    err = capfd.readouterr().err
+    assert err.count("dropped 1 record(s) so far (queue_full)") == 1
+    assert err.count("(closed)") == 1

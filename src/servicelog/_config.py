@@ -1,7 +1,9 @@
 """``configure()`` and ``reset()``: the only place that changes servicelog's global state.
 
 ``configure()`` is idempotent: calling it again replaces the previous configuration whole (the
-old sinks are flushed and closed, hooks and handlers are not installed twice).
+old sinks are flushed and closed, unless the new configuration uses them too; hooks and
+handlers are not installed twice). The new sinks are built first: if that fails, the previous
+configuration stays in force, untouched.
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ def configure(
 
     Raises:
         ConfigError: naming the option, the value received and what is allowed.
+        OSError: ``ELOOP`` when *file* is a symlink. In both cases the configuration in force
+            before the call stays in force.
     """
     args = dict(
         service=service,
@@ -114,9 +118,10 @@ def configure(
     extra_routes = [_as_route(s) for s in sinks]
     global _settings
     with _lock:
-        _teardown()
-        _errors.set_strict(new.strict)
+        # Build the new sinks before touching the old ones: a sink that fails to start (a
+        # symlink at the file's path) leaves the configuration in force as it was.
         routes = _build_routes(new) + extra_routes
+        _errors.set_strict(new.strict)
         static: dict[str, Any] = {"ecs.version": ECS_VERSION, "service.name": new.service.name}
         if new.service.version:
             static["service.version"] = new.service.version
@@ -135,9 +140,13 @@ def configure(
             callsite=new.record.callsite,
             show_locals=new.record.show_locals,
         )
+        old = _uninstall()
         install_runtime(runtime)
         _install_frontends(new)
         _settings = new
+        # Closed once the new configuration is in force (records logged meanwhile reach a
+        # working sink); sinks the new configuration uses again stay open.
+        _close_sinks(old, keep=routes)
         _flush_before_exit_drain()
     return new
 
@@ -160,11 +169,18 @@ def _flush_before_exit_drain() -> None:
 def _as_route(item: object) -> Route:
     from .sinks.base import Sink
 
-    if isinstance(item, Route):
-        return item
-    if isinstance(item, Sink):
-        return Route(item)
-    raise ConfigError("sinks", item, "Sink objects or servicelog.Route(sink, level, filter)")
+    route = item if isinstance(item, Route) else Route(item) if isinstance(item, Sink) else None
+    if route is None:
+        raise ConfigError("sinks", item, "Sink objects or servicelog.Route(sink, level, filter)")
+    if getattr(route.sink, "_closed", False) is True:
+        # It would drop every record ("closed"): say so now rather than lose them quietly.
+        raise ConfigError(
+            "sinks",
+            route.sink,
+            "an open sink (this one was closed, by reset() or a configure() that did not "
+            "use it; create a new one)",
+        )
+    return route
 
 
 def _build_routes(settings: Settings) -> list[Route]:
@@ -186,7 +202,12 @@ def _build_routes(settings: Settings) -> list[Route]:
         else:
             routes.append(Route(StreamSink(json_renderer, stream)))
     if out.file is not None:
-        routes.append(Route(FileSink(out.file, json_renderer)))
+        try:
+            routes.append(Route(FileSink(out.file, json_renderer)))
+        except BaseException:
+            for route in routes:  # the stream sink built above: stop its writer thread
+                route.sink.close(0)
+            raise
     return routes
 
 
@@ -235,8 +256,9 @@ def _flush_pending() -> None:
             _errors.report("rate limit", exc)
 
 
-def _teardown() -> None:
-    """Undo every front-end and close the current sinks (flushing them)."""
+def _uninstall() -> Runtime:
+    """Emit what is held upstream, undo every front-end, and return the runtime in force (its
+    sinks still open)."""
     _flush_pending()
     for name in sorted(_installed):
         if name == "stdlib":
@@ -256,9 +278,19 @@ def _teardown() -> None:
 
             lg.reset()
     _installed.clear()
-    runtime = current_runtime()
-    if runtime is not _initial_runtime:
-        runtime.pipeline.close()
+    return current_runtime()
+
+
+def _close_sinks(runtime: Runtime, keep: Sequence[Route] = ()) -> None:
+    """Drain and close the sinks of *runtime*, except those *keep* routes to."""
+    if runtime is _initial_runtime:
+        return
+    runtime.pipeline.run_deferred()
+    done = {id(route.sink) for route in keep}
+    for route in runtime.pipeline.routes:
+        if id(route.sink) not in done:
+            done.add(id(route.sink))
+            route.sink.close()
 
 
 def reset() -> None:
@@ -266,8 +298,9 @@ def reset() -> None:
     and loguru, clear the current context and the error counters. For tests."""
     global _settings
     with _lock:
-        _teardown()
+        old = _uninstall()
         install_runtime(_initial_runtime)
+        _close_sinks(old)
         _settings = None
         _errors.set_strict(None)
         _errors.clear()
@@ -289,13 +322,13 @@ def stats() -> dict[str, Any]:
     """Counters: internal errors by stage, records lost, and per sink what it was given,
     wrote, dropped (by reason) and still holds (``produced = written + dropped + queued``)."""
     run_all_deferred()  # a deferred record counts once it reaches the sinks
-    out = _errors.snapshot()
     sinks: dict[str, dict[str, Any]] = {}
     for route in current_runtime().pipeline.routes:
         sink: Any = route.sink
         counters = getattr(sink, "counters", None)
         if callable(counters):
             sinks[sink.name] = counters()
+    out = _errors.snapshot()  # after the sinks' counters: they add their drops to "lost"
     out["sinks"] = sinks
     return out
 

@@ -3,7 +3,8 @@
 A logging library must never take down the service it observes. Every stage of the pipeline
 (a front-end building a record, a processor, a renderer, a sink) is guarded; what goes wrong is
 counted here (``servicelog.stats()["errors"]``) and reported on the real stderr, at most once a
-minute per kind, with the count so far.
+minute per kind, with the count so far. Records a sink drops (a full buffer, a closed sink) are
+counted as lost (``stats()["lost"]``) and reported the same way (:func:`dropped`).
 
 The exception: in *strict* mode (on by default while pytest runs a test, see
 ``configure(strict=...)``) an unexpected exception inside servicelog is re-raised, so our own
@@ -24,10 +25,11 @@ TYPE_CHECKING = False  # typing is imported only by type checkers: it costs ~8 m
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["counters", "report", "set_strict", "snapshot"]
+__all__ = ["counters", "dropped", "report", "set_strict", "snapshot"]
 
 _lock = threading.Lock()
 _errors: Counter[str] = Counter()
+_dropped: Counter[str] = Counter()  # records dropped, by sink and reason (for the reports)
 counters: Counter[str] = Counter()
 _last_report: dict[str, float] = {}
 _strict: bool | None = None
@@ -70,6 +72,29 @@ def report(where: str, exc: BaseException, *, lost: int = 0) -> None:
         raise exc
 
 
+def dropped(where: str, reason: str, count: int) -> None:
+    """Count *count* records a sink dropped for *reason* (``queue_full``, ``closed``, ...) as
+    lost, and say so on stderr at most once a minute per sink and reason.
+
+    Not an error of servicelog's (the buffer is full, the sink was closed): never raised, and
+    not in ``errors``. Write errors go through :func:`report` instead.
+    """
+    key = f"{where} dropped {reason}"
+    with _lock:
+        counters["lost"] += count
+        _dropped[key] += count
+        total = _dropped[key]
+        now = time.monotonic()
+        due = now - _last_report.get(key, -REPORT_INTERVAL) >= REPORT_INTERVAL
+        if due:
+            _last_report[key] = now
+    if due:
+        _write_stderr(
+            f"servicelog: {where} dropped {total} record(s) so far ({reason}); "
+            "logging continues, see servicelog.stats()\n"
+        )
+
+
 def _write_stderr(text: str) -> None:
     stream = sys.__stderr__ or sys.stderr
     try:
@@ -87,5 +112,6 @@ def snapshot() -> dict[str, Any]:
 def clear() -> None:
     with _lock:
         _errors.clear()
+        _dropped.clear()
         counters.clear()
         _last_report.clear()

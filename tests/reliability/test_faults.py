@@ -216,3 +216,61 @@ def test_a_planted_symlink_at_the_active_path_is_refused_later_too(tmp_path: Pat
     sink.close()
     assert target.read_bytes() == b""
     assert sink.dropped == {"write_error": 5}
+
+
+@pytest.fixture
+def few_inodes(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB ext4 image with 16 inodes, loop-mounted (needs root and mkfs.ext4; skipped
+    otherwise). Unlike tmpfs, ext4 needs no inode for a hard link: a rotation's link()
+    works there, and only the creation of the next file fails."""
+    image, mnt = tmp_path / "ext4.img", tmp_path / "mnt"
+    mnt.mkdir()
+    with image.open("wb") as f:
+        f.truncate(8 << 20)
+    for cmd in (
+        ["mkfs.ext4", "-q", "-F", "-N", "16", str(image)],
+        ["mount", "-o", "loop", str(image), str(mnt)],
+    ):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True)
+        except FileNotFoundError as exc:
+            pytest.skip(f"cannot make an ext4 filesystem here: {exc}")
+        if out.returncode != 0:
+            pytest.skip(f"cannot make an ext4 filesystem here: {out.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _use_up_inodes(mnt: Path) -> list[Path]:
+    fillers: list[Path] = []
+    while True:
+        filler = mnt / f"filler{len(fillers)}"
+        try:
+            filler.touch()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            return fillers
+        fillers.append(filler)
+
+
+def test_a_rotation_with_no_inode_left_writes_on_in_the_old_file(few_inodes: Path) -> None:
+    """A filesystem out of inodes: the rotation renames the active file, the next one cannot
+    be created (ENOSPC), the rotated file gets its name back and the batch is written to it
+    (not to the closed descriptor: EBADF, the batch lost). Once inodes are free, the next
+    batch rotates."""
+    path = few_inodes / "logs" / "app.jsonl"
+    sink = RotatingFileSink(path, JsonRenderer(), rotation="4 KiB", flush_interval=60)
+    _log(sink, 0, 5)
+    fillers = _use_up_inodes(few_inodes)
+    _log(sink, 5, 60)
+    assert sink.lost == 0 and sink.rotations == 0
+    for filler in fillers:
+        filler.unlink()
+    _log(sink, 65, 35)
+    sink.close()
+    verdict = verify(path, {(0, 0): 100})
+    assert sink.lost == 0 and sink.rotations >= 1
+    assert (verdict.lost, verdict.duplicates) == (0, 0) and not verdict.out_of_order

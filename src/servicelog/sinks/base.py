@@ -15,7 +15,8 @@ queued_records`` at any moment, and ``queued_records == 0`` after a drain)::
 
 After drops, a ``log.dropped`` summary record per reason (``servicelog.dropped.count`` and
 ``.reason``) is written as soon as a write succeeds again, the way journald reports what its
-rate limit suppressed.
+rate limit suppressed. Every drop also counts in ``servicelog.stats()["lost"]`` and is
+reported on stderr, at most once a minute per sink and reason.
 """
 
 from __future__ import annotations
@@ -112,9 +113,9 @@ class BufferedSink:
     counted (see the module docstring).
 
     Everything buffered is written before a ``fork()`` and drained at exit (at most
-    ``DRAIN_TIMEOUT`` seconds in all; what is left is reported on stderr). A forked child
-    starts empty and never writes its parent's records. On a terminal every line is written at
-    once, on the caller.
+    ``DRAIN_TIMEOUT`` seconds in all; what is left is reported on stderr); after the exit
+    drain, records are written at once, on the caller. A forked child starts empty and never
+    writes its parent's records. On a terminal every line is written at once, on the caller.
 
     Subclasses implement :meth:`write_batch`.
     """
@@ -178,7 +179,9 @@ class BufferedSink:
         self.written = 0
         self.dropped: Counter[str] = Counter()
         self._pending: Counter[str] = Counter()  # drops not yet summarised in the output
+        self._reported: Counter[str] = Counter()  # the drops already in stats()["lost"]
         self._stalled = False  # a blocked caller timed out; cleared when the writer takes data
+        self._flusher = 0  # the thread writing a batch now (threading.get_ident), else 0
 
     @property
     def deferrable(self) -> bool:
@@ -209,7 +212,11 @@ class BufferedSink:
 
     def _after_append(self) -> None:
         if self.interactive or self._closed:
-            self.flush()
+            # Not when logged by code the batch's write calls (a custom rotation function):
+            # the flush lock is ours already, so flushing would deadlock. The next batch (or
+            # close()'s last one) takes the record.
+            if self._flusher != threading.get_ident():
+                self.flush()
             return
         self._ensure_writer()  # a dead writer is restarted (the slow path: cheap here)
         if not self._wake.is_set():
@@ -222,7 +229,8 @@ class BufferedSink:
         reason = "queue_full"
         if self._room < 0:
             reason = "closed"
-        elif self.interactive:
+        elif self.interactive and self._flusher != threading.get_ident():
+            # (Not when logged by code the write calls, see _after_append: that would deadlock.)
             self.flush()  # no writer thread: write on the caller, then take the record
             self._lines.append(line)
             self.flush()
@@ -230,7 +238,11 @@ class BufferedSink:
         elif self._stalled:
             reason = "block_timeout"  # one caller already waited in vain: do not wait again
             self._ensure_writer()
-        elif self.overflow == "block" and threading.current_thread() is not self._thread:
+        elif (
+            self.overflow == "block"
+            and threading.current_thread() is not self._thread
+            and self._flusher != threading.get_ident()  # it would wait for itself
+        ):
             deadline = time.monotonic() + self.block_timeout
             self._ensure_writer()
             while True:
@@ -255,10 +267,16 @@ class BufferedSink:
 
     def _drop(self, count: int, reason: str) -> None:
         with self._count_lock:
+            # The writer reports drops (see _report_drops); a caller reports the first drop
+            # since the last log.dropped summary itself, in case the writer cannot (stuck on a
+            # hung disk, or closed). Not every drop: that would take a global lock each time.
+            first = not self._pending
             self.dropped[reason] += count
             self._pending[reason] += count
             self._left += count
             self._admit = self._left + self.max_records
+        if first:
+            self._report_drops()
         if not self._wake.is_set():  # Event.set() takes a lock even when already set
             self._wake.set()
 
@@ -270,6 +288,25 @@ class BufferedSink:
             self._flush_locked()
 
     def _flush_locked(self) -> None:
+        self._flusher = threading.get_ident()
+        try:
+            self._take_and_write()
+            if self.dropped:
+                self._report_drops()
+        finally:
+            self._flusher = 0
+
+    def _report_drops(self) -> None:
+        """Count the drops made since the last call in ``servicelog.stats()["lost"]`` and
+        report them (at most once a minute): here, on the writer or in :meth:`counters`, not in
+        :meth:`_drop`, where a global lock would slow every caller of a full buffer."""
+        with self._count_lock:
+            unreported = self.dropped - self._reported
+            self._reported.update(unreported)
+        for reason, count in unreported.items():
+            _errors.dropped(f"sink {self.name}", reason, count)
+
+    def _take_and_write(self) -> None:
         queue = self._lines
         lines = len(queue)
         if lines:
@@ -300,6 +337,7 @@ class BufferedSink:
             with self._count_lock:
                 self.dropped["write_error"] += lost
                 self._pending["write_error"] += lost
+                self._reported["write_error"] += lost  # report() just below counts them
             _errors.report(f"sink {self.name}", exc, lost=lost)
             return False
         self.written += lines
@@ -322,30 +360,35 @@ class BufferedSink:
 
     # --- lifecycle ----------------------------------------------------------------------------
     def drain(self, timeout: float = DRAIN_TIMEOUT) -> bool:
-        """Write everything buffered, on the calling thread, within *timeout* seconds.
+        """Write everything buffered when called, on the calling thread, within *timeout*
+        seconds.
+
+        Records other threads add meanwhile are left to the writer thread: waiting for an
+        empty buffer would never end while one thread logs without pause (a fork would wait
+        out the whole timeout).
 
         Returns:
-            ``True`` if the buffer is empty; ``False`` if the time ran out (for example while
-            the writer thread is stuck on a hung disk), in which case the number of records
-            left is reported on stderr.
+            ``True`` if every record buffered at the call was taken (written, or counted as
+            lost); ``False`` if the time ran out (for example while the writer thread is stuck
+            on a hung disk), in which case the number of records still queued is reported on
+            stderr.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            # A plain acquire could wait forever on a writer stuck in write(2).
-            if not self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                break
+        target = self._left + len(self._lines)
+        # A plain acquire could wait forever on a writer stuck in write(2).
+        while self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
-                self._flush_locked()
+                self._flush_locked()  # takes every line buffered: one pass normally does
             finally:
                 self._flush_lock.release()
-            if not self._lines or time.monotonic() >= deadline:
+            if self._left >= target or time.monotonic() >= deadline:
                 break
-        if not self._lines:
+        left = target - self._left
+        if left <= 0:
             return True
-        left = len(self._lines)
         _errors._write_stderr(
             f"servicelog: sink {self.name}: drain timed out after {timeout:.1f}s; "
-            f"{left} record(s) not written\n"
+            f"{left} record(s) still queued\n"
         )
         return False
 
@@ -363,13 +406,17 @@ class BufferedSink:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(budget)
-        self.drain(max(0.0, deadline - time.monotonic()))
+        drained = self.drain(max(0.0, deadline - time.monotonic()))
         _sinks.discard(self)
         # Whatever is still buffered now can no longer be written: count it. Without the lock
         # (a writer stuck in write(2)) the file is left open rather than closed under it.
         locked = self._flush_lock.acquire(timeout=0.1)
         try:
             self._room = -1  # every later record is dropped, as "closed"
+            if locked and drained and self._lines:
+                # Logged while the drain wrote (by a custom rotation function, say): write
+                # them too. What this last write logs in turn is counted "closed".
+                self._flush_locked()
             left = len(self._lines)
             if left:
                 self._lines.clear()
@@ -377,6 +424,7 @@ class BufferedSink:
                 with self._count_lock:
                     self._left += left
                     self.dropped["closed"] += left
+            self._report_drops()
             if locked:
                 self.release()
         finally:
@@ -385,6 +433,13 @@ class BufferedSink:
 
     def release(self) -> None:
         """Release the underlying resource (after the final flush)."""
+
+    def _write_on_caller(self) -> None:
+        """From now on, write each record at once on the caller (after the exit drain: a
+        record logged later, by an ``atexit`` handler that runs after ours, would otherwise
+        wait for a writer thread that never runs again). The flush lock keeps the order."""
+        self.interactive = True
+        self._wake_bytes = 0
 
     def _at_exit(self, timeout: float) -> None:
         """At interpreter exit, after the drain: finish helper work within *timeout* seconds
@@ -412,6 +467,7 @@ class BufferedSink:
 
     def counters(self) -> dict[str, Any]:
         """``produced``, ``written``, ``dropped`` (by reason) and ``queued`` records."""
+        self._report_drops()  # so that stats()["lost"], read next, counts every drop so far
         return {
             "produced": self.produced,
             "written": self.written,
@@ -551,7 +607,15 @@ def _drain_at_exit(timeout: float = DRAIN_TIMEOUT) -> None:
             hook()
         except Exception as exc:  # pragma: no cover - the hooks guard themselves
             _errors.report("exit", exc)
-    drain_all(timeout)
+    for sink in list(_sinks):
+        try:
+            if sink.drain(max(0.0, deadline - time.monotonic())):
+                # atexit runs handlers registered before servicelog's import after this one:
+                # their records are written at once. (Not on a sink whose drain timed out: a
+                # caller would wait for the writer stuck on a hung disk.)
+                sink._write_on_caller()
+        except Exception as exc:  # pragma: no cover - drain() guards itself
+            _errors.report(f"sink {sink.name} at exit", exc)
     for sink in list(_sinks):
         try:
             sink._at_exit(max(0.0, deadline - time.monotonic()))

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
+import time
 from typing import Any
 
 from .. import _errors
@@ -111,11 +113,13 @@ class FileSink(JsonLinesSink):
         self._lock_ino = -1
         self._released = False
         try:
-            self._lock()
-            try:
-                self._active()
-            finally:
-                self._unlock()
+            if self._lock(wait=LOCK_WAIT_AT_START) != _LOCK_TIMED_OUT:
+                try:
+                    self._active()
+                finally:
+                    self._unlock()
+            else:
+                self._refuse_symlink()
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 self._close_fds()
@@ -123,14 +127,45 @@ class FileSink(JsonLinesSink):
             _errors.report(f"sink {self.name}", exc)
         super().__init__(renderer, **options)
 
+    def _refuse_symlink(self) -> None:
+        """Another process holds the lock (a batch on a hung disk, a stopped process): the
+        file is opened by the writer thread once it gets the lock, not here, where waiting
+        would stall the application's start. A planted symlink is still refused at once.
+
+        Raises:
+            OSError: ``ELOOP`` when *path* is a symlink.
+        """
+        _errors.report(
+            f"sink {self.name} lock",
+            TimeoutError(
+                errno.ETIMEDOUT,
+                f"another process held the lock for {LOCK_WAIT_AT_START:.0f}s at start; "
+                "records wait in the buffer until it is released",
+                self.lock_path,
+            ),
+        )
+        try:
+            if stat.S_ISLNK(os.lstat(self.path).st_mode):
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), self.path)
+        except FileNotFoundError:
+            pass
+
     # --- the lock ---------------------------------------------------------------------------
-    def _lock(self) -> int:
+    def _lock(self, wait: float | None = None) -> int:
         """Take the exclusive lock, opening the lock file (and its directory) if needed.
 
         The lock file is not checked against its path here: :meth:`_active` does it whenever
         the log file at the path is not the one we have open, which is the case after anything
         that could have replaced the lock file (a deleted directory); the common batch saves a
         system call.
+
+        Args:
+            wait: the longest to wait for the lock, in seconds; ``None``: as long as it takes
+                (the writer thread's way: a caller never waits on it).
+
+        Returns:
+            The lock file's descriptor; -1 without a lock file (see below), or
+            ``_LOCK_TIMED_OUT`` if *wait* ran out (the lock is not held).
         """
         import fcntl  # on use: importing servicelog stays cheap for stdout-only services
 
@@ -139,8 +174,7 @@ class FileSink(JsonLinesSink):
                 try:
                     fd, _created = open_log_file(self.lock_path, self.mode, _LOCK_FLAGS)
                 except FileNotFoundError:
-                    os.makedirs(self.directory, mode=0o700 if self.mode == 0o600 else 0o750,
-                                exist_ok=True)  # fmt: skip
+                    _make_dirs(self.directory, 0o700 if self.mode == 0o600 else 0o750)
                     fd, _created = open_log_file(self.lock_path, self.mode, _LOCK_FLAGS)
             except PermissionError as exc:
                 # A directory we may not create files in, around a log file we may write (a
@@ -149,8 +183,21 @@ class FileSink(JsonLinesSink):
                 _errors.report(f"sink {self.name} lock file", exc)
                 return -1
             self._lock_fd, self._lock_ino = fd, os.fstat(fd).st_ino
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        return self._lock_fd
+        if wait is None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            return self._lock_fd
+        # flock(2) has no timeout: poll (a batch holds the lock for milliseconds).
+        deadline = time.monotonic() + wait
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self._lock_fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return _LOCK_TIMED_OUT
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
 
     def _relock_if_stale(self) -> None:
         """A lock on a lock file that was deleted (with its directory, say) excludes no one:
@@ -281,3 +328,19 @@ class FileSink(JsonLinesSink):
 
 
 _LOCK_FLAGS = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
+
+#: The longest, in seconds, a new sink waits at start for the lock another process holds.
+LOCK_WAIT_AT_START = 1.0
+_LOCK_TIMED_OUT = -2
+
+
+def _make_dirs(directory: str, mode: int) -> None:
+    """``os.makedirs`` with *mode* for every level it creates (it gives the intermediate ones
+    the default 0o777 minus the umask, usually 0755)."""
+    parent = os.path.dirname(directory)
+    if parent != directory and not os.path.isdir(parent):
+        _make_dirs(parent, mode)
+    try:
+        os.mkdir(directory, mode)
+    except FileExistsError:
+        pass

@@ -654,9 +654,12 @@ class RotatingFileSink(FileSink):
                             continue
                     except OSError as exc:
                         # Never lose records because a rotation failed: write on to the
-                        # current file, and try again with the next batch.
+                        # current file, and try again with the next batch. The rotation may
+                        # have closed *fd* (whose number the app may own again by now): fetch
+                        # the active file afresh.
                         can_rotate = False
                         _errors.report(f"sink {self.name} rotation", exc)
+                        continue
                 end = self._chunk_end(data, pos, size) if can_rotate else total
                 self._append(fd, size, data[pos:end] if pos or end < total else data)
                 pos = end
@@ -733,6 +736,9 @@ class RotatingFileSink(FileSink):
         self._new_period = new_period
         try:
             self._active()
+        except OSError:
+            self._unrotate(target)
+            raise
         finally:
             self._new_period = None
         self.rotations += 1
@@ -745,6 +751,19 @@ class RotatingFileSink(FileSink):
             except OSError as exc:
                 _errors.report(f"sink {self.name} retention", exc)
         self.schedule_maintenance()
+
+    def _unrotate(self, target: str) -> None:
+        """The new active file could not be created (no inode or space left): give the file
+        just rotated its active name back, so the batch goes on in it; rotation is tried again
+        with the next batch. If that fails too, the batch fails and is counted lost."""
+        if os.path.lexists(self.path):
+            return  # created after all (by a writer without the lock file): write to it
+        try:
+            _link_no_replace(target, self.path)
+        except FileExistsError:
+            pass  # the same, between the check and the link
+        except OSError as exc:
+            _errors.report(f"sink {self.name} rotation", exc)
 
     # --- compression and retention ------------------------------------------------------------
     @property
