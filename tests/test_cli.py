@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import orjson
 import pytest
@@ -11,12 +14,19 @@ from servicelog.cli import main
 pytestmark = pytest.mark.slow
 
 
-def test_demo_prints_both_profiles() -> None:
+def test_demo_prints_both_profiles(tmp_path: Path) -> None:
+    """...and writes its JSON lines to one folder under the user's cache, overwritten by every
+    run (no new temporary folder left behind per run)."""
+    demo_dir = tmp_path / "servicelog" / "demo"
+    demo_dir.mkdir(parents=True)
+    (demo_dir / "app.jsonl").write_text('{"message": "from an earlier run"}\n')
+    temp_dirs = set(Path(tempfile.gettempdir()).glob("servicelog-demo-*"))
     proc = subprocess.run(
         [sys.executable, "-m", "servicelog.cli", "demo", "--color", "never"],
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -40,9 +50,12 @@ def test_demo_prints_both_profiles() -> None:
     assert "<script>" not in http.split("a hostile ID", 1)[1], "the hostile ID is never echoed"
     assert "hunter2" not in http.split("GET /boom", 1)[1].split("->", 1)[1].splitlines()[1]
     json_file = http.rsplit("one per line: ", 1)[1].split(" (", 1)[0]
+    assert json_file == str(demo_dir / "app.jsonl")
     with open(json_file, "rb") as f:
         records = [orjson.loads(line) for line in f]
     assert sum(r["log.logger"] == "servicelog.access" for r in records) == 7
+    assert all("log.logger" in r for r in records), "the earlier run's lines are gone"
+    assert set(Path(tempfile.gettempdir()).glob("servicelog-demo-*")) <= temp_dirs
 
 
 def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:

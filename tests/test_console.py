@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import pytest
@@ -110,3 +111,11 @@ def test_traceback_is_indented_below_the_line(monkeypatch: pytest.MonkeyPatch) -
 def test_other_threads_are_named() -> None:
     line = ConsoleRenderer(color=False)(dict(RECORD, **{"process.thread.name": "worker-1"}))
     assert "thread=worker-1" in line
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_a_non_string_key_is_shown_as_its_repr(color: bool) -> None:
+    """stdlib's extra= accepts any key (extra={404: ...}); the line is not lost."""
+    line = ConsoleRenderer(color=color)({**RECORD, 404: "not found", ("a", 1): 2})
+    line = re.sub("\x1b\\[[0-9;]*m", "", line)
+    assert "404='not found'" in line and "('a', 1)=2" in line

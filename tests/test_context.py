@@ -40,6 +40,57 @@ def test_bound_context_as_decorator() -> None:
     assert servicelog.get_context() == {}
 
 
+AUDIT = servicelog.bound_context(component="audit")  # a module-level, reusable binding
+
+
+def test_one_instance_entered_again_while_open_restores_each_level() -> None:
+    with AUDIT:
+        with servicelog.bound_context(step=1), AUDIT:
+            assert servicelog.get_context() == {"component": "audit", "step": 1}
+        assert servicelog.get_context() == {"component": "audit"}
+    assert servicelog.get_context() == {}
+
+
+async def test_one_instance_shared_by_concurrent_tasks() -> None:
+    """Tasks entering and leaving the same instance in any order neither raise nor leak."""
+
+    async def task(delay: float) -> dict[str, Any]:
+        async with AUDIT:
+            await asyncio.sleep(delay)
+            return servicelog.get_context()
+
+    for delays in ((0.01, 0.02), (0.02, 0.01)):  # first in, first or last out
+        assert await asyncio.gather(*map(task, delays)) == [{"component": "audit"}] * 2
+    assert servicelog.get_context() == {}
+
+
+async def test_a_decorator_on_a_recursive_and_a_concurrent_function() -> None:
+    @servicelog.bound_context(job="nightly")
+    def depth(n: int) -> int:
+        return 0 if n == 0 else 1 + depth(n - 1)
+
+    @servicelog.bound_context(job="async")
+    async def step(delay: float) -> dict[str, Any]:
+        await asyncio.sleep(delay)
+        return servicelog.get_context()
+
+    assert depth(3) == 3
+    assert await asyncio.gather(step(0.01), step(0.02)) == [{"job": "async"}] * 2
+    assert servicelog.get_context() == {}
+
+
+def test_leaving_an_outer_block_first_does_not_raise() -> None:
+    """Blocks left out of order (an async generator closed late) unlink cleanly; an instance
+    never entered in this context exits quietly."""
+    first, second = servicelog.bound_context(a=1), servicelog.bound_context(b=2)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    second.__exit__(None, None, None)
+    first.__exit__(None, None, None)
+    assert context._entered.get() is None
+
+
 def test_reserved_keys_are_renamed_at_bind_time() -> None:
     """A bound key cannot overwrite the record's own fields (message, log.level, ...)."""
     with servicelog.bound_context(message="forged", ok=1):

@@ -94,3 +94,17 @@ def test_the_reader_never_raises_on_garbage(data: bytes) -> None:
         path.write_bytes(data)
         for record in read_records(path):
             assert isinstance(record, dict)
+
+
+@pytest.mark.parametrize("name", ["gz", "bz2", "xz", "zip"])
+def test_a_corrupt_archive_is_skipped_and_reported(tmp_path: Path, name: str) -> None:
+    """One bad rotated file does not hide the others: it is named in a warning, or in a
+    ValueError with strict=True."""
+    (tmp_path / f"app_2026-11-28.jsonl.{name}").write_bytes(b"not an archive")
+    (tmp_path / "app_2026-11-29.jsonl.gz").write_bytes(gzip.compress(_lines(0)))
+    (tmp_path / "app.jsonl").write_bytes(_lines(1))
+    (tmp_path / "error.jsonl").write_bytes(_lines(2))
+    with pytest.warns(RuntimeWarning, match=rf"app_2026-11-28\.jsonl\.{name}: cannot be read"):
+        assert [r["j"] for r in read_records(tmp_path)] == [0, 1, 2]
+    with pytest.raises(ValueError, match=rf"app_2026-11-28\.jsonl\.{name}: cannot be read"):
+        list(read_records(tmp_path, strict=True))

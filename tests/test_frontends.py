@@ -118,7 +118,12 @@ def test_warnings_are_records(sink: MemorySink) -> None:
     assert record["log.logger"] == "py.warnings"
 
 
-def test_uncaught_exception_in_a_thread_is_logged_once(sink: MemorySink) -> None:
+def test_uncaught_exception_in_a_thread_is_logged_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pytest's own threading.excepthook, which ours now chains to, would turn it into a warning.
+    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)
+    sink = MemorySink()
+    servicelog.configure(service="shop", stream="none", sinks=[sink], capture=ALL)
+
     def boom() -> None:
         raise ValueError("in thread")
 
@@ -203,3 +208,112 @@ def test_an_app_configuring_logging_itself_prints_nothing_twice() -> None:
     lines = proc.stdout.splitlines()
     assert [orjson.loads(line)["message"] for line in lines] == ["from app", "from lib"]
     assert proc.stderr == b""
+
+
+# --- hooks chain to the ones they replace ------------------------------------------------------
+
+
+def _fake_uncaught() -> tuple[type[BaseException], BaseException, Any]:
+    try:
+        raise RuntimeError("crash")
+    except RuntimeError as exc:
+        return RuntimeError, exc, exc.__traceback__
+
+
+def test_excepthook_calls_the_hook_installed_before_configure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An excepthook set before configure() (Sentry, an APM agent) still sees the exception."""
+    seen: list[str] = []
+    monkeypatch.setattr(sys, "excepthook", lambda t, v, tb: seen.append(f"sys:{v}"))
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(f"thread:{args[1]}"))
+    memory = MemorySink()
+    servicelog.configure(service="shop", stream="none", sinks=[memory], capture=ALL)
+
+    sys.excepthook(*_fake_uncaught())
+    thread = threading.Thread(target=lambda: 1 / 0)
+    thread.start()
+    thread.join()
+
+    assert seen == ["sys:crash", "thread:division by zero"]
+    assert [r["error.type"] for r in memory.records] == ["RuntimeError", "ZeroDivisionError"]
+
+
+def test_reset_keeps_a_hook_installed_after_configure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hook that wrapped ours stays installed through configure() and reset(), and every
+    uncaught exception is logged once and reaches it once."""
+    monkeypatch.setattr(sys, "__excepthook__", lambda t, v, tb: seen.append("default"))
+    monkeypatch.setattr(sys, "excepthook", sys.__excepthook__)
+    seen: list[str] = []
+    memory = MemorySink()
+    servicelog.configure(service="shop", stream="none", sinks=[memory], capture=ALL)
+    wrapped = sys.excepthook
+
+    def third_party(t: Any, v: Any, tb: Any) -> None:
+        seen.append("third-party")
+        wrapped(t, v, tb)
+
+    sys.excepthook = third_party
+    servicelog.configure(service="shop", stream="none", sinks=[memory], capture=ALL)
+    sys.excepthook(*_fake_uncaught())
+    assert seen == ["third-party", "default"]
+    assert len(memory.records) == 1
+
+    servicelog.reset()
+    assert sys.excepthook is third_party
+
+
+def test_asyncio_handler_chains_to_the_loops_own_handler(sink: MemorySink) -> None:
+    """A handler the application set on the loop still runs after servicelog's."""
+    seen: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: seen.append(context["message"]))
+        servicelog.frontends.hooks.install_asyncio_handler()
+        servicelog.frontends.hooks.install_asyncio_handler()  # idempotent: one record
+        loop.call_exception_handler({"message": "boom", "exception": KeyError("k")})
+
+    import servicelog.frontends.hooks
+
+    asyncio.run(main())
+    assert seen == ["boom"]
+    assert [r["message"] for r in sink.records if r.get("error.type") == "KeyError"] == ["boom"]
+
+
+@pytest.mark.slow
+def test_sentry_still_receives_uncaught_exceptions() -> None:
+    """sentry_sdk.init() then configure(): the real ExcepthookIntegration sends one event."""
+    pytest.importorskip("sentry_sdk")
+    code = (
+        "import atexit, sentry_sdk, servicelog\n"
+        "sent = []\n"
+        "class T(sentry_sdk.transport.Transport):\n"
+        "    def capture_envelope(self, envelope): sent.append(envelope)\n"
+        "sentry_sdk.init(dsn='http://k@127.0.0.1:9/1', transport=T)\n"
+        "servicelog.configure(service='s', profile='production', stream='none')\n"
+        "atexit.register(lambda: print('events', len(sent)))\n"
+        "raise RuntimeError('crash')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stdout.strip() == b"events 1", proc.stderr
+
+
+def test_a_library_logger_that_does_not_propagate_still_reaches_the_pipeline() -> None:
+    """A logger with its own console handler and propagate=False (transformers, datasets)
+    propagates once its handler is taken; reset() restores both."""
+    lib = logging.getLogger("hf_like_library")
+    own = logging.StreamHandler(sys.stderr)
+    lib.addHandler(own)
+    lib.propagate = False
+    try:
+        memory = MemorySink()
+        servicelog.configure(service="shop", stream="none", sinks=[memory], capture=ALL)
+        lib.warning("from the library")
+        assert [r["message"] for r in memory.records] == ["from the library"]
+        servicelog.reset()
+        assert (lib.handlers, lib.propagate) == ([own], False)
+    finally:
+        lib.removeHandler(own)
+        lib.propagate = True

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
+import servicelog
 from servicelog import ConfigError, LogLevel
 from servicelog.levels import level_name, parse_level
+from servicelog.sinks import MemorySink
 
 
 @pytest.mark.parametrize(
@@ -54,3 +57,17 @@ def test_every_level_documents_when_to_use_it() -> None:
 )
 def test_level_name_rounds_custom_levels_down(number: int, name: str) -> None:
     assert level_name(number) == name
+
+
+def test_log_with_a_level_reports_the_callers_call_site(configure_memory: Any) -> None:
+    """``log(level, ...)`` names the caller in ``log.origin.*``, as the level methods do."""
+    memory: MemorySink = configure_memory(callsite=True)
+    log = servicelog.get_logger("app")
+    log.log("INFO", "via log()")
+    log.log(LogLevel.WARNING, "with stack_info", stack_info=True)
+    for record in memory.records:
+        assert record["log.origin.file.name"] == "test_levels.py"
+        assert (
+            record["log.origin.function"] == "test_log_with_a_level_reports_the_callers_call_site"
+        )
+    assert "test_levels.py" in memory.records[1]["log.origin.stack"].splitlines()[-2]

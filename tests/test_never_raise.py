@@ -99,6 +99,55 @@ def test_bad_arguments_to_a_log_call_do_not_raise(configure_memory: Any) -> None
     assert servicelog.stats()["errors"] == {"log call": 1}
 
 
+class Unprintable:
+    """A lazily loaded model, say, whose ``__str__`` and ``__repr__`` raise."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("lazy attribute not loaded")
+
+    __repr__ = __str__
+
+
+def test_an_argument_whose_repr_raises_keeps_the_record(configure_memory: Any) -> None:
+    """The record is logged, the other arguments and fields shown, nothing counted lost."""
+    memory: MemorySink = configure_memory(strict=False)
+    servicelog.get_logger("app").warning("saving %s for %s", Unprintable(), "ann", order_id=7)
+    (record,) = memory.records
+    assert record["message"] == (
+        "saving %s for %s (<unrepresentable Unprintable: repr() raised RuntimeError>, 'ann')"
+    )
+    assert record["order_id"] == 7
+    assert servicelog.stats()["errors"] == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (({"user": "ann"},), "ann logged in"),  # one mapping: the stdlib's "%(name)s" rule
+        (({},), "%(user)s logged in ({},)"),  # an empty one is not (as in the stdlib)
+    ],
+)
+def test_a_single_mapping_argument_fills_named_formats(
+    configure_memory: Any, args: tuple[object, ...], message: str
+) -> None:
+    memory: MemorySink = configure_memory(strict=False)
+    servicelog.get_logger("app").info("%(user)s logged in", *args)
+    assert [r["message"] for r in memory.records] == [message]
+
+
+def test_a_failed_log_call_counts_its_record_as_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    monkeypatch.setattr("sys.__stderr__", io.StringIO())
+    servicelog.configure(stream="none", sinks=[ExplodingSink()], strict=False)
+    log = servicelog.get_logger("app")
+    log.info("lost")
+    log.log("info", "lost too")
+    log.log("NOT-A-LEVEL", "lost as well")
+    logging.getLogger("lib").error("lost through the bridge")
+    assert servicelog.stats()["lost"] == 4
+
+
 def test_report_is_rate_limited_per_stage(monkeypatch: pytest.MonkeyPatch) -> None:
     stderr = io.StringIO()
     monkeypatch.setattr("sys.__stderr__", stderr)

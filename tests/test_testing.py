@@ -36,3 +36,19 @@ def test_capture_logs_restores_the_configuration(capsys: object) -> None:
 def test_the_pytest_fixture(servicelog_logs: CapturedLogs) -> None:
     servicelog.get_logger("shop").error("boom", code=3)
     assert servicelog_logs[0]["code"] == 3
+
+
+def test_a_configure_inside_the_block_stays_in_force_after_it() -> None:
+    """An app factory that calls configure() under capture_logs: its configuration, not the
+    one from before the block (whose sinks it closed), is in force afterwards."""
+    from servicelog.sinks import MemorySink
+
+    before, inside = MemorySink(), MemorySink()
+    servicelog.configure(stream="none", capture=NO_CAPTURE, sinks=[before])
+    with capture_logs() as logs:
+        servicelog.get_logger("x").info("captured")
+        servicelog.configure(stream="none", capture=NO_CAPTURE, sinks=[inside])
+    servicelog.get_logger("x").info("after the block")
+    assert logs.messages() == ["captured"]
+    assert [r["message"] for r in inside.records] == ["after the block"]
+    assert before.records == []

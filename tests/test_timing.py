@@ -73,3 +73,39 @@ def test_call_site_is_the_users_code(configure_memory: Any) -> None:
     work()
     assert {r["log.origin.function"] for r in sink.records} == {"test_call_site_is_the_users_code"}
     assert {r["log.origin.file.name"] for r in sink.records} == {"test_timing.py"}
+
+
+@pytest.mark.parametrize(
+    ("level", "logged"),
+    [("INFO", "info"), ("debug", "debug"), (20, "info"), (servicelog.LogLevel.ERROR, "error")],
+)
+def test_level_takes_names_numbers_and_loglevel(
+    configure_memory: Any, level: Any, logged: str
+) -> None:
+    """Any spelling of a level that configure() accepts; the call site stays the user's."""
+    sink: MemorySink = configure_memory(callsite=True, level="DEBUG")
+    with servicelog.log_execution_time("load", level=level):
+        pass
+    (record,) = sink.records
+    assert record["log.level"] == logged
+    assert record["log.origin.function"] == "test_level_takes_names_numbers_and_loglevel"
+
+
+def test_a_level_between_the_named_ones_keeps_the_call_site(configure_memory: Any) -> None:
+    sink: MemorySink = configure_memory(callsite=True)
+
+    @servicelog.log_execution_time("decorated", level=25)
+    def work() -> None:
+        pass
+
+    work()
+    (record,) = sink.records
+    assert record["log.level"] == "info"  # 25 rounds down, as for stdlib custom levels
+    assert (
+        record["log.origin.function"] == "test_a_level_between_the_named_ones_keeps_the_call_site"
+    )
+
+
+def test_a_bad_level_is_refused_where_the_timer_is_made() -> None:
+    with pytest.raises(servicelog.ConfigError, match="chatty"):
+        servicelog.log_execution_time("load", level="chatty")

@@ -3,7 +3,9 @@
 Two layers, both built on :mod:`contextvars` and reset with their tokens:
 
 * ``bound_context(**fields)`` binds for the extent of a ``with`` block (the guide's
-  ``log_context``). Blocks nest; leaving one restores exactly what was there before.
+  ``log_context``). Blocks nest; leaving one restores exactly what was there before. One
+  instance may be entered again while open (nested, or by concurrent tasks sharing a
+  module-level one, or as a decorator).
 * ``bind(**fields)`` binds for the rest of the current context. Inside a *request scope*
   (opened by servicelog's ASGI middleware with :func:`request_scope`), ``bind`` writes into one
   mutable mapping shared by the whole request, so a value bound in a sync dependency, which
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
     P = ParamSpec("P")
     R = TypeVar("R")
+    _Entered = tuple["bound_context", contextvars.Token[Mapping[str, Any]], Any]
 
 __all__ = [
     "Binding",
@@ -61,6 +64,14 @@ _local: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 # made inside the request (tasks, threadpool hops), or None outside any request.
 _scope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "servicelog_scope", default=None
+)
+
+# The bound_context blocks open in this context, innermost first, as a linked list of
+# (instance, its token, the blocks outside it). An instance may be entered again before it exits
+# (nested, or by concurrent tasks sharing a module-level one), so its tokens cannot live on the
+# instance; here each context has its own.
+_entered: contextvars.ContextVar[_Entered | None] = contextvars.ContextVar(
+    "servicelog_bound_contexts", default=None
 )
 
 # Bound methods for the hot path (saves an attribute lookup per log call).
@@ -152,20 +163,35 @@ class bound_context:
     ...     log.info("order placed")   # carries request_id and user_id
     """
 
-    __slots__ = ("_fields", "_token")
+    __slots__ = ("_fields",)
 
     def __init__(self, **fields: Any) -> None:
         self._fields = safe_keys(fields)
-        self._token: contextvars.Token[Mapping[str, Any]] | None = None
 
     def __enter__(self) -> dict[str, Any]:
-        self._token = _local.set({**_local_get(), **self._fields})
+        token = _local.set({**_local_get(), **self._fields})
+        _entered.set((self, token, _entered.get()))
         return self._fields
 
     def __exit__(self, *exc: object) -> None:
-        if self._token is not None:
-            _local.reset(self._token)
-            self._token = None
+        top = _entered.get()
+        if top is not None and top[0] is self:  # blocks close innermost first
+            _entered.set(top[2])
+            _local.reset(top[1])
+            return
+        # Exited out of order (an async generator closed late, say): find this instance's
+        # innermost block and unlink it.
+        skipped = []
+        while top is not None and top[0] is not self:
+            skipped.append(top)
+            top = top[2]
+        if top is None:
+            return  # not entered in this context: nothing to undo
+        below = top[2]
+        for node in reversed(skipped):
+            below = (node[0], node[1], below)
+        _entered.set(below)
+        _local.reset(top[1])
 
     async def __aenter__(self) -> dict[str, Any]:
         return self.__enter__()
@@ -177,20 +203,20 @@ class bound_context:
         """Use as a decorator: the fields are bound during each call."""
         import inspect
 
-        fields = self._fields
-
+        # The same instance for every call: entering it again (recursion, concurrent tasks)
+        # is safe, each context keeps its own tokens.
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                with bound_context(**fields):
+                with self:
                     return await func(*args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            with bound_context(**fields):
+            with self:
                 return func(*args, **kwargs)
 
         return wrapper

@@ -174,7 +174,7 @@ def _make_lean(levelno: int, logger: Logger, runtime: Runtime, general: LevelMet
                 }
             emit(record, levelno)
         except Exception as exc:
-            _errors.report("log call", exc)
+            _errors.report("log call", exc, lost=1)
         return None
 
     return method
@@ -240,17 +240,41 @@ def _make_general(
                 add_stack(record, _getframe(stacklevel))
             emit(record, levelno)
         except Exception as exc:
-            _errors.report("log call", exc)
+            _errors.report("log call", exc, lost=1)
 
     return method
 
 
 def _interpolate(message: str, args: tuple[object, ...]) -> str:
     """``%``-style arguments, as the stdlib does; a mismatch is shown, not raised."""
+    values: object = args
+    if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+        # logging.LogRecord's rule: one non-empty mapping fills "%(user)s"-style formats.
+        values = args[0]
     try:
-        return message % args
-    except Exception:
-        return f"{message} {args!r}"
+        return message % values
+    except Exception:  # a mismatch, or an argument whose __str__/__repr__ raises
+        return f"{message} {args_repr(args)}"
+
+
+def args_repr(args: object) -> str:
+    """``repr(args)`` that never raises: a tuple's items are shown one by one, so that one
+    argument whose ``__repr__`` raises hides only itself."""
+    if type(args) is not tuple:
+        return _safe_repr(args)
+    items = ", ".join(_safe_repr(arg) for arg in args)
+    return f"({items},)" if len(args) == 1 else f"({items})"
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        text = repr(value)
+        if type(text) is str:
+            return text
+        error = "TypeError"  # a __repr__ that returns something else
+    except Exception as exc:
+        error = type(exc).__name__
+    return f"<unrepresentable {type(value).__name__}: repr() raised {error}>"
 
 
 class Logger:
@@ -310,10 +334,12 @@ class Logger:
         """Log at a level given as a number or a name."""
         try:
             levelno = parse_level(level)
-        except ValueError as exc:
-            _errors.report("log call", exc)
-            return
-        if levelno < self._levelno:
+            if levelno < self._levelno:
+                return
+            # One frame more than a level method's: this one, between it and the caller.
+            fields["stacklevel"] = fields.get("stacklevel", 1) + 1
+        except Exception as exc:  # a bad level or stacklevel
+            _errors.report("log call", exc, lost=1)
             return
         _make_method(levelno, self, _runtime)(event, *args, **fields)
 

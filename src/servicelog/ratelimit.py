@@ -1,9 +1,10 @@
 """A per-message rate limit, journald style: a flood of one message cannot fill the disk.
 
 After ``burst`` records with the same key (logger, level, message) within ``interval`` seconds,
-further ones are dropped until that window ends. The first record after it (of that key or of
-any other) emits **one** summary record, at the original level and through the same pipeline
-(so it is redacted and routed like any record)::
+further ones are dropped until that window ends. Then **one** summary record is emitted, at
+the original level and through the same pipeline (so it is redacted and routed like any
+record), by the first record after it at the limit's level (of that key or of any other), or
+else by a timer shortly after the window ends::
 
     {"message": "suppressed 41234 similar messages", "log.logger": "app.auth",
      "log.suppressed": 41234, "log.suppressed_message": "invalid token", ...}
@@ -16,8 +17,12 @@ Design notes:
   rendered: a dropped record costs a dict lookup under a lock, not a JSON encoding and a write.
 * A summary is *emitted* (re-entering the current pipeline) rather than returned in place of a
   record, because it is due when some other record arrives, and that record must pass too.
-  A window that ends while the process is quiet gets its summary on the next record, or on
-  :meth:`RateLimit.flush`.
+* Records below ``min_level`` never reach the limit (the pipeline skips it for them, so an
+  INFO line pays nothing for it). So that a window followed only by INFO traffic, or by
+  silence, still gets its summary, the first drop of a window arms a timer (one daemon thread
+  at a time, only while something was dropped) that emits the summaries of the windows ended
+  by then, at the latest one ``interval`` after they end. :meth:`RateLimit.flush` emits them
+  all at once (``servicelog.flush()``, exit).
 * Memory is bounded: at most ``max_keys`` keys, least recently seen evicted first (its pending
   summary is emitted then). The message part of a key is cut to 256 characters.
 * By default only WARNING and above are limited: the same INFO line many times a second is
@@ -101,6 +106,7 @@ class RateLimit:
         "_lock",
         "_next_sweep",
         "_pending",
+        "_timer",
         "_windows",
         "burst",
         "exempt",
@@ -138,6 +144,7 @@ class RateLimit:
         self._windows: OrderedDict[Any, _Window] = OrderedDict()
         self._pending: set[Any] = set()  # keys whose window has dropped records
         self._next_sweep = 0.0
+        self._timer: threading.Timer | None = None
 
     def __repr__(self) -> str:
         return (
@@ -177,6 +184,8 @@ class RateLimit:
                 if drop:
                     window.dropped += 1
                     self._pending.add(key)
+                    if window.dropped == 1:
+                        self._arm(window.start + self.interval - now)
             if drop:
                 with _errors._lock:  # the counters' lock: stats() reads them under it
                     _errors.counters["suppressed"] += 1
@@ -193,6 +202,33 @@ class RateLimit:
         window.dropped = 0
         self._pending.discard(key)
         return summary
+
+    def _arm(self, delay: float) -> None:
+        """Make sure a timer will sweep ended windows (call with the lock held)."""
+        timer = self._timer
+        if timer is not None and timer.is_alive():  # not alive: it ended, or we forked
+            return
+        # A little late rather than early: the window must have ended when it runs.
+        timer = threading.Timer(max(delay, 0.0) + 0.01, self._on_timer)
+        timer.daemon = True  # never holds up the exit (whose drain flushes the summaries)
+        timer.name = "servicelog-ratelimit"
+        self._timer = timer
+        timer.start()
+
+    def _on_timer(self) -> None:
+        """Emit the summaries of the windows that have ended; wait for the others."""
+        due: list[_Summary] = []
+        try:
+            with self._lock:
+                self._timer = None
+                now = self._clock()
+                self._sweep(now, due)
+                ends = [w.start for k in self._pending if (w := self._windows.get(k))]
+                if ends:
+                    self._arm(min(ends) + self.interval - now)
+            self._send(due)
+        except Exception as exc:
+            _errors.report("rate limit", exc)
 
     def _sweep(self, now: float, due: list[_Summary]) -> None:
         """Collect summaries of every window that has ended (call with the lock held)."""
@@ -218,18 +254,17 @@ class RateLimit:
 
     def _send(self, due: list[_Summary]) -> None:
         emit = self._emit
-        static: dict[str, Any] = {}
         if emit is None:
             from .logger import current_runtime
 
-            pipeline = current_runtime().pipeline
-            emit, static = pipeline.emit, pipeline.static
+            emit = current_runtime().pipeline.emit
         for logger, message, levelno, n in due:
+            # No static fields (service, pid): the sinks add them to every record, as to this
+            # one; here they would come twice in one JSON object.
             summary = {
                 "@timestamp": format_timestamp(time.time_ns()),
                 "log.level": level_name(levelno),
                 "message": f"suppressed {n} similar message{'s' if n != 1 else ''}",
-                **static,
                 "log.logger": logger,
                 SUPPRESSED: n,
                 SUPPRESSED_MESSAGE: message,

@@ -14,7 +14,10 @@ What the files may hold besides records, and what the reader does with it:
   (``kill -9``): skipped, in every file;
 * a complete line that is not a JSON object (the fragment a crash left, which the next
   writer ended with a newline; an empty line): skipped, or ``ValueError`` with
-  ``strict=True``.
+  ``strict=True``;
+* a file that cannot be read or decompressed (a corrupt archive, no permission): the other
+  files are still read; it is reported with a ``RuntimeWarning`` naming it, or ``ValueError``
+  with ``strict=True``.
 
 Use :func:`iter_lines` to see every line with where it came from (verifiers, the explorer).
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -95,27 +99,38 @@ def _actives_in(directory: str) -> list[str]:
     return [os.path.join(directory, name) for name in sorted(actives)]
 
 
-def iter_lines(paths: PathArg | Iterable[PathArg]) -> Iterator[Line]:
+def iter_lines(paths: PathArg | Iterable[PathArg], *, strict: bool = False) -> Iterator[Line]:
     """Every line of every file of *paths*, in order, with its file and line number.
 
     A file that disappears before it is opened (compressed or aged out meanwhile) is looked
-    for under its compressed names, and skipped if gone.
+    for under its compressed names, and skipped if gone. A file that cannot be read (a corrupt
+    archive) is skipped from where it fails, with a ``RuntimeWarning``; the next files are read.
+
+    Raises:
+        ValueError: with ``strict=True``, for a file that cannot be read, naming it.
     """
     for path in files_of(paths):
-        stream = _open(path)
-        if stream is None:
+        try:
+            yield from _file_lines(path)
+        except EOFError:  # a compressed file cut short (it was being written)
             continue
-        with stream:
-            lineno = 0
-            try:
-                for raw in stream:
-                    lineno += 1
-                    if raw.endswith(b"\n"):
-                        yield Line(path, lineno, raw[:-1], True)
-                    else:
-                        yield Line(path, lineno, raw, False)
-            except EOFError:  # a compressed file cut short (it was being written)
-                continue
+        except Exception as exc:  # BadGzipFile, BadZipFile, LZMAError, zlib.error, OSError...
+            message = f"{path}: cannot be read ({type(exc).__name__}: {exc}); skipped"
+            if strict:
+                raise ValueError(message) from exc
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def _file_lines(path: str) -> Iterator[Line]:
+    stream = _open(path)
+    if stream is None:
+        return
+    with stream:
+        for lineno, raw in enumerate(stream, 1):
+            if raw.endswith(b"\n"):
+                yield Line(path, lineno, raw[:-1], True)
+            else:
+                yield Line(path, lineno, raw, False)
 
 
 def _open(path: str) -> Any:
@@ -135,15 +150,16 @@ def read_records(
 
     Args:
         paths: an active file, a rotated file, a directory, or several of them.
-        strict: raise on a complete line that is not a JSON object, instead of skipping it.
+        strict: raise on a complete line that is not a JSON object, or on a file that
+            cannot be read, instead of skipping it.
 
     Yields:
         Each record, as a dict.
 
     Raises:
-        ValueError: with ``strict=True``, naming the file and line of a bad line.
+        ValueError: with ``strict=True``, naming the file (and line) of a bad line or file.
     """
-    for line in iter_lines(paths):
+    for line in iter_lines(paths, strict=strict):
         if not line.complete:
             continue  # being written, or torn by a crash
         try:

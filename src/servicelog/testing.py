@@ -49,6 +49,10 @@ class CapturedLogs(list[Record]):
 def capture_logs(*, level: int | str | None = None, only: bool = True) -> Iterator[CapturedLogs]:
     """Capture the records logged inside the block.
 
+    A ``configure()`` or ``reset()`` inside the block (an app factory under test) ends the
+    capture there: later records go to the configuration it made, which stays in force after
+    the block (the one from before the block is not put back: its sinks are closed).
+
     Args:
         level: the lowest level to capture (default: the configured level).
         only: capture *instead of* writing to the configured sinks (default) or as well.
@@ -76,7 +80,8 @@ def capture_logs(*, level: int | str | None = None, only: bool = True) -> Iterat
     try:
         yield captured
     finally:
-        install_runtime(previous)
+        if current_runtime() is runtime:  # else configure()/reset() ran inside: keep theirs
+            install_runtime(previous)
 
 
 try:  # the pytest plugin part: only defined when pytest is importable

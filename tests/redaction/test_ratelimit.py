@@ -186,3 +186,60 @@ def test_access_records_are_never_rate_limited() -> None:
     assert all(limit(dict(record), 40) is not None for _ in range(10))
     other = {"log.logger": "app", "message": "boom"}
     assert [limit(dict(other), 40) is not None for _ in range(3)] == [True, True, False]
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), f"duplicate keys: {keys}"
+    return dict(pairs)
+
+
+def test_a_summary_line_has_each_key_once() -> None:
+    """The summary's JSON line carries the static fields once (Elasticsearch rejects a document
+    with a duplicate key), and the console shows the summary as any record."""
+    import io
+    import json
+
+    from servicelog.render.console import ConsoleRenderer
+    from servicelog.render.json import JsonRenderer
+    from servicelog.sinks import StreamSink
+
+    buf = io.StringIO()
+    memory = MemorySink(ConsoleRenderer(color=False))
+    servicelog.configure(
+        service="shop",
+        version="1.0",
+        stream="none",
+        capture=NO_CAPTURE,
+        sinks=[StreamSink(JsonRenderer(), buf), memory],
+        rate_limit=RateLimit(burst=1, interval=10),
+    )
+    log = servicelog.get_logger("app.auth")
+    for _ in range(3):
+        log.warning("invalid token")
+    servicelog.flush()
+    lines = buf.getvalue().splitlines()
+    summary = json.loads(lines[-1], object_pairs_hook=_no_duplicate_keys)
+    assert summary[SUPPRESSED] == 2
+    assert (summary["service.name"], summary["service.version"]) == ("shop", "1.0")
+    assert memory.records[-1]["service.name"] == "shop"
+    console_line = str(memory.lines[-1])
+    assert "suppressed 2 similar messages" in console_line, console_line
+
+
+def test_a_summary_comes_after_the_window_even_if_only_info_follows(memory: MemorySink) -> None:
+    """INFO records never reach the limit (they pay nothing for it): a timer emits the summary
+    once the window has ended."""
+    import time
+
+    configure_limited(memory, RateLimit(burst=1, interval=0.05))
+    log = servicelog.get_logger("app")
+    for _ in range(3):
+        log.warning("db down")
+    deadline = time.monotonic() + 5
+    while "suppressed 2 similar messages" not in messages(memory):
+        assert time.monotonic() < deadline, messages(memory)
+        log.info("request served")
+        time.sleep(0.01)
+    summary = next(r for r in memory.records if SUPPRESSED in r)
+    assert (summary["log.level"], summary[SUPPRESSED_MESSAGE]) == ("warning", "db down")

@@ -1,10 +1,15 @@
-"""The FastAPI part of ``servicelog demo``: a real uvicorn server and a mix of requests."""
+"""The FastAPI part of ``servicelog demo``: a real uvicorn server and a mix of requests.
+
+The records are also written as ECS JSON lines to ``$XDG_CACHE_HOME/servicelog/demo/app.jsonl``
+(``~/.cache/servicelog/demo/app.jsonl`` by default), which the demo names at the end for the
+reader to look at. Every run overwrites it: one folder per user, not a new one per run.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +34,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def demo_log_dir() -> Path:
+    """The demo's folder for its JSON lines, the same on every run (under the user's cache)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "servicelog" / "demo"
+
+
 def run_http_demo(color: bool | None, log_dir: Path | None = None) -> int:
     """Serve the example shop with uvicorn in a thread, send it requests, show the logs."""
     try:
@@ -41,8 +52,10 @@ def run_http_demo(color: bool | None, log_dir: Path | None = None) -> int:
             "(skipped: the FastAPI part needs pip install 'servicelog[fastapi]' httpx)\n"
         )
         return 0
-    directory = log_dir or Path(tempfile.mkdtemp(prefix="servicelog-demo-"))
+    directory = log_dir or demo_log_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     json_file = directory / "app.jsonl"
+    json_file.unlink(missing_ok=True)  # this run's records only (the file sink appends)
     # The production profile (generic 500s, no locals), shown as console lines for reading,
     # and written as ECS JSON to a file as a service would.
     servicelog.configure(
@@ -85,7 +98,10 @@ def run_http_demo(color: bool | None, log_dir: Path | None = None) -> int:
     thread.join(timeout=20)
     servicelog.flush()
     lines = json_file.read_bytes().splitlines() if json_file.exists() else []
-    _say(f"\nThe same records as ECS JSON lines, one per line: {json_file} ({len(lines)} lines)")
+    _say(
+        f"\nThe same records as ECS JSON lines, one per line: {json_file} ({len(lines)} lines;"
+        " the next run overwrites it)"
+    )
     return 0
 
 

@@ -67,7 +67,7 @@ def emit_foreign(
             record["log.origin.stack"] = stack
         runtime.pipeline.emit(record, levelno)
     except Exception as exc:
-        _errors.report(where, exc)
+        _errors.report(where, exc, lost=1)
 
 
 def app_frame(skip: tuple[str, ...]) -> tuple[str, int, str] | None:

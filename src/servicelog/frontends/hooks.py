@@ -3,6 +3,11 @@
 Installed by ``configure()`` and undone by ``reset()``. Uncaught exceptions are logged once
 (at CRITICAL for the main thread, ERROR elsewhere) with the full traceback, and the sinks are
 flushed, since the process may be about to end.
+
+Each hook *chains*: after logging, it calls the hook it replaced (Sentry's, an APM agent's, an
+IDE's), except the interpreter's default, which would print the traceback a second time. A hook
+another library installs after ours usually chains to ours the same way; ``reset()`` then leaves
+that chain alone (restoring ours would drop theirs) and turns ours into a pass-through.
 """
 
 from __future__ import annotations
@@ -50,12 +55,11 @@ def _showwarning(
     )
 
 
-def _excepthook(
+def _log_uncaught(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
-) -> None:
+) -> bool:
     if issubclass(exc_type, KeyboardInterrupt):
-        _saved.get("excepthook", sys.__excepthook__)(exc_type, exc, tb)
-        return
+        return False  # not an error: the previous hook (the default one prints it) handles it
     emit_foreign(
         50,
         f"Uncaught exception: {exc_type.__name__}",
@@ -65,11 +69,12 @@ def _excepthook(
         where="sys.excepthook",
     )
     _flush()
+    return True
 
 
-def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
     if args.exc_type is SystemExit:
-        return
+        return False  # how a thread ends on purpose; the default hook ignores it too
     name = args.thread.name if args.thread is not None else "unknown"
     exc = args.exc_value if args.exc_value is not None else args.exc_type()
     emit_foreign(
@@ -82,6 +87,36 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
         where="threading.excepthook",
     )
     _flush()
+    return True
+
+
+class _ChainedHook:
+    """One installation of ``sys.excepthook`` or ``threading.excepthook``: log, then call the
+    hook it replaced, unless that is the interpreter's default (a second traceback on stderr).
+
+    A new one per :func:`install`, so that an old one left inside another library's chain
+    (see :func:`reset`) forwards without logging, and a record is never logged twice.
+    """
+
+    __slots__ = ("active", "default", "log", "previous")
+
+    def __init__(self, log: Any, previous: Any, default: Any) -> None:
+        self.log = log
+        self.previous = previous
+        self.default = default
+        self.active = True
+
+    def __call__(self, *args: Any) -> None:
+        if self.active:
+            try:
+                logged = self.log(*args)
+            except Exception:  # counted by emit_foreign; a hook must not raise, whatever mode
+                logged = False
+            if logged and self.previous is self.default:
+                return
+        # Outside the guard: a failing third-party hook is reported by the interpreter, as it
+        # would be without servicelog.
+        self.previous(*args)
 
 
 def asyncio_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -112,11 +147,35 @@ def _short_repr(value: object) -> str:
     return text if len(text) <= 300 else text[:300] + "..."
 
 
+class _ChainedAsyncioHandler:
+    """:func:`asyncio_exception_handler`, then the loop's handler it replaced."""
+
+    __slots__ = ("previous",)
+
+    def __init__(self, previous: Any) -> None:
+        self.previous = previous
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        try:
+            asyncio_exception_handler(loop, context)
+        except Exception:  # counted by emit_foreign; the previous handler must still run
+            pass
+        self.previous(loop, context)
+
+
 def install_asyncio_handler(loop: asyncio.AbstractEventLoop | None = None) -> None:
     """Log the event loop's unhandled exceptions through servicelog (the running loop by
-    default). Without it they still arrive, through the stdlib ``asyncio`` logger."""
+    default). Without it they still arrive, through the stdlib ``asyncio`` logger.
+
+    A handler the loop already had is called after ours (asyncio's default one, which logs
+    through ``asyncio``, is not: the record would come twice). Calling it again does nothing.
+    """
     loop = loop or asyncio.get_running_loop()
-    loop.set_exception_handler(asyncio_exception_handler)
+    previous = loop.get_exception_handler()
+    if previous is asyncio_exception_handler or isinstance(previous, _ChainedAsyncioHandler):
+        return
+    handler = asyncio_exception_handler if previous is None else _ChainedAsyncioHandler(previous)
+    loop.set_exception_handler(handler)
 
 
 def install(*, warnings_: bool = True, excepthooks: bool = True) -> None:
@@ -126,10 +185,13 @@ def install(*, warnings_: bool = True, excepthooks: bool = True) -> None:
         _saved["showwarning"] = warnings.showwarning
         warnings.showwarning = _showwarning
     if excepthooks:
-        _saved["excepthook"] = sys.excepthook
-        _saved["threading_excepthook"] = threading.excepthook
-        sys.excepthook = _excepthook
-        threading.excepthook = _thread_excepthook
+        hook = _ChainedHook(_log_uncaught, sys.excepthook, sys.__excepthook__)
+        thread_hook = _ChainedHook(
+            _log_thread_uncaught, threading.excepthook, threading.__excepthook__
+        )
+        _saved["excepthook"], _saved["threading_excepthook"] = hook, thread_hook
+        sys.excepthook = hook
+        threading.excepthook = thread_hook
         try:
             install_asyncio_handler()
         except RuntimeError:  # no running loop: asyncio's default handler logs via stdlib
@@ -137,9 +199,22 @@ def install(*, warnings_: bool = True, excepthooks: bool = True) -> None:
 
 
 def reset() -> None:
-    if "showwarning" in _saved:
-        warnings.showwarning = _saved.pop("showwarning")
-    if "excepthook" in _saved:
-        sys.excepthook = _saved.pop("excepthook")
-    if "threading_excepthook" in _saved:
-        threading.excepthook = _saved.pop("threading_excepthook")
+    """Restore the hooks :func:`install` replaced, where ours is still the one installed.
+
+    A hook installed after ours (``sentry_sdk.init()`` after ``configure()``) stays: it calls
+    ours, which from now on only forwards to the hook before it.
+    """
+    showwarning = _saved.pop("showwarning", None)
+    if showwarning is not None and warnings.showwarning is _showwarning:
+        warnings.showwarning = showwarning
+    _unhook(sys, _saved.pop("excepthook", None))
+    _unhook(threading, _saved.pop("threading_excepthook", None))
+
+
+def _unhook(module: Any, hook: _ChainedHook | None) -> None:
+    """Put back the ``excepthook`` of *module* (``sys`` or ``threading``) that *hook* replaced."""
+    if hook is None:
+        return
+    hook.active = False
+    if module.excepthook is hook:
+        module.excepthook = hook.previous

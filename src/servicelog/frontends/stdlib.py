@@ -6,9 +6,10 @@ shape, with the bound context, and ``extra={...}`` fields as top-level fields.
 
 To print nothing twice, ``configure()`` also takes console output away from other handlers:
 it removes ``StreamHandler``s writing to stdout/stderr from the root and from every existing
-logger, and makes uvicorn's and gunicorn's loggers propagate to the root instead of printing
-on their own. File handlers an application set up itself are left alone. :func:`reset` (and
-``servicelog.reset()``) puts everything back as it was.
+logger (a logger that had one and did not propagate, as Hugging Face's libraries set theirs up,
+is made to propagate), and makes uvicorn's and gunicorn's loggers propagate to the root instead
+of printing on their own. File handlers an application set up itself are left alone.
+:func:`reset` (and ``servicelog.reset()``) puts everything back as it was.
 
 If uvicorn is started from code after ``configure()``, pass ``log_config=uvicorn_log_config()``
 (or ``log_config=None``) so that uvicorn does not install its own handlers again.
@@ -23,7 +24,7 @@ from typing import Any
 from .. import _errors
 from ..context import current as _context
 from ..levels import level_name
-from ..logger import current_runtime
+from ..logger import args_repr, current_runtime
 from ..record import (
     LOGGER,
     ORIGIN_FILE,
@@ -77,7 +78,7 @@ class ServicelogHandler(logging.Handler):
             try:
                 message = record.getMessage()
             except Exception:  # a bad %-format in a library's log call
-                message = f"{safe_str(record.msg)} {safe_str(record.args)}"
+                message = f"{safe_str(record.msg)} {args_repr(record.args)}"
             out: Record = {
                 "@timestamp": format_timestamp(int(record.created * 1e9)),
                 "log.level": level_name(levelno),
@@ -107,7 +108,7 @@ class ServicelogHandler(logging.Handler):
                 out["log.origin.stack"] = record.stack_info
             runtime.pipeline.emit(out, levelno)
         except Exception as exc:
-            _errors.report("stdlib bridge", exc)
+            _errors.report("stdlib bridge", exc, lost=1)
 
 
 # --- install / reset --------------------------------------------------------------------------
@@ -135,10 +136,17 @@ def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> Ser
     loggers: list[logging.Logger] = [root]
     loggers += [lg for lg in manager.loggerDict.values() if isinstance(lg, logging.Logger)]
     for lg in loggers:
+        removed = False
         for handler in list(lg.handlers):
             if _is_console(handler) or (lg.name in TAKEN_OVER):
                 lg.removeHandler(handler)
                 saved_handlers.append((lg, handler))
+                removed = True
+        if removed and not lg.propagate and lg.name not in TAKEN_OVER:
+            # A library that prints on its own and stops propagation (transformers, datasets,
+            # huggingface_hub): without its handler, its records would reach no handler at all.
+            saved_propagate.append((lg, lg.propagate))
+            lg.propagate = True
     for name in TAKEN_OVER:
         lg = logging.getLogger(name)
         saved_propagate.append((lg, lg.propagate))

@@ -106,6 +106,11 @@ _HIDDEN = frozenset(
 )
 
 
+def _key(key: Any) -> str:
+    # stdlib's extra= takes any key (extra={404: "not found"}): shown as its repr.
+    return escape_control(key) if isinstance(key, str) else _value(key)
+
+
 def _value(value: Any) -> str:
     if isinstance(value, str):
         text = escape_control(value)
@@ -156,11 +161,7 @@ class ConsoleRenderer:
         fields.extend((k, v) for k, v in record.items() if k not in _HIDDEN)
         if fields:
             rendered = " ".join(
-                (
-                    f"{_KEY}{escape_control(k)}{_RESET}={_value(v)}"
-                    if c
-                    else f"{escape_control(k)}={_value(v)}"
-                )
+                f"{_KEY}{_key(k)}{_RESET}={_value(v)}" if c else f"{_key(k)}={_value(v)}"
                 for k, v in fields
             )
             parts.append(rendered)
