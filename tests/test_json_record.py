@@ -6,7 +6,7 @@ import logging
 import math
 import tracemalloc
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -369,6 +369,49 @@ def test_many_fields_are_cut_to_max_line_bytes() -> None:
     assert len(line) <= 1024
     obj = check_ecs(line)
     assert obj["truncated"] is True and obj["log.dropped_fields"] > 0
+
+
+@pytest.mark.parametrize("escaped", ["\x1b", "\u2028"])
+def test_many_fields_and_a_message_of_escaped_characters_stay_within_the_cap(
+    escaped: str,
+) -> None:
+    """Each of these characters is written as 6 bytes: the head is cut in characters, so it
+    is cut shorter until it fits."""
+    for cap in (1024, 2048):
+        sink = configure_lines(profile="production", max_line_bytes=cap)
+        fields = {f"field_{i}": "v" * 80 for i in range(60)}
+        servicelog.get_logger("t").info(escaped * 600, **fields)
+        (line,) = sink.lines
+        assert len(line) <= cap
+        assert check_ecs(line)["truncated"] is True
+
+
+class RaisingZone(tzinfo):
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        raise RuntimeError("tz database gone")
+
+
+class WrongZone(tzinfo):
+    def utcoffset(self, dt: datetime | None) -> Any:
+        return 5  # not a timedelta: orjson wrote a garbage offset
+
+
+@pytest.mark.parametrize("zone", [RaisingZone(), WrongZone(), timezone(timedelta(hours=2))])
+def test_a_datetime_with_any_tzinfo_is_written_never_fatal(tmp_path: Path, zone: tzinfo) -> None:
+    """orjson 3.13 crashes the process (SIGSEGV) on an aware datetime whose ``utcoffset()``
+    raises: datetimes never reach it; Python's ``isoformat()`` checks the zone."""
+    from .conftest import NO_CAPTURE
+
+    path = tmp_path / "app.jsonl"
+    servicelog.configure(service="shop", stream="none", file=path, capture=NO_CAPTURE)
+    when = datetime(2020, 1, 1, 12, 0, tzinfo=zone)
+    servicelog.get_logger("t").info("placed", when=when, nested={"at": [when]})
+    servicelog.flush()
+    (obj,) = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    if isinstance(zone, timezone):
+        assert obj["when"] == obj["nested"]["at"][0] == "2020-01-01T12:00:00+02:00"
+    else:
+        assert obj["when"].startswith("datetime.datetime(2020, 1, 1, 12, 0, tzinfo=")
 
 
 json_values = st.recursive(

@@ -84,9 +84,9 @@ def error_content(
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
-    from ..render.json import jsonable
+    from ..render.json import SAFE, jsonable
 
     try:
-        return orjson.dumps(body)
+        return orjson.dumps(body, option=SAFE)  # a datetime in details: jsonable's text
     except Exception:
         return orjson.dumps(jsonable(body))

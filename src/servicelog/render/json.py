@@ -29,7 +29,11 @@ from ..record import DROPPED_FIELDS, LEVEL, MESSAGE, TIMESTAMP, Record
 
 __all__ = ["JsonRenderer", "default", "jsonable"]
 
-_OPTIONS = orjson.OPT_APPEND_NEWLINE
+#: orjson formats aware datetimes itself, calling their ``tzinfo.utcoffset()``: a tzinfo whose
+#: method raises crashes the process (orjson 3.13, SIGSEGV), one that returns a wrong type
+#: gives a garbage offset. With this option datetimes reach ``default`` (``_iso``) instead.
+SAFE = orjson.OPT_PASSTHROUGH_DATETIME
+_OPTIONS = orjson.OPT_APPEND_NEWLINE | SAFE
 _MAX_DEPTH = 64
 _MAX_REPR = 4096
 _MAX_ITEMS = 1000
@@ -47,6 +51,8 @@ def _safe_repr(value: object) -> str:
 
 def default(value: Any) -> Any:
     """orjson's fallback for types it does not know (called on the fast path)."""
+    if isinstance(value, (datetime, date, time)):
+        return _iso(value)
     if type(value).__name__ == "Decimal":
         return str(value)
     if isinstance(value, (set, frozenset)):
@@ -58,6 +64,15 @@ def default(value: Any) -> Any:
     if isinstance(value, BaseException):
         return f"{type(value).__qualname__}: {value}"
     return _safe_repr(value)
+
+
+def _iso(value: datetime | date | time) -> str:
+    """ISO 8601 text, as orjson writes it; Python checks what ``tzinfo`` returns (a raising or
+    wrong ``utcoffset()`` gives the value's repr, not a crash)."""
+    try:
+        return value.isoformat()
+    except Exception:
+        return _safe_repr(value)
 
 
 def _sorted_list(value: set[Any] | frozenset[Any]) -> list[Any]:
@@ -92,7 +107,9 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
         return value if -(2**63) <= value < 2**64 else str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
-    if isinstance(value, (datetime, date, time)) or type(value).__name__ == "UUID":
+    if isinstance(value, (datetime, date, time)):
+        return _iso(value)
+    if type(value).__name__ == "UUID":
         return value
     if depth >= _MAX_DEPTH:
         return "<max depth>"
@@ -178,7 +195,7 @@ class JsonRenderer:
 
     def __call__(self, record: Record) -> bytes:
         try:
-            body = orjson.dumps(record, default=default)
+            body = orjson.dumps(record, default=default, option=SAFE)
         except Exception:
             return self.slow(record)
         line = body[:-1] + self.tail
@@ -219,10 +236,15 @@ class JsonRenderer:
                 return line
             budget //= 2
         # Still too long (very many fields): keep the head fields and as many others as fit.
-        head = {k: _shorten(record.get(k, ""), 512) for k in (TIMESTAMP, LEVEL, MESSAGE)}
-        head["truncated"] = True
-        head["log.original_bytes"] = size
-        base = len(self._dump(head))
+        # The head is cut in characters; escaped, one may take 6 bytes (U+2028, ESC): shorter
+        # until the head fits.
+        for keep in (512, 256, 128, 64, 16):
+            head = {k: _shorten(record.get(k, ""), keep) for k in (TIMESTAMP, LEVEL, MESSAGE)}
+            head["truncated"] = True
+            head["log.original_bytes"] = size
+            base = len(self._dump(head))
+            if base + 48 <= limit:
+                break
         # Fields the redaction policy already dropped (max_items) count too.
         earlier = record.get(DROPPED_FIELDS)
         dropped = earlier if type(earlier) is int and earlier > 0 else 0

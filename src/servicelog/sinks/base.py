@@ -37,6 +37,7 @@ from orjson import dumps as _dumps
 from .. import _errors
 from ..exceptions import ConfigError
 from ..record import Record, format_timestamp
+from ..render.json import SAFE as _SAFE
 from ..render.json import JsonRenderer
 from ..render.json import default as _default
 
@@ -710,8 +711,9 @@ class JsonLinesSink(BufferedSink):
     def emit(self, record: Record, levelno: int) -> None:
         try:
             # Without ``default``: passing it costs every call; a record holding a type orjson
-            # does not know (Decimal, a set, an object) takes ``_render_other`` instead.
-            body = _dumps(record)
+            # does not know (Decimal, a set, an object, a datetime: see SAFE) takes
+            # ``_render_other`` instead.
+            body = _dumps(record, option=_SAFE)
         except Exception:
             line = self._render_other(record)
         else:
@@ -730,7 +732,7 @@ class JsonLinesSink(BufferedSink):
     def _render_other(self, record: Record) -> bytes:
         """Render a record the plain ``orjson.dumps`` refused."""
         try:
-            body = _dumps(record, default=_default)
+            body = _dumps(record, default=_default, option=_SAFE)
         except Exception:
             return self.renderer.slow(record)
         return self.renderer.finish(record, body[:-1] + self._tail)
