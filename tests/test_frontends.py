@@ -317,3 +317,35 @@ def test_a_library_logger_that_does_not_propagate_still_reaches_the_pipeline() -
     finally:
         lib.removeHandler(own)
         lib.propagate = True
+
+
+def test_warnings_follow_the_level_of_py_warnings() -> None:
+    """``levels={"py.warnings": "ERROR"}`` silences warnings, as for any logger name."""
+    memory = MemorySink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        servicelog.configure(
+            stream="none", sinks=[memory], capture=ALL, levels={"py.warnings": "ERROR"}
+        )
+        warnings.warn("old API", DeprecationWarning, stacklevel=1)
+    assert memory.records == []
+
+
+def test_front_end_filters_stay_at_the_lowest_configured_level() -> None:
+    """A call below every configured level is dropped by structlog and loguru themselves (a
+    no-op method, loguru's minimum level), before any record is built; a per-logger level
+    lowers that floor, and a new configuration moves it."""
+    import structlog
+    from loguru import logger
+
+    log = structlog.get_logger("app")
+    servicelog.configure(stream="none", capture=ALL, level="INFO")
+    log.info("cache the logger")
+    assert log.debug.__name__ == "_nop"
+    assert logger._core.min_level == 20  # type: ignore[attr-defined]
+    servicelog.configure(stream="none", capture=ALL, level="INFO", levels={"chatty": "DEBUG"})
+    assert log.debug.__name__ != "_nop"
+    assert logger._core.min_level == 10  # type: ignore[attr-defined]
+    servicelog.configure(stream="none", capture=ALL, level="WARNING")
+    assert log.info.__name__ == "_nop"
+    assert logger._core.min_level == 30  # type: ignore[attr-defined]

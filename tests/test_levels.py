@@ -71,3 +71,129 @@ def test_log_with_a_level_reports_the_callers_call_site(configure_memory: Any) -
             record["log.origin.function"] == "test_log_with_a_level_reports_the_callers_call_site"
         )
     assert "test_levels.py" in memory.records[1]["log.origin.stack"].splitlines()[-2]
+
+
+# --- one level rule for every front-end ------------------------------------------------------
+FRONT_ENDS = ("servicelog", "stdlib", "structlog", "loguru")
+ALL_FRONT_ENDS = servicelog.CaptureOptions(
+    stdlib=True, warnings=False, excepthooks=False, structlog=True, loguru=True
+)
+_METHOD = {10: "debug", 20: "info", 30: "warning", 40: "error"}
+
+
+def _logger(front_end: str, name: str) -> Any:
+    """Logger *name* of *front_end*, with ``debug``/``info``/``warning``/``error`` methods."""
+    if front_end == "servicelog":
+        return servicelog.get_logger(name)
+    if front_end == "stdlib":
+        return logging.getLogger(name)
+    if front_end == "structlog":
+        import structlog
+
+        return structlog.get_logger(name)
+    from loguru import logger
+
+    # loguru names a record after the module that logged; patch() stands in for others.
+    return logger.patch(lambda r: r.update(name=name))  # type: ignore[call-arg]
+
+
+def _log(front_end: str, name: str, levelno: int, message: str) -> None:
+    """Log *message* at *levelno* from logger *name* through *front_end*."""
+    getattr(_logger(front_end, name), _METHOD[levelno])(message)
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_every_front_end_follows_the_per_logger_levels(front_end: str) -> None:
+    """A record from logger N passes iff its level is at least the level servicelog gives N
+    (its own, its nearest dotted parent's, or the default), whichever API logged it."""
+    memory = MemorySink()
+    servicelog.configure(
+        stream="none",
+        sinks=[memory],
+        capture=ALL_FRONT_ENDS,
+        level="INFO",
+        levels={"noisy": "ERROR", "chatty": "DEBUG"},
+    )
+    cases = [
+        ("noisy", 20, False),
+        ("noisy.child", 30, False),
+        ("noisy", 40, True),
+        ("chatty", 10, True),
+        ("chatty.child", 10, True),
+        ("other", 10, False),
+        ("other", 20, True),
+    ]
+    for name, levelno, _ in cases:
+        _log(front_end, name, levelno, f"{name} {levelno}")
+    expected = [f"{name} {levelno}" for name, levelno, passes in cases if passes]
+    assert [r["message"] for r in memory.records] == expected
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_a_new_level_reaches_loggers_already_in_use(front_end: str) -> None:
+    """configure() again changes the level of loggers created (and cached: structlog's
+    module-level loggers) under the previous configuration, at once."""
+    memory = MemorySink()
+
+    def configure(level: str) -> None:
+        servicelog.configure(stream="none", sinks=[memory], capture=ALL_FRONT_ENDS, level=level)
+
+    log = _logger(front_end, "app")  # the usual module-level logger, made at import
+    configure("INFO")
+    log.info("first use")
+    configure("DEBUG")
+    log.debug("debug under DEBUG")
+    configure("ERROR")
+    log.info("info under ERROR")
+    log.error("error under ERROR")
+    expected = ["first use", "debug under DEBUG", "error under ERROR"]
+    assert [r["message"] for r in memory.records] == expected
+
+
+def test_a_cached_structlog_logger_follows_reset(capsys: pytest.CaptureFixture[str]) -> None:
+    """After reset(), a structlog logger cached while servicelog was configured logs through
+    the structlog configuration restored, not into servicelog."""
+    import structlog
+
+    memory = MemorySink()
+    servicelog.configure(stream="none", sinks=[memory], capture=ALL_FRONT_ENDS, level="INFO")
+    log = structlog.get_logger("app")
+    log.info("configured")
+    servicelog.reset()
+    log.info("after reset")
+    assert [r["message"] for r in memory.records] == ["configured"]
+    assert "after reset" in capsys.readouterr().out  # structlog's default PrintLogger
+
+
+def test_a_stdlib_loggers_own_level_is_honoured() -> None:
+    """logging.getLogger(N).setLevel(...) decides for N and its children, as in the stdlib:
+    isEnabledFor() and what is written agree."""
+    memory = MemorySink()
+    servicelog.configure(stream="none", sinks=[memory], capture=ALL_FRONT_ENDS, level="INFO")
+    db = logging.getLogger("myapp.db")
+    quiet = logging.getLogger("myapp.quiet")
+    db.setLevel(logging.DEBUG)
+    quiet.setLevel(logging.WARNING)
+    try:
+        assert db.isEnabledFor(logging.DEBUG)
+        db.debug("SELECT 1")
+        logging.getLogger("myapp.db.pool").debug("checkout")
+        quiet.info("dropped")
+        logging.getLogger("myapp.other").debug("dropped too")
+    finally:
+        db.setLevel(logging.NOTSET)
+        quiet.setLevel(logging.NOTSET)
+    assert [r["message"] for r in memory.records] == ["SELECT 1", "checkout"]
+
+
+def test_levels_set_stdlib_logger_levels_and_reset_restores_them() -> None:
+    """configure() gives the root and each ``levels`` name's stdlib logger servicelog's level;
+    reset() puts the previous levels back."""
+    root, noisy = logging.getLogger(), logging.getLogger("noisy")
+    before = root.level, noisy.level
+    servicelog.configure(stream="none", capture=ALL_FRONT_ENDS, level=30, levels={"noisy": 40})
+    assert (root.level, noisy.level) == (30, 40)
+    servicelog.configure(stream="none", capture=ALL_FRONT_ENDS, level=20)
+    assert (root.level, noisy.level) == (20, before[1])
+    servicelog.reset()
+    assert (root.level, noisy.level) == before

@@ -52,3 +52,31 @@ def test_a_configure_inside_the_block_stays_in_force_after_it() -> None:
     assert logs.messages() == ["captured"]
     assert [r["message"] for r in inside.records] == ["after the block"]
     assert before.records == []
+
+
+def test_capture_level_applies_to_every_front_end() -> None:
+    """capture_logs(level="DEBUG") lowers the level for the block whichever API logs (the
+    per-logger levels included), and the configured levels hold again after it."""
+    import structlog
+    from loguru import logger
+
+    capture = servicelog.CaptureOptions(
+        stdlib=True, warnings=False, excepthooks=False, structlog=True, loguru=True
+    )
+    servicelog.configure(stream="none", capture=capture, level="INFO", levels={"lib": "ERROR"})
+    sl = structlog.get_logger("app")
+    sl.info("cached at INFO")  # a module-level structlog logger, cached on first use
+
+    def log_debug() -> None:
+        servicelog.get_logger("app").debug("servicelog")
+        logging.getLogger("app").debug("stdlib")
+        logging.getLogger("lib").info("stdlib lib")
+        sl.debug("structlog")
+        logger.debug("loguru")
+
+    with capture_logs(level="DEBUG") as logs:
+        log_debug()
+    assert logs.messages() == ["servicelog", "stdlib", "stdlib lib", "structlog", "loguru"]
+    with capture_logs() as logs:
+        log_debug()
+    assert logs.messages() == []

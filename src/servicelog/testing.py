@@ -8,7 +8,8 @@
 
 Under pytest the ``servicelog_logs`` fixture does the same for the whole test.
 ``capture_logs`` sees every front-end (stdlib, structlog, loguru, ...) when servicelog has been
-configured; it keeps the configured sinks writing too, unless ``only=True``.
+configured, and its *level* applies to all of them; it keeps the configured sinks writing too
+with ``only=False``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .frontends._build import apply_levels
 from .logger import Runtime, current_runtime, install_runtime
 from .pipeline import Pipeline, Route
 from .record import Record
@@ -54,7 +56,9 @@ def capture_logs(*, level: int | str | None = None, only: bool = True) -> Iterat
     the block (the one from before the block is not put back: its sinks are closed).
 
     Args:
-        level: the lowest level to capture (default: the configured level).
+        level: the lowest level to capture, for every logger name and every front-end
+            (servicelog's API, stdlib ``logging``, structlog, loguru) for the block; the
+            per-logger ``levels`` do not apply meanwhile (default: the configured levels).
         only: capture *instead of* writing to the configured sinks (default) or as well.
     """
     from .levels import parse_level
@@ -75,6 +79,7 @@ def capture_logs(*, level: int | str | None = None, only: bool = True) -> Iterat
         show_locals=previous.show_locals,
     )
     install_runtime(runtime)
+    apply_levels(runtime)  # the other front-ends' own level filters follow
 
     sink.records = captured  # records land straight in the returned list
     try:
@@ -82,6 +87,7 @@ def capture_logs(*, level: int | str | None = None, only: bool = True) -> Iterat
     finally:
         if current_runtime() is runtime:  # else configure()/reset() ran inside: keep theirs
             install_runtime(previous)
+            apply_levels(previous)
 
 
 try:  # the pytest plugin part: only defined when pytest is importable

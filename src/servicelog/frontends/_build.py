@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import _errors
 from ..context import current as _context
 from ..levels import level_name
-from ..logger import current_runtime
+from ..logger import Runtime, current_runtime
 from ..record import (
     LOGGER,
     ORIGIN_FILE,
@@ -26,7 +26,32 @@ from ..record import (
     thread_name,
 )
 
-__all__ = ["app_frame", "emit_foreign"]
+__all__ = ["app_frame", "apply_levels", "emit_foreign", "lowest_level", "on_levels"]
+
+#: What each installed front-end does when the levels change: ``configure()`` installs the
+#: front-ends after the new runtime, and ``capture_logs(level=...)`` swaps the runtime for a
+#: block; both then call :func:`apply_levels`.
+_level_listeners: dict[str, Callable[[Runtime], None]] = {}
+
+
+def on_levels(frontend: str, listener: Callable[[Runtime], None] | None) -> None:
+    """Register (or, with ``None``, remove) *frontend*'s reaction to a change of levels."""
+    if listener is None:
+        _level_listeners.pop(frontend, None)
+    else:
+        _level_listeners[frontend] = listener
+
+
+def apply_levels(runtime: Runtime) -> None:
+    """Make every installed front-end filter by *runtime*'s levels from now on."""
+    for listener in list(_level_listeners.values()):
+        listener(runtime)
+
+
+def lowest_level(runtime: Runtime) -> int:
+    """The lowest level any logger name can have under *runtime*: a front-end's own cheap
+    filter may drop what is below it, and leaves the per-name check to servicelog."""
+    return min([runtime.level, *runtime.levels.values()])
 
 
 def emit_foreign(
@@ -41,10 +66,17 @@ def emit_foreign(
     exc_info: ExcInfo = None,
     stack: str | None = None,
     where: str = "front-end",
+    checked: bool = False,
 ) -> None:
-    """Build the ECS record and send it down the pipeline; never raises (outside strict mode)."""
+    """Build the ECS record and send it down the pipeline; never raises (outside strict mode).
+
+    The record is dropped when *levelno* is below the level servicelog gives *logger* (the
+    same rule as servicelog's own loggers), unless the caller says it has *checked* that.
+    """
     try:
         runtime = current_runtime()
+        if not checked and levelno < runtime.level_for(logger):
+            return
         record: Record = {
             "@timestamp": format_timestamp(time_ns),
             "log.level": level_name(levelno),

@@ -67,6 +67,7 @@ def _log_uncaught(
         time_ns=time.time_ns(),
         exc_info=exc.with_traceback(tb) if tb is not None else exc,
         where="sys.excepthook",
+        checked=True,  # never filtered by level: the hook replaced would have printed it
     )
     _flush()
     return True
@@ -85,6 +86,7 @@ def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
         thread=name,
         exc_info=exc,
         where="threading.excepthook",
+        checked=True,  # never filtered by level: the hook replaced would have printed it
     )
     _flush()
     return True

@@ -13,6 +13,13 @@ of printing on their own. File handlers an application set up itself are left al
 
 If uvicorn is started from code after ``configure()``, pass ``log_config=uvicorn_log_config()``
 (or ``log_config=None``) so that uvicorn does not install its own handlers again.
+
+Levels: the stdlib loggers decide, as they do without servicelog. ``configure()`` sets the root
+logger's level to ``level`` and each ``levels={...}`` name's logger to its level, so a stdlib
+logger's effective level is the one servicelog gives the same name (both resolve by dotted
+prefix); the handler adds no threshold of its own. A level set on a stdlib logger
+(``logging.getLogger("myapp.db").setLevel(logging.DEBUG)``) is honoured for that logger and
+its children, as the stdlib documents it. The levels follow ``capture_logs(level=...)`` too.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any
 from .. import _errors
 from ..context import current as _context
 from ..levels import level_name
-from ..logger import args_repr, current_runtime
+from ..logger import Runtime, args_repr, current_runtime
 from ..record import (
     LOGGER,
     ORIGIN_FILE,
@@ -37,6 +44,7 @@ from ..record import (
     merge_fields,
     safe_str,
 )
+from ._build import on_levels
 
 __all__ = ["ServicelogHandler", "install", "reset", "uvicorn_log_config"]
 
@@ -130,7 +138,6 @@ def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> Ser
     root = logging.getLogger()
     manager = logging.Logger.manager
     saved_handlers: list[tuple[logging.Logger, logging.Handler]] = []
-    saved_levels: list[tuple[logging.Logger, int]] = [(root, root.level)]
     saved_propagate: list[tuple[logging.Logger, bool]] = []
 
     loggers: list[logging.Logger] = [root]
@@ -152,21 +159,18 @@ def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> Ser
         saved_propagate.append((lg, lg.propagate))
         # A replaced access log stays off (see asgi.request_context.replace_uvicorn_access_log).
         lg.propagate = name not in SILENCED
-    for name, lvl in levels.items():
-        lg = logging.getLogger(name)
-        saved_levels.append((lg, lg.level))
-        lg.setLevel(lvl)
-
-    handler = ServicelogHandler(level=min([level, *levels.values()]))
+    # NOTSET: the loggers' levels decide (see the module docstring), never the handler's.
+    handler = ServicelogHandler(level=logging.NOTSET)
     root.addHandler(handler)
-    root.setLevel(level)
     _saved.update(
         handler=handler,
         handlers=saved_handlers,
-        levels=saved_levels,
+        levels={},
         propagate=saved_propagate,
         srcfile=logging._srcfile,
     )
+    _set_levels(level, levels)
+    on_levels("stdlib", _apply_levels)
     if not callsite:
         # The logging docs' own optimisation: without a source file, Logger.findCaller() does not
         # walk the stack on every call (about 1 us). Records then carry no pathname/lineno, which
@@ -175,14 +179,38 @@ def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> Ser
     return handler
 
 
+def _set_levels(level: int, levels: dict[str, int]) -> None:
+    """Give the root logger *level* and each named logger its level in *levels*; a logger
+    servicelog set before and *levels* no longer names gets its own level back."""
+    saved: dict[logging.Logger, int] = _saved["levels"]
+    root = logging.getLogger()
+    wanted = {root: level}
+    for name, lvl in levels.items():
+        wanted[logging.getLogger(name)] = lvl
+    for lg, original in list(saved.items()):
+        if lg not in wanted:
+            lg.setLevel(original)
+            del saved[lg]
+    for lg, lvl in wanted.items():
+        saved.setdefault(lg, lg.level)
+        if lg.level != lvl:
+            lg.setLevel(lvl)  # clears the stdlib's isEnabledFor cache: costly, so only on change
+
+
+def _apply_levels(runtime: Runtime) -> None:
+    if _saved:
+        _set_levels(runtime.level, dict(runtime.levels))
+
+
 def reset() -> None:
     """Remove servicelog's handler and restore what :func:`install` changed."""
+    on_levels("stdlib", None)
     if not _saved:
         return
     root = logging.getLogger()
     root.removeHandler(_saved["handler"])
     logging._srcfile = _saved["srcfile"]
-    for lg, lvl in reversed(_saved["levels"]):
+    for lg, lvl in _saved["levels"].items():
         lg.setLevel(lvl)
     for lg, prop in _saved["propagate"]:
         lg.propagate = prop
