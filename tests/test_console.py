@@ -119,3 +119,17 @@ def test_a_non_string_key_is_shown_as_its_repr(color: bool) -> None:
     line = ConsoleRenderer(color=color)({**RECORD, 404: "not found", ("a", 1): 2})
     line = re.sub("\x1b\\[[0-9;]*m", "", line)
     assert "404='not found'" in line and "('a', 1)=2" in line
+
+
+def test_an_escaped_value_is_quoted_once_and_told_from_its_look_alike() -> None:
+    """A real newline and a backslash followed by "n" must not print alike, and a quoted
+    value must not show its escapes doubled."""
+    record = {
+        **RECORD,
+        "real": "a\nb",
+        "literal": "a\\nb",
+        "spaced": "line1\nline2 \x1b[31mred",
+    }
+    line = ConsoleRenderer(color=False)(record)
+    assert "real='a\\nb' literal=a\\nb spaced='line1\\nline2 \\x1b[31mred'" in line
+    assert "\\\\" not in line and line.count("\n") == 1

@@ -108,3 +108,15 @@ def test_a_corrupt_archive_is_skipped_and_reported(tmp_path: Path, name: str) ->
         assert [r["j"] for r in read_records(tmp_path)] == [0, 1, 2]
     with pytest.raises(ValueError, match=rf"app_2026-11-28\.jsonl\.{name}: cannot be read"):
         list(read_records(tmp_path, strict=True))
+
+
+def test_an_archive_cut_short_is_reported_not_passed_over(tmp_path: Path) -> None:
+    """A rotated archive is renamed into place only when whole: cut short, it is damaged
+    (a full disk, a copy that stopped), and its lost tail is reported like any damage."""
+    whole = gzip.compress(b"".join(_lines(0) for _ in range(500)))
+    (tmp_path / "app_2026-11-28.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "app.jsonl").write_bytes(_lines(1))
+    with pytest.warns(RuntimeWarning, match=r"app_2026-11-28\.jsonl\.gz: cannot be read"):
+        assert [r["j"] for r in read_records(tmp_path)][-1] == 1
+    with pytest.raises(ValueError, match="EOFError"):
+        list(read_records(tmp_path, strict=True))

@@ -106,7 +106,9 @@ def _write_stderr(text: str) -> None:
 
 def snapshot() -> dict[str, Any]:
     with _lock:
-        return {"errors": dict(_errors), **dict(counters)}
+        # "lost" and "suppressed" are always there (0 until something is), so they can be read
+        # as stats()["lost"] without a KeyError.
+        return {"errors": dict(_errors), "lost": 0, "suppressed": 0, **dict(counters)}
 
 
 def clear() -> None:

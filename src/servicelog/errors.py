@@ -24,7 +24,8 @@ Subclass in one line; the class attributes are the defaults::
         code = "payment_declined"
 
 The message of a 5xx is *not* shown to clients in production (it may hold internals); they get
-"Internal server error" and the request ID, while the log keeps everything.
+the status's phrase ("Internal Server Error", "Bad Gateway", ...) and the request ID, while the
+log keeps everything.
 """
 
 from __future__ import annotations

@@ -292,7 +292,7 @@ def _document_errors(app: FastAPI, error_format: ErrorFormat) -> None:
                     if current is None or _unmodelled(current) or _fastapi_422(current):
                         responses[str(status)] = response
                 for status, response in list(responses.items()):
-                    if status[:1] in ("4", "5") and _unmodelled(response):
+                    if status[:1] in ("4", "5") and (_unmodelled(response) or _ours(response)):
                         response["content"] = {
                             _media(error_format): {
                                 "schema": {"$ref": f"#/components/schemas/{name}"}
@@ -315,6 +315,17 @@ def _unmodelled(response: dict[str, Any]) -> bool:
     if not isinstance(content, dict):
         return content is None
     return not any(isinstance(m, dict) and m.get("schema") for m in content.values())
+
+
+def _ours(response: dict[str, Any]) -> bool:
+    """An :func:`error_responses` entry, made for either format: described in the app's."""
+    refs = {f"#/components/schemas/{_schema_name(f)}" for f in ("envelope", "problem")}
+    return any(
+        isinstance(m, dict)
+        and isinstance(m.get("schema"), dict)
+        and m["schema"].get("$ref") in refs
+        for m in response.get("content", {}).values()
+    )
 
 
 def _fastapi_422(response: dict[str, Any]) -> bool:

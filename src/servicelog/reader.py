@@ -112,9 +112,9 @@ def iter_lines(paths: PathArg | Iterable[PathArg], *, strict: bool = False) -> I
     for path in files_of(paths):
         try:
             yield from _file_lines(path)
-        except EOFError:  # a compressed file cut short (it was being written)
-            continue
         except Exception as exc:  # BadGzipFile, BadZipFile, LZMAError, zlib.error, OSError...
+            # ... and EOFError: an archive cut short. Rotation writes one as ".part" and renames
+            # it when whole, so under its own name it is damaged, not being written.
             message = f"{path}: cannot be read ({type(exc).__name__}: {exc}); skipped"
             if strict:
                 raise ValueError(message) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -419,6 +420,23 @@ def test_openapi_keeps_a_routes_own_error_models(sink: MemorySink) -> None:
     assert responses["500"]["content"]["application/json"]["schema"] == own
     assert responses["422"]["content"]["application/json"]["schema"] == ours
     assert responses["404"]["content"]["application/json"]["schema"] == ours
+
+
+def test_error_responses_follow_the_installed_format(sink: MemorySink) -> None:
+    """``error_responses(404)`` without its ``error_format``, on a problem+json app: the spec
+    must not point at a schema it does not define."""
+    app = FastAPI()
+
+    @app.get("/orders/{id}", responses=servicelog.fastapi.error_responses(404))
+    async def order(id: int) -> None: ...
+
+    servicelog.fastapi.install(app, error_format="problem")
+    schema = app.openapi()
+    assert "ErrorResponse" not in json.dumps(schema)
+    content = schema["paths"]["/orders/{id}"]["get"]["responses"]["404"]["content"]
+    assert content == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
 
 
 def test_subclassing_in_one_line() -> None:

@@ -114,7 +114,11 @@ def _key(key: Any) -> str:
 def _value(value: Any) -> str:
     if isinstance(value, str):
         text = escape_control(value)
-        return text if text and " " not in text and "=" not in text else repr(text)
+        if text is value or text == value:  # no control characters: bare if it can be
+            return text if text and " " not in text and "=" not in text else repr(text)
+        # Quoted, so that an escaped newline is told from a backslash and an "n" in the text;
+        # repr escapes each character once (the non-printable ones too), escape_control checks.
+        return escape_control(repr(value))
     try:
         text = repr(value)
     except Exception as exc:

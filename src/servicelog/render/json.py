@@ -93,7 +93,7 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
     """Turn any value into something orjson always encodes: the safe, slow path.
 
     Cycles become ``"<cycle>"``, nesting beyond 64 levels ``"<max depth>"``, containers are cut
-    at 1,000 items, NaN and infinities become strings, and unknown objects their ``repr``.
+    at 1,000 items, NaN and infinities become ``None`` (null), and unknown objects their ``repr``.
     """
     if value is None or value is True or value is False:
         return value
@@ -105,8 +105,8 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
         return value
     if isinstance(value, int) and not isinstance(value, Enum):
         return value if -(2**63) <= value < 2**64 else str(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, float):  # null, as orjson writes them on the fast path
+        return value if math.isfinite(value) else None
     if isinstance(value, (datetime, date, time)):
         return _iso(value)
     if type(value).__name__ == "UUID":
