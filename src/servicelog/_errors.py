@@ -59,10 +59,7 @@ def report(where: str, exc: BaseException, *, lost: int = 0) -> None:
         if lost:
             counters["lost"] += lost
         count = _errors[where]
-        now = time.monotonic()
-        due = now - _last_report.get(where, -REPORT_INTERVAL) >= REPORT_INTERVAL
-        if due:
-            _last_report[where] = now
+        due = _due(where)
     if due:
         _write_stderr(
             f"servicelog: {where} failed ({type(exc).__name__}: {exc}); "
@@ -84,15 +81,21 @@ def dropped(where: str, reason: str, count: int) -> None:
         counters["lost"] += count
         _dropped[key] += count
         total = _dropped[key]
-        now = time.monotonic()
-        due = now - _last_report.get(key, -REPORT_INTERVAL) >= REPORT_INTERVAL
-        if due:
-            _last_report[key] = now
+        due = _due(key)
     if due:
         _write_stderr(
             f"servicelog: {where} dropped {total} record(s) so far ({reason}); "
             "logging continues, see servicelog.stats()\n"
         )
+
+
+def _due(key: str) -> bool:
+    """Whether *key* may be reported now (once per ``REPORT_INTERVAL``); hold ``_lock``."""
+    now = time.monotonic()
+    if now - _last_report.get(key, -REPORT_INTERVAL) < REPORT_INTERVAL:
+        return False
+    _last_report[key] = now
+    return True
 
 
 def _write_stderr(text: str) -> None:
