@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,6 +74,16 @@ def test_environment_overrides_profile_defaults_but_not_arguments(
         ({"color": "yes"}, "color", "'yes'"),
         ({"profile": "production", "show_locals": True}, "show_locals", "True"),
         ({"sinks": ["not a sink"]}, "sinks", "'not a sink'"),
+        ({"profile": ""}, "profile", "''"),
+        ({"level": "²"}, "level", "'²'"),
+        ({"level": "٣٠"}, "level", "'٣٠'"),
+        ({"max_line_bytes": True}, "max_line_bytes", "True"),
+        ({"max_line_bytes": 2048.5}, "max_line_bytes", "2048.5"),
+        ({"max_line_bytes": 64 * 1024 * 1024 + 1}, "max_line_bytes", "67108865"),
+        ({"max_line_bytes": "4_096"}, "max_line_bytes", "'4_096'"),
+        ({"file": ""}, "file", "''"),
+        ({"strict": "no"}, "strict", "(from argument) got 'no'"),
+        ({"rate_limit": 1}, "rate_limit", "(from argument) got 1"),
     ],
 )
 def test_bad_configuration_fails_naming_option_value_and_allowed(
@@ -266,3 +277,43 @@ def test_a_closed_sink_is_refused(tmp_path: Any) -> None:
     servicelog.reset()
     with pytest.raises(ConfigError, match="an open sink"):
         servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE)
+
+
+def test_a_directory_as_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every record would fail to open it: refused up front, from an argument or the env."""
+    with pytest.raises(ConfigError, match=r"option 'file' \(from argument\).*not a directory"):
+        servicelog.configure(file=tmp_path, stream="none", capture=NO_CAPTURE)
+    monkeypatch.setenv("SERVICELOG_FILE", str(tmp_path))
+    with pytest.raises(ConfigError, match="environment variable SERVICELOG_FILE"):
+        servicelog.configure(stream="none", capture=NO_CAPTURE)
+    assert servicelog.settings() is None
+
+
+def test_an_empty_profile_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVICELOG_ENV", "")
+    assert servicelog.configure(stream="none", capture=NO_CAPTURE).profile == "development"
+
+
+@pytest.mark.parametrize(("value", "expected"), [(1024, 1024), (2048.0, 2048), (" 4096 ", 4096)])
+def test_max_line_bytes_takes_integral_values(value: object, expected: int) -> None:
+    settings = servicelog.configure(max_line_bytes=value, stream="none", capture=NO_CAPTURE)  # type: ignore[arg-type]
+    assert settings.output.max_line_bytes == expected
+
+
+def test_capture_false_turns_every_capture_off() -> None:
+    settings = servicelog.configure(capture=False, stream="none")
+    assert settings.capture == servicelog.CaptureOptions(
+        stdlib=False, warnings=False, excepthooks=False, structlog=False, loguru=False
+    )
+
+
+@pytest.mark.parametrize("bad", [True, 0, "", {"stdlib": False}])
+def test_capture_takes_capture_options_or_false_only(bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"option 'capture' \(from argument\) got"):
+        servicelog.configure(capture=bad, stream="none")  # type: ignore[arg-type]
+    assert servicelog.settings() is None
+
+
+def test_processors_must_be_callables() -> None:
+    with pytest.raises(servicelog.ConfigError, match="processors"):
+        servicelog.configure(stream="none", processors=[1])  # type: ignore[list-item]

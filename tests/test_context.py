@@ -217,3 +217,41 @@ async def test_fastapi_sync_endpoint_and_sync_dependencies_see_the_context(
         ("in sync endpoint", 42, "req-1"),
         ("in async endpoint", 42, "req-1"),
     ]
+
+
+def test_blocks_closed_out_of_order_keep_the_open_ones_and_drop_the_closed() -> None:
+    """An outer block closed before an inner one (an async generator finished late): the inner
+    block's fields stay while it is open, and nothing of either stays after both."""
+    outer = servicelog.bound_context(a=1)
+    inner = servicelog.bound_context(b=2)
+    outer.__enter__()
+    inner.__enter__()
+    outer.__exit__(None, None, None)
+    assert servicelog.get_context() == {"b": 2}
+    inner.__exit__(None, None, None)
+    assert servicelog.get_context() == {}
+
+
+def test_a_wrapped_function_runs_each_call_in_a_fresh_copy() -> None:
+    """What one call binds does not reach the next, and calls may overlap in threads."""
+    import threading
+
+    from servicelog.context import wrap
+
+    seen: list[object] = []
+    gate = threading.Barrier(2)
+
+    def job(n: int) -> None:
+        seen.append(servicelog.get_context().get("n"))
+        servicelog.bind(n=n)
+        gate.wait(5)  # both calls in at once
+
+    run = wrap(job)
+    threads = [threading.Thread(target=run, args=(n,)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gate = threading.Barrier(1)
+    run(3)
+    assert seen == [None, None, None]

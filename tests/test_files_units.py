@@ -164,3 +164,42 @@ def test_zstd_needs_a_module_and_says_which() -> None:
     else:
         with pytest.raises(ConfigError, match="pip install zstandard"):
             parse_compression("zstd")
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (10**30, "at most 1 PiB"),
+        ("9" * 400 + " TB", "at most 1 PiB"),  # float('9' * 400) is inf
+        ("1025 TiB", "at most 1 PiB"),
+        ("٣ MB", "expected a size"),  # ASCII digits only
+    ],
+)
+def test_huge_or_non_ascii_sizes_are_config_errors(bad: object, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_size(bad, "rotation")
+
+
+def test_the_largest_size_is_one_pib() -> None:
+    assert parse_size("1024 TiB") == 1024**5
+    assert parse_size(1024**5) == 1024**5
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ("99999999999 weeks", "at most 100 years"),  # OverflowError in timedelta()
+        ("1" + "0" * 400 + " s", "at most 100 years"),
+        ("101 weeks 36500 days", "at most 100 years"),
+        (timedelta(days=40000), "at most 100 years"),
+        ("٣ days", "expected a duration"),
+    ],
+)
+def test_huge_or_non_ascii_durations_are_config_errors(bad: object, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_duration(bad, "retention")
+
+
+def test_a_time_of_day_takes_ascii_digits_only() -> None:
+    with pytest.raises(ConfigError, match="expected a time of day"):
+        parse_time_of_day("\u0660\u0662:\u0660\u0660")  # Arabic-Indic 02:00

@@ -29,7 +29,7 @@ def test_parse_level_accepts_names_numbers_and_enum(value: object, expected: int
     assert parse_level(value) == expected
 
 
-@pytest.mark.parametrize("value", ["LOUD", -1, 51, True, None, 2.5, ""])
+@pytest.mark.parametrize("value", ["LOUD", -1, 51, True, None, 2.5, "", "²", "٣٠", "3\u0660"])
 def test_parse_level_rejects_with_a_message_naming_option_and_value(value: object) -> None:
     with pytest.raises(ConfigError) as info:
         parse_level(value, "level")

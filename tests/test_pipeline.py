@@ -277,3 +277,42 @@ def test_a_deferred_build_runs_in_the_burst_in_the_context_it_was_deferred_in() 
         _errors.set_strict(None)
         _errors.clear()
     assert [(r["message"], r["user"]) for r in sink.records] == [("a", "alice"), ("b", "alice")]
+
+
+def test_a_loop_that_never_runs_its_burst_holds_back_no_other_loops_records() -> None:
+    """Loop A stops (or blocks) before its burst runs: loop B's records get a burst of B's."""
+    pipeline, sink = _deferring()
+    on_a: list[Any] = []
+    on_b: list[Any] = []
+    pipeline.defer({"message": "a"}, 20, on_a.append, "loop A")
+    pipeline.defer({"message": "b1"}, 20, on_b.append, "loop B")
+    pipeline.defer({"message": "b2"}, 20, on_b.append, "loop B")
+    assert (len(on_a), len(on_b)) == (1, 1)  # one burst per loop, not per record
+    on_b[0]()  # A's burst never runs
+    assert [r["message"] for r in sink.records] == ["a", "b1", "b2"]
+
+
+def test_flush_from_another_thread_waits_for_a_burst_in_progress() -> None:
+    """The burst already took the records when flush() starts: flush() returns only once
+    they are emitted (and bursts never interleave)."""
+    import threading
+    import time
+
+    started = threading.Event()
+
+    def slow(record: Record, levelno: int) -> Record:
+        if record["message"] == "first":
+            started.set()
+            time.sleep(0.3)
+        return record
+
+    pipeline, sink = _deferring(slow)
+    scheduled: list[Any] = []
+    for message in ("first", "second"):
+        pipeline.defer({"message": message}, 20, scheduled.append)
+    burst = threading.Thread(target=scheduled[0])
+    burst.start()
+    assert started.wait(5)
+    pipeline.flush()
+    assert [r["message"] for r in sink.records] == ["first", "second"]
+    burst.join()

@@ -23,7 +23,7 @@ from .record import ECS_VERSION
 TYPE_CHECKING = False  # typing is imported only by type checkers: it costs ~8 ms at import
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Literal
 
     from .options import CaptureOptions, Settings
     from .ratelimit import RateLimit
@@ -52,7 +52,7 @@ def configure(
     callsite: bool | None = None,
     show_locals: bool | None = None,
     max_line_bytes: int | None = None,
-    capture: CaptureOptions | None = None,
+    capture: CaptureOptions | Literal[False] | None = None,
     sinks: Sequence[Route | Sink] = (),
     processors: Sequence[Processor] = (),
     strict: bool | None = None,
@@ -76,7 +76,8 @@ def configure(
         callsite: add ``log.origin.*`` to each record.
         show_locals: local variables in tracebacks (refused with the production profile).
         max_line_bytes: the longest JSON line (default 16 KiB).
-        capture: which front-ends to take over (stdlib, warnings, excepthooks, structlog, loguru).
+        capture: which front-ends to take over (stdlib, warnings, excepthooks, structlog, loguru);
+            ``False``: none.
         sinks: more sinks, or :class:`~servicelog.pipeline.Route` objects with a level/filter.
         processors: functions ``(record, levelno) -> record | None`` run before the sinks.
         strict: raise servicelog's own internal errors (default: only while pytest runs a test).
@@ -115,6 +116,9 @@ def configure(
     from .options import build_settings
 
     new = build_settings(args)  # validate everything before touching any state
+    for processor in processors:
+        if not callable(processor):
+            raise ConfigError("processors", processor, "callables (record, levelno) -> record")
     extra_routes = [_as_route(s) for s in sinks]
     global _settings
     with _lock:

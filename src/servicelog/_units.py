@@ -29,7 +29,12 @@ _SIZE_UNITS = {
     "tib": 1024**4,
 }
 _SIZE_ALLOWED = "a size such as '100 MB', '1.5 GiB', '512 KB' or a number of bytes"
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+# re.ASCII: \d is [0-9] only, as in the other spellings ('٣ MB' is not a size).
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$", re.ASCII)
+#: The largest size accepted: 1 PiB (larger is a typo, and past float precision).
+MAX_SIZE = 1024**5
+#: The longest duration accepted: 100 years (``timedelta`` itself stops at 999,999,999 days).
+MAX_DURATION = timedelta(days=36525)
 
 _DURATION_UNITS = {
     "s": 1,
@@ -57,8 +62,8 @@ _DURATION_ALLOWED = (
     "a duration such as '30 days', '1 week', '6 hours', '90 min' or '1 second' "
     "(units: s, min, h, day, week; several parts may be combined: '1 h 30 min')"
 )
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]+)")
-_TIME_RE = re.compile(r"^\s*(?:at\s+)?(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]+)", re.ASCII)
+_TIME_RE = re.compile(r"^\s*(?:at\s+)?(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$", re.IGNORECASE | re.ASCII)
 
 
 def parse_size(value: object, option: str = "size") -> int:
@@ -70,7 +75,7 @@ def parse_size(value: object, option: str = "size") -> int:
         option: the option's name, for the error message.
 
     Returns:
-        The size in bytes (at least 1).
+        The size in bytes (at least 1, at most 1 PiB).
 
     Raises:
         ConfigError: for anything else, or a size of zero.
@@ -84,11 +89,16 @@ def parse_size(value: object, option: str = "size") -> int:
         unit = match.group(2).lower() if match else None
         if match is None or unit not in _SIZE_UNITS:
             raise ConfigError(option, value, _SIZE_ALLOWED)
-        number = int(float(match.group(1)) * _SIZE_UNITS[unit])
+        amount = float(match.group(1)) * _SIZE_UNITS[unit]  # inf for 400 digits: no overflow
+        if amount > MAX_SIZE:
+            raise ConfigError(option, value, f"{_SIZE_ALLOWED}, at most 1 PiB")
+        number = int(amount)
     else:
         raise ConfigError(option, value, _SIZE_ALLOWED)
     if number < 1:
         raise ConfigError(option, value, f"{_SIZE_ALLOWED}, greater than zero")
+    if number > MAX_SIZE:
+        raise ConfigError(option, value, f"{_SIZE_ALLOWED}, at most 1 PiB")
     return number
 
 
@@ -107,7 +117,7 @@ def parse_duration(value: object, option: str = "duration") -> timedelta:
         option: the option's name, for the error message.
 
     Returns:
-        A positive :class:`~datetime.timedelta`.
+        A positive :class:`~datetime.timedelta`, at most 100 years.
 
     Raises:
         ConfigError: for anything else, or a duration that is not positive.
@@ -125,6 +135,9 @@ def parse_duration(value: object, option: str = "duration") -> timedelta:
         raise ConfigError(option, value, _DURATION_ALLOWED)
     if seconds <= 0:
         raise ConfigError(option, value, f"{_DURATION_ALLOWED}, greater than zero")
+    # Checked before timedelta(), which raises OverflowError past 999,999,999 days.
+    if seconds > MAX_DURATION.total_seconds():
+        raise ConfigError(option, value, f"{_DURATION_ALLOWED}, at most 100 years")
     return timedelta(seconds=seconds)
 
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     P = ParamSpec("P")
     R = TypeVar("R")
-    _Entered = tuple["bound_context", contextvars.Token[Mapping[str, Any]], Any]
+    _Entered = tuple["bound_context", Mapping[str, Any], Any]
 
 __all__ = [
     "Binding",
@@ -67,9 +67,9 @@ _scope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
 )
 
 # The bound_context blocks open in this context, innermost first, as a linked list of
-# (instance, its token, the blocks outside it). An instance may be entered again before it exits
-# (nested, or by concurrent tasks sharing a module-level one), so its tokens cannot live on the
-# instance; here each context has its own.
+# (instance, the local mapping below it, the blocks outside it). An instance may be entered again
+# before it exits (nested, or by concurrent tasks sharing a module-level one), so this state
+# cannot live on the instance; here each context has its own.
 _entered: contextvars.ContextVar[_Entered | None] = contextvars.ContextVar(
     "servicelog_bound_contexts", default=None
 )
@@ -169,29 +169,34 @@ class bound_context:
         self._fields = safe_keys(fields)
 
     def __enter__(self) -> dict[str, Any]:
-        token = _local.set({**_local_get(), **self._fields})
-        _entered.set((self, token, _entered.get()))
+        # Each open block is a node (instance, the mapping below it, the node below) in this
+        # context: one instance may be open in several contexts, or twice in one.
+        base = _local_get()
+        _local.set({**base, **self._fields})
+        _entered.set((self, base, _entered.get()))
         return self._fields
 
     def __exit__(self, *exc: object) -> None:
         top = _entered.get()
         if top is not None and top[0] is self:  # blocks close innermost first
             _entered.set(top[2])
-            _local.reset(top[1])
+            _local.set(top[1])
             return
-        # Exited out of order (an async generator closed late, say): find this instance's
-        # innermost block and unlink it.
+        # Exited out of order (an async generator closed late, say): unlink this instance's
+        # innermost block, and rebuild the blocks still open above it on what was below it,
+        # so that neither this block's fields stay nor theirs go.
         skipped = []
         while top is not None and top[0] is not self:
             skipped.append(top)
             top = top[2]
         if top is None:
             return  # not entered in this context: nothing to undo
-        below = top[2]
+        mapping, below = top[1], top[2]
         for node in reversed(skipped):
-            below = (node[0], node[1], below)
+            below = (node[0], mapping, below)
+            mapping = {**mapping, **node[0]._fields}
         _entered.set(below)
-        _local.reset(top[1])
+        _local.set(mapping)
 
     async def __aenter__(self) -> dict[str, Any]:
         return self.__enter__()
@@ -249,7 +254,9 @@ def wrap(func: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(func)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        return ctx.run(func, *args, **kwargs)
+        # A copy per call: what one call binds does not reach the next, and calls may overlap
+        # (a context can be entered by one thread at a time).
+        return ctx.copy().run(func, *args, **kwargs)
 
     return run
 

@@ -30,6 +30,7 @@ log keeps everything.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -80,11 +81,26 @@ class BaseAPIException(Exception):
             self.status_code = status_code  # type: ignore[misc]
         if code is not None:
             self.code = code  # type: ignore[misc]
-        self.headers: dict[str, str] = dict(headers or {})
+        # Header values as text (a Retry-After of 5 is common): the response is built by a
+        # handler that must not fail on them.
+        self.headers: dict[str, str] = {str(k): str(v) for k, v in (headers or {}).items()}
         super().__init__(self.message)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, status_code={self.status_code})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as it is, without calling the subclass's __init__ again: the default rebuilds
+        # with cls(*args), which most subclasses' signatures refuse (a multiprocessing pool
+        # whose worker raised one then hung) or misread (a message taken for a resource).
+        return (_restore, (type(self), self.args), self.__dict__)
+
+
+def _restore(cls: type[BaseAPIException], args: tuple[Any, ...]) -> BaseAPIException:
+    """A :class:`BaseAPIException` rebuilt from a pickle (its state is set afterwards)."""
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    return exc
 
 
 # --- client errors (4xx) ------------------------------------------------------------------------
@@ -151,7 +167,12 @@ class RateLimitException(BaseAPIException):
     default_message = "Rate limit exceeded"
 
     def __init__(self, retry_after: int = 60, message: str | None = None) -> None:
-        self.retry_after = int(retry_after)
+        # Whole seconds, at least 0 (RFC 9110 10.2.3): 2.5 is 3, a negative or unusable value 0
+        # (the request that is being answered must not fail over its own header).
+        try:
+            self.retry_after = max(0, math.ceil(retry_after))
+        except (TypeError, ValueError, OverflowError):
+            self.retry_after = 0
         super().__init__(
             message,
             {"retry_after": self.retry_after},

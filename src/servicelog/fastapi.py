@@ -26,7 +26,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 try:
     from fastapi import FastAPI
@@ -42,17 +42,24 @@ from starlette.requests import Request
 from ._config import flush, settings
 from .asgi.access_log import AccessLog
 from .asgi.handlers import ErrorHandlers
-from .asgi.request_context import ErrorApp, RequestContextMiddleware, replace_uvicorn_access_log
+from .asgi.request_context import (
+    ErrorApp,
+    RequestContextMiddleware,
+    check_options,
+    replace_uvicorn_access_log,
+)
 from .asgi.responses import ErrorFormat, phrase
 from .exceptions import ConfigError
 
 __all__ = ["error_responses", "install"]
 
 _INSTALLED = "_servicelog_installed"
+#: install() returns the app it was given, typed as given (a FastAPI subclass stays one).
+AppT = TypeVar("AppT", bound=FastAPI)
 
 
 def install(
-    app: FastAPI,
+    app: AppT,
     *,
     error_format: ErrorFormat = "envelope",
     request_id_header: str = "X-Request-ID",
@@ -62,7 +69,7 @@ def install(
     problem_base: str | None = None,
     openapi: bool = True,
     gc_freeze: bool = True,
-) -> FastAPI:
+) -> AppT:
     """Give *app* request IDs, trace context, an access log, uniform error responses and their
     OpenAPI documentation. Safe to call twice (the second call does nothing).
 
@@ -87,6 +94,15 @@ def install(
     """
     if getattr(app.state, _INSTALLED, False):
         return app
+    _check_options(
+        request_id_header=request_id_header,
+        access_log=access_log,
+        trust_request_id=trust_request_id,
+        expose_server_errors=expose_server_errors,
+        problem_base=problem_base,
+        openapi=openapi,
+        gc_freeze=gc_freeze,
+    )
     current = settings()
     production = current is not None and current.profile == "production"
     if app.debug and production:
@@ -124,6 +140,33 @@ def install(
         _document_errors(app, error_format)
     setattr(app.state, _INSTALLED, True)
     return app
+
+
+def _check_options(
+    *,
+    request_id_header: object,
+    access_log: object,
+    trust_request_id: object,
+    expose_server_errors: object,
+    problem_base: object,
+    openapi: object,
+    gc_freeze: object,
+) -> None:
+    """Refuse bad options at install time: the middleware stack is only built on the first
+    request, where a bad value would fail every request (or, for a truthy
+    ``expose_server_errors='no'``, show server errors to clients)."""
+    check_options(request_id_header, access_log, trust_request_id)
+    if expose_server_errors is not None and not isinstance(expose_server_errors, bool):
+        raise ConfigError(
+            "expose_server_errors",
+            expose_server_errors,
+            "True, False or None (auto: only outside production)",
+        )
+    if problem_base is not None and not isinstance(problem_base, str):
+        raise ConfigError("problem_base", problem_base, "a URI prefix string or None")
+    for option, value in (("openapi", openapi), ("gc_freeze", gc_freeze)):
+        if not isinstance(value, bool):
+            raise ConfigError(option, value, "True or False")
 
 
 _DEBUG_HINT = (

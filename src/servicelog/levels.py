@@ -87,7 +87,8 @@ def parse_level(value: object, option: str = "level", *, source: str = "") -> in
         key = value.strip().upper()
         if key in _BY_NAME:
             return _BY_NAME[key]
-        if key.isdigit() and 0 <= int(key) <= 50:
+        # ASCII digits only: str.isdigit() is also true for '²' (int() refuses it) and '٣٠'.
+        if key.isascii() and key.isdigit() and 0 <= int(key) <= 50:
             return int(key)
     raise ConfigError(
         option,

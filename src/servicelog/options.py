@@ -16,7 +16,7 @@ variable                       option
 ``SERVICELOG_FILE``            also append JSON lines to this file
 ``SERVICELOG_SERVICE``         service name;  ``SERVICELOG_VERSION``: service version
 ``SERVICELOG_CALLSITE``        ``1``/``0``: add ``log.origin.*`` (file, line, function)
-``SERVICELOG_MAX_LINE_BYTES``  the longest JSON line (at least 1024)
+``SERVICELOG_MAX_LINE_BYTES``  the longest JSON line (1024 to 64 MiB)
 ``SERVICELOG_REDACTION``       ``1``/``0``: the default redaction policy on or off
 =============================  ===============================================================
 """
@@ -196,15 +196,59 @@ def _levels(value: object, source: str) -> dict[str, int]:
     return out
 
 
+#: The longest JSON line allowed: one record of 64 MiB is already a bug, not a log line.
+MAX_LINE_BYTES_LIMIT = 64 * 1024 * 1024
+
+
 def _max_line(value: object, source: str) -> int:
-    try:
-        number = int(value)  # type: ignore[call-overload]
-        assert isinstance(number, int)
-    except (TypeError, ValueError):
-        number = -1
-    if isinstance(value, bool) or number < 1024:
-        raise ConfigError("max_line_bytes", value, "an integer >= 1024", source=source)
+    number = -1
+    if isinstance(value, bool):
+        pass  # an int subclass, never a size anyone meant
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        number = int(value.strip())  # ASCII digits only: no '4_096', no other scripts' digits
+    if not 1024 <= number <= MAX_LINE_BYTES_LIMIT:
+        raise ConfigError(
+            "max_line_bytes",
+            value,
+            f"an integer from 1024 to {MAX_LINE_BYTES_LIMIT} (64 MiB)",
+            source=source,
+        )
     return number
+
+
+def _file(value: object, source: str) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError("file", value, "a path (str or os.PathLike)", source=source)
+    path = Path(value)
+    # Path("") is Path("."): both would make every record fail to open its file, silently.
+    if os.fspath(value) == "" or path.is_dir():
+        raise ConfigError("file", value, "the path of a file, not a directory", source=source)
+    return path
+
+
+#: ``capture=False``: no other front-end feeds the pipeline.
+_CAPTURE_NONE = CaptureOptions(
+    stdlib=False, warnings=False, excepthooks=False, structlog=False, loguru=False
+)
+
+
+def _capture(value: object) -> CaptureOptions:
+    if value is None:
+        return CaptureOptions()
+    if value is False:
+        return _CAPTURE_NONE
+    if isinstance(value, CaptureOptions):
+        return value
+    raise ConfigError(
+        "capture",
+        value,
+        "a servicelog.CaptureOptions, False (capture nothing) or None (defaults)",
+        source="argument",
+    )
 
 
 def build_settings(args: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
@@ -224,7 +268,10 @@ def build_settings(args: Mapping[str, Any], environ: Mapping[str, str] | None = 
         return None, ""
 
     raw_profile, src = pick("profile")
-    profile = _choice("profile", raw_profile or "development", tuple(PROFILES), src)
+    # An empty argument is an unknown profile; an empty variable was skipped by pick() (unset).
+    profile = _choice(
+        "profile", "development" if raw_profile is None else raw_profile, tuple(PROFILES), src
+    )
     defaults = PROFILES[profile]
 
     def value(option: str) -> tuple[Any, str]:
@@ -240,8 +287,7 @@ def build_settings(args: Mapping[str, Any], environ: Mapping[str, str] | None = 
     stream_raw, src = value("stream")
     stream = _choice("stream", stream_raw, ("stdout", "stderr", "none"), src)
     file_raw, src = pick("file")
-    if file_raw is not None and not isinstance(file_raw, (str, os.PathLike)):
-        raise ConfigError("file", file_raw, "a path (str or os.PathLike)", source=src)
+    file = _file(file_raw, src) if file_raw is not None else None
     callsite_raw, src = value("callsite")
     callsite = _bool("callsite", callsite_raw, src)
     locals_raw, src = value("show_locals")
@@ -266,12 +312,12 @@ def build_settings(args: Mapping[str, Any], environ: Mapping[str, str] | None = 
     if version_raw is not None and not isinstance(version_raw, str):
         raise ConfigError("version", version_raw, "a string", source=src)
 
-    capture = args.get("capture") or CaptureOptions()
-    if not isinstance(capture, CaptureOptions):
-        raise ConfigError("capture", capture, "a servicelog.CaptureOptions", source="argument")
+    capture = _capture(args.get("capture"))
     strict = args.get("strict")
     if strict is not None and not isinstance(strict, bool):
-        raise ConfigError("strict", strict, "True, False or None (auto: under pytest)")
+        raise ConfigError(
+            "strict", strict, "True, False or None (auto: under pytest)", source="argument"
+        )
     redaction = _redaction(*pick("redaction"), profile)
     rate_limit = _rate_limit(args.get("rate_limit"), profile)
 
@@ -284,7 +330,7 @@ def build_settings(args: Mapping[str, Any], environ: Mapping[str, str] | None = 
         output=OutputOptions(
             format=fmt,  # type: ignore[arg-type]
             stream=stream,  # type: ignore[arg-type]
-            file=Path(file_raw) if file_raw is not None else None,
+            file=file,
             color=color,
             max_line_bytes=max_line_bytes,
         ),
@@ -326,4 +372,9 @@ def _rate_limit(value: object, profile: str) -> RateLimit | None:
         return RateLimit()
     if value is False:
         return None
-    raise ConfigError("rate_limit", value, "a servicelog.ratelimit.RateLimit, True, False or None")
+    raise ConfigError(
+        "rate_limit",
+        value,
+        "a servicelog.ratelimit.RateLimit, True, False or None",
+        source="argument",
+    )

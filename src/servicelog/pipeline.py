@@ -80,8 +80,14 @@ class Pipeline:
             getattr(route.sink, "deferrable", False) is True for route in self.routes
         )
         self._deferred: list[tuple[Context, int, Callable[..., Record | None] | None, Any]] = []
-        self._burst_due = False
+        # The key (event loop) of the burst scheduled and not yet run, or None. Per key: a loop
+        # that stops before running its burst, or is busy, must not hold back another's records.
+        self._burst_due: object = None
         self._take_lock = threading.Lock()  # one taker at a time (producers only append)
+        # One burst at a time, whole: flush() from another thread returns only once what was
+        # deferred before it is emitted, and bursts keep their records' order (re-entrant: a
+        # processor or sink may flush).
+        self._run_lock = threading.RLock()
         _pipelines.add(self)
         # Static fields (service, ecs.version, pid) are not copied into every record: sinks that
         # render JSON append them pre-serialised (``bind_static``), which saves building and
@@ -125,7 +131,11 @@ class Pipeline:
         return chain
 
     def defer(
-        self, record: Record, levelno: int, schedule: Callable[[Callable[[], None]], object]
+        self,
+        record: Record,
+        levelno: int,
+        schedule: Callable[[Callable[[], None]], object],
+        key: object = True,
     ) -> None:
         """Emit *record* a little later, in one burst with the others deferred meanwhile.
 
@@ -133,9 +143,11 @@ class Pipeline:
         if it raises (no running loop), the burst runs now. The record travels the pipeline in
         the context it was deferred in (processors and filters see the same context variables).
         :meth:`flush`, :meth:`close`, ``servicelog.flush()`` and the exit drain run pending
-        bursts first; a pipeline without :attr:`deferrable` sinks emits at once.
+        bursts first; a pipeline without :attr:`deferrable` sinks emits at once. *key* names
+        where *schedule* runs its argument (the event loop): another key schedules a burst of
+        its own, so a loop that stops before its burst runs holds back nobody's records.
         """
-        self.defer_build(None, record, levelno, schedule)
+        self.defer_build(None, record, levelno, schedule, key)
 
     def defer_build(
         self,
@@ -143,6 +155,7 @@ class Pipeline:
         args: Any,
         levelno: int,
         schedule: Callable[[Callable[[], None]], object],
+        key: object = True,
     ) -> None:
         """:meth:`defer` for a record that ``build(*args)`` makes in the burst, in the context
         of this call (with *build* ``None``, *args* is the record). A builder that returns
@@ -152,8 +165,8 @@ class Pipeline:
             return
         deferred = self._deferred
         deferred.append((copy_context(), levelno, build, args))
-        if not self._burst_due:
-            self._burst_due = True
+        if self._burst_due is not key:
+            self._burst_due = key
             try:
                 schedule(self.run_deferred)
             except Exception:  # no running loop (or a closed one): now
@@ -170,20 +183,21 @@ class Pipeline:
 
     def run_deferred(self) -> None:
         """Emit the deferred records now, in order (any thread; safe to call at any time)."""
-        self._burst_due = False
+        self._burst_due = None
         deferred = self._deferred
         emit_built = self._emit_built
-        while deferred:
-            # Take a copy, then delete what was copied: records deferred meanwhile (producers
-            # append without the lock) stay for the next round.
-            with self._take_lock:
-                burst = deferred[:]
-                del deferred[: len(burst)]
-            for context, levelno, build, args in burst:
-                try:
-                    context.run(emit_built, levelno, build, args)
-                except Exception as exc:  # a builder, or a processor or filter of the user's
-                    _errors.report("pipeline", exc)
+        with self._run_lock:
+            while deferred:
+                # Take a copy, then delete what was copied: records deferred meanwhile
+                # (producers append without the lock) stay for the next round.
+                with self._take_lock:
+                    burst = deferred[:]
+                    del deferred[: len(burst)]
+                for context, levelno, build, args in burst:
+                    try:
+                        context.run(emit_built, levelno, build, args)
+                    except Exception as exc:  # a builder, or a processor or filter of the user's
+                        _errors.report("pipeline", exc)
 
     def flush(self) -> None:
         self.run_deferred()
@@ -214,8 +228,9 @@ def _forget_deferred_in_child() -> None:
     # The parent emits what it deferred; a forked child must not emit the same records again.
     for pipeline in list(_pipelines):
         pipeline._deferred.clear()
-        pipeline._burst_due = False
-        pipeline._take_lock = threading.Lock()  # another parent thread may have held it
+        pipeline._burst_due = None
+        pipeline._take_lock = threading.Lock()  # another parent thread may have held them
+        pipeline._run_lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_forget_deferred_in_child)

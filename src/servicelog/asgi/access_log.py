@@ -40,6 +40,10 @@ class AccessLog:
             then read from ``X-Forwarded-For`` that many hops from the right. 0 (default) uses the
             socket peer and ignores the header, which any client can forge.
         logger: the logger name of the records.
+
+    Raises:
+        ConfigError: for a bad option: ``skip`` as one string, a ``sample`` rate that is not a
+            number from 0 to 1, ``trusted_proxies`` that is not an integer >= 0, and so on.
     """
 
     __slots__ = ("enabled", "logger", "sample", "skip", "trusted_proxies")
@@ -55,14 +59,35 @@ class AccessLog:
     ) -> None:
         from ..exceptions import ConfigError
 
+        # Checked once here, never per request.
+        if not isinstance(enabled, bool):
+            raise ConfigError("enabled", enabled, "True or False")
+        if isinstance(skip, str) or not isinstance(skip, Iterable):
+            # A str is an iterable of its characters: skip="/health" would skip nothing.
+            raise ConfigError("skip", skip, "an iterable of paths, such as {'/health'}")
+        paths = frozenset(skip)
+        if not all(isinstance(path, str) for path in paths):
+            raise ConfigError("skip", skip, "an iterable of paths (str), such as {'/health'}")
+        if sample is not None and not isinstance(sample, Mapping):
+            raise ConfigError("sample", sample, "a mapping of path to fraction, or None")
+        rates: dict[str, float] = {}
+        for path, rate in (DEFAULT_SAMPLE if sample is None else sample).items():
+            if not isinstance(path, str):
+                raise ConfigError("sample", path, "paths (str) as keys")
+            # bool is an int subclass, and a str would compare as text at each request.
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+                raise ConfigError(f"sample[{path!r}]", rate, "a fraction between 0.0 and 1.0")
+            if not 0.0 <= rate <= 1.0:  # NaN fails both comparisons
+                raise ConfigError(f"sample[{path!r}]", rate, "a fraction between 0.0 and 1.0")
+            rates[path] = float(rate)
+        if isinstance(trusted_proxies, bool) or not isinstance(trusted_proxies, int):
+            raise ConfigError("trusted_proxies", trusted_proxies, "an integer >= 0")
         if trusted_proxies < 0:
             raise ConfigError("trusted_proxies", trusted_proxies, "an integer >= 0")
-        rates = dict(DEFAULT_SAMPLE if sample is None else sample)
-        for path, rate in rates.items():
-            if not 0.0 <= float(rate) <= 1.0:
-                raise ConfigError(f"sample[{path!r}]", rate, "a fraction between 0.0 and 1.0")
+        if not isinstance(logger, str) or not logger:
+            raise ConfigError("logger", logger, "a non-empty logger name")
         self.enabled = enabled
-        self.skip = frozenset(skip)
+        self.skip = paths
         self.sample = rates
         self.trusted_proxies = trusted_proxies
         self.logger = logger

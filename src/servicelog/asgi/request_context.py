@@ -101,6 +101,36 @@ _perf_ns = time.perf_counter_ns
 _pop_request = _requests.pop  # the list is only ever cleared in place, never replaced
 
 
+# RFC 9110 section 5.6.2: a field name is a token, one or more tchar.
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def check_options(request_id_header: object, access_log: object, trust_request_id: object) -> None:
+    """Refuse, once at construction, options that would fail every request later.
+
+    Raises:
+        ConfigError: naming the first bad option, the value and what is allowed.
+    """
+    from ..exceptions import ConfigError
+
+    if not (
+        isinstance(request_id_header, str)
+        and request_id_header
+        and _TCHAR.issuperset(request_id_header)
+    ):
+        raise ConfigError(
+            "request_id_header",
+            request_id_header,
+            "a non-empty HTTP header name: ASCII letters, digits and !#$%&'*+-.^_`|~ (RFC 9110)",
+        )
+    if not isinstance(access_log, (bool, AccessLog)):
+        raise ConfigError(
+            "access_log", access_log, "a servicelog.asgi.AccessLog, True (defaults) or False"
+        )
+    if not isinstance(trust_request_id, bool):
+        raise ConfigError("trust_request_id", trust_request_id, "True or False")
+
+
 class RequestContextMiddleware:
     """Request ID, trace context, request scope, access log and a last-resort 500.
 
@@ -112,6 +142,9 @@ class RequestContextMiddleware:
         error_app: answers an exception raised before a response was started (for example the
             application's ``Exception`` handler); its response passes through this middleware
             like any other. Without one, or if it fails, a minimal JSON 500 is sent.
+
+    Raises:
+        ConfigError: for a bad option (checked here, once, not on each request).
     """
 
     def __init__(
@@ -123,6 +156,7 @@ class RequestContextMiddleware:
         trust_request_id: bool = True,
         error_app: ErrorApp | None = None,
     ) -> None:
+        check_options(request_id_header, access_log, trust_request_id)
         self.app = app
         self.error_app = error_app
         self.header = request_id_header
@@ -300,12 +334,17 @@ class RequestContextMiddleware:
             # iteration, in this request's context (``Pipeline.defer_build``): done here, one
             # record at a time between two requests' framework code, that code ran cold. What
             # belongs to this moment (the time, the thread) is taken now.
+            try:  # the burst runs on this event loop (scheduled once per loop iteration)
+                loop: Any = _get_running_loop()
+            except RuntimeError:  # no running loop (a sync test harness): built at once
+                loop = _NO_LOOP
             _logger._runtime.pipeline.defer_build(
                 self._access_record,
                 (scope, status, duration, body_bytes, options, agent, failed, _time_ns(),
                  thread_name(), levelno),
                 levelno,
-                _call_soon,
+                loop.call_soon,
+                loop,
             )  # fmt: skip
         except Exception as exc:
             _errors.report("access log", exc)
@@ -398,10 +437,15 @@ def _accept_with(header: tuple[bytes, bytes], send: Send) -> Send:
     return send_accept
 
 
-def _call_soon(callback: Callable[[], None]) -> None:
-    """Run *callback* once the running event loop's current callbacks are done (raises
-    ``RuntimeError`` outside a running asyncio loop: the pipeline then runs it at once)."""
-    _get_running_loop().call_soon(callback)
+class _NoLoop:
+    """Where no event loop runs: scheduling fails, and the pipeline runs the burst at once."""
+
+    @staticmethod
+    def call_soon(callback: Callable[[], None]) -> None:
+        raise RuntimeError("no running event loop")
+
+
+_NO_LOOP = _NoLoop()
 
 
 def replace_uvicorn_access_log() -> None:
