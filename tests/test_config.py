@@ -317,3 +317,16 @@ def test_capture_takes_capture_options_or_false_only(bad: object) -> None:
 def test_processors_must_be_callables() -> None:
     with pytest.raises(servicelog.ConfigError, match="processors"):
         servicelog.configure(stream="none", processors=[1])  # type: ignore[list-item]
+
+
+def test_processors_given_as_a_generator_all_run() -> None:
+    """Checked and then used: a generator must not be used up by the check."""
+    seen: list[str] = []
+
+    def mark(record: dict[str, Any], levelno: int) -> dict[str, Any]:
+        seen.append(record["message"])
+        return record
+
+    servicelog.configure(stream="none", processors=(p for p in [mark]), capture=NO_CAPTURE)
+    servicelog.get_logger("t").info("hello")
+    assert seen == ["hello"]

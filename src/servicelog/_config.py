@@ -116,6 +116,7 @@ def configure(
     from .options import build_settings
 
     new = build_settings(args)  # validate everything before touching any state
+    processors = tuple(processors)  # once: a generator would be used up by the check
     for processor in processors:
         if not callable(processor):
             raise ConfigError("processors", processor, "callables (record, levelno) -> record")

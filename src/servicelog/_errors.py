@@ -120,3 +120,11 @@ def clear() -> None:
         _dropped.clear()
         counters.clear()
         _last_report.clear()
+
+
+def _reset_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent thread (a writer reporting drops) may have held it
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)

@@ -36,8 +36,10 @@ per service, then "Suppressed N messages"); here the key is per message, and the
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -100,6 +102,7 @@ class RateLimit:
     """
 
     __slots__ = (
+        "__weakref__",
         "_clock",
         "_emit",
         "_key",
@@ -145,6 +148,7 @@ class RateLimit:
         self._pending: set[Any] = set()  # keys whose window has dropped records
         self._next_sweep = 0.0
         self._timer: threading.Timer | None = None
+        _limits.add(self)
 
     def __repr__(self) -> str:
         return (
@@ -184,7 +188,7 @@ class RateLimit:
                 if drop:
                     window.dropped += 1
                     self._pending.add(key)
-                    if window.dropped == 1:
+                    if window.dropped == 1 or self._timer is None:
                         self._arm(window.start + self.interval - now)
             if drop:
                 with _errors._lock:  # the counters' lock: stats() reads them under it
@@ -270,3 +274,20 @@ class RateLimit:
                 SUPPRESSED_MESSAGE: message,
             }
             emit(summary, levelno)
+
+
+_limits: weakref.WeakSet[RateLimit] = weakref.WeakSet()
+
+
+def _reset_in_child() -> None:
+    # A forked child starts its own windows' drop counts (the parent reports its own drops),
+    # with a lock no parent thread holds and no timer (the parent's thread is not in the child).
+    for limit in list(_limits):
+        limit._lock = threading.Lock()
+        limit._timer = None
+        limit._pending.clear()
+        for window in limit._windows.values():
+            window.dropped = 0
+
+
+os.register_at_fork(after_in_child=_reset_in_child)

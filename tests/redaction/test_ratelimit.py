@@ -243,3 +243,42 @@ def test_a_summary_comes_after_the_window_even_if_only_info_follows(memory: Memo
         time.sleep(0.01)
     summary = next(r for r in memory.records if SUPPRESSED in r)
     assert (summary["log.level"], summary[SUPPRESSED_MESSAGE]) == ("warning", "db down")
+
+
+def test_a_forked_child_summarises_its_own_drops_by_its_own_timer(tmp_path: Any) -> None:
+    """The parent dropped 2 and reports them; the child drops 3 and, without flushing, its
+    timer (the parent's thread is not in the child) reports 3, not 5."""
+    import json
+    import os
+    import time
+
+    path = tmp_path / "rl.jsonl"
+    servicelog.configure(
+        stream="none", file=path, rate_limit=RateLimit(burst=1, interval=0.3), capture=NO_CAPTURE
+    )
+    log = servicelog.get_logger("app")
+    for _ in range(3):
+        log.warning("boom")
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            for _ in range(3):
+                log.warning("boom")
+            time.sleep(0.8)  # the window ends, the child's timer writes the summary
+            servicelog.flush()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    servicelog.flush()
+    summaries = {
+        ("child" if r["process.pid"] == pid else "parent", r["message"])
+        for r in map(json.loads, path.read_text().splitlines())
+        if SUPPRESSED in r
+    }
+    assert summaries == {
+        ("parent", "suppressed 2 similar messages"),
+        ("child", "suppressed 3 similar messages"),
+    }
