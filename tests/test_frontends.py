@@ -349,3 +349,17 @@ def test_front_end_filters_stay_at_the_lowest_configured_level() -> None:
     servicelog.configure(stream="none", capture=ALL, level="WARNING")
     assert log.info.__name__ == "_nop"
     assert logger._core.min_level == 30  # type: ignore[attr-defined]
+
+
+def test_an_uncaught_exception_logged_only_to_memory_is_also_printed() -> None:
+    """``stream="none"`` with a memory sink: the record stays in the process, so the
+    interpreter's default hook prints the traceback too; a crash is never silent."""
+    code = (
+        "import servicelog\n"
+        "from servicelog.sinks import MemorySink\n"
+        "servicelog.configure(stream='none', sinks=[MemorySink()])\n"
+        "raise SystemError('fatal and visible')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.returncode == 1
+    assert b"SystemError: fatal and visible" in proc.stderr

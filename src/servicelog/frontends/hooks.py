@@ -114,11 +114,25 @@ class _ChainedHook:
                 logged = self.log(*args)
             except Exception:  # counted by emit_foreign; a hook must not raise, whatever mode
                 logged = False
-            if logged and self.previous is self.default:
+            if logged and self.previous is self.default and _written_somewhere():
                 return
         # Outside the guard: a failing third-party hook is reported by the interpreter, as it
         # would be without servicelog.
         self.previous(*args)
+
+
+def _written_somewhere() -> bool:
+    """Whether the record just logged reached a sink outside the process (not only memory, or
+    nothing: ``stream="none"`` with a memory sink). If not, the interpreter's default hook also
+    prints the traceback, so that a crash is never silent."""
+    try:
+        from ..logger import current_runtime
+        from ..sinks.memory import MemorySink
+
+        routes = current_runtime().pipeline.routes
+        return any(not isinstance(route.sink, MemorySink) for route in routes)
+    except Exception:
+        return False
 
 
 def asyncio_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
