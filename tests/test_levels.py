@@ -165,25 +165,45 @@ def test_a_cached_structlog_logger_follows_reset(capsys: pytest.CaptureFixture[s
     assert "after reset" in capsys.readouterr().out  # structlog's default PrintLogger
 
 
-def test_a_stdlib_loggers_own_level_is_honoured() -> None:
-    """logging.getLogger(N).setLevel(...) decides for N and its children, as in the stdlib:
-    isEnabledFor() and what is written agree."""
-    memory = MemorySink()
-    servicelog.configure(stream="none", sinks=[memory], capture=ALL_FRONT_ENDS, level="INFO")
-    db = logging.getLogger("myapp.db")
-    quiet = logging.getLogger("myapp.quiet")
-    db.setLevel(logging.DEBUG)
-    quiet.setLevel(logging.WARNING)
+def test_a_structlog_configuration_saved_under_servicelog_and_put_back_logs() -> None:
+    """A fixture that saves structlog's configuration while servicelog is configured and puts
+    it back after reset(): a call made then must log, not recurse forever."""
+    import structlog
+
+    servicelog.configure(stream="none", sinks=[MemorySink()], capture=ALL_FRONT_ENDS)
+    saved = structlog.get_config()
+    servicelog.reset()
+    structlog.configure(**saved)
     try:
-        assert db.isEnabledFor(logging.DEBUG)
-        db.debug("SELECT 1")
-        logging.getLogger("myapp.db.pool").debug("checkout")
-        quiet.info("dropped")
-        logging.getLogger("myapp.other").debug("dropped too")
+        structlog.get_logger("z").info("hello")  # raised RecursionError
     finally:
-        db.setLevel(logging.NOTSET)
+        structlog.reset_defaults()
+
+
+def test_a_stdlib_loggers_own_level_only_filters_more() -> None:
+    """A library that lowers its own logger (uvicorn's dictConfig, SQLAlchemy's echo=True)
+    does not undercut ``level``; raising one filters more; ``levels=`` opens a name up."""
+    memory = MemorySink()
+    servicelog.configure(
+        stream="none",
+        sinks=[memory],
+        capture=ALL_FRONT_ENDS,
+        level="WARNING",
+        levels={"myapp.db": "DEBUG"},
+    )
+    engine = logging.getLogger("sqlalchemy.engine.Engine")
+    quiet = logging.getLogger("myapp.quiet")
+    engine.setLevel(logging.INFO)  # what echo=True does
+    quiet.setLevel(logging.ERROR)
+    try:
+        engine.info("SELECT 1")
+        logging.getLogger("myapp.db.pool").debug("checkout")
+        quiet.warning("dropped")
+        logging.getLogger("myapp.other").warning("kept")
+    finally:
+        engine.setLevel(logging.NOTSET)
         quiet.setLevel(logging.NOTSET)
-    assert [r["message"] for r in memory.records] == ["SELECT 1", "checkout"]
+    assert [r["message"] for r in memory.records] == ["checkout", "kept"]
 
 
 def test_levels_set_stdlib_logger_levels_and_reset_restores_them() -> None:

@@ -63,7 +63,7 @@ def install(
     *,
     error_format: ErrorFormat = "envelope",
     request_id_header: str = "X-Request-ID",
-    access_log: AccessLog | bool = True,
+    access_log: AccessLog | bool | None = True,
     trust_request_id: bool = True,
     expose_server_errors: bool | None = None,
     problem_base: str | None = None,

@@ -310,7 +310,7 @@ _BRACKETS = {
 # "a=1;token=x;b=2", "user=bob,password=x,role=admin"). Brackets it opens are followed.
 _BARE_STOPS = re.compile(r"""[\s"']|\\(?=["'])|[()\[\]{}]|[&;,](?=[A-Za-z_][\w.\-\[\]]{0,63}=)""")
 # A bare identifier called: "password = read_secret(...)" in a traceback's source line.
-_CALL = re.compile(r"[A-Za-z_][\w.]{0,127}\(")
+_CALL = re.compile(r"[A-Za-z_][\w.]{0,127}[(\[]")  # a call or a subscript: os.environ["X"]
 # Keys whose value is a list of parts ("Cookie: theme=dark; sessid=...", "Authorization:
 # Digest username=..., response=..."): written header-style, the value is the rest of the line.
 _LINE_VALUE_KEYS = ("cookie", "authorization")
@@ -1576,9 +1576,10 @@ class RedactionPolicy:
 
     @staticmethod
     def _is_code(key: re.Match[str], value: re.Match[str], text: str) -> bool:
-        """Whether a denied key's bare value is a call in source code (a traceback's line
-        ``password = read_secret("db")``): a name followed by "(", after an "=" spaced as code
-        is. ``password=Tr0ub4dor(3)x`` in a message is a value."""
+        """Whether a denied key's bare value is a call or a subscript in source code (a
+        traceback's line ``password = read_secret("db")``, ``token = headers["x"]``): a name
+        followed by "(" or "[", after an "=" spaced as code, is. ``password=Tr0ub4dor(3)x``
+        in a message is a value."""
         sep_start, sep_end = key.span(3)
         return (
             key.group(3) == "="

@@ -169,6 +169,9 @@ def test_the_whole_value_of_a_denied_key_in_text_is_masked(
         ("password='None'", "password='None'"),
         ("password=b''", "password=b''"),
         ('    password = read_secret("db")', '    password = read_secret("db")'),
+        ('    password = os.environ["DB_PASSWORD"]', '    password = os.environ["DB_PASSWORD"]'),
+        ("    api_key = keys[idx]", "    api_key = keys[idx]"),
+        ("password=os.environ[x]", f"password={REDACTED}"),  # not spaced as code
     ],
 )
 def test_a_bare_value_ends_where_its_context_does(

@@ -18,6 +18,8 @@ more per request, in-process.
 from __future__ import annotations
 
 import ipaddress
+import math
+import numbers
 import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -71,15 +73,21 @@ class AccessLog:
         if sample is not None and not isinstance(sample, Mapping):
             raise ConfigError("sample", sample, "a mapping of path to fraction, or None")
         rates: dict[str, float] = {}
+        rate: Any
         for path, rate in (DEFAULT_SAMPLE if sample is None else sample).items():
             if not isinstance(path, str):
                 raise ConfigError("sample", path, "paths (str) as keys")
-            # bool is an int subclass, and a str would compare as text at each request.
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+            # A number (int, float, Decimal, Fraction), stored as a float: bool is an int
+            # subclass, and a str would compare as text at each request.
+            try:
+                if isinstance(rate, bool) or not isinstance(rate, numbers.Number):
+                    raise TypeError
+                fraction = float(rate)  # type: ignore[arg-type]  # complex: TypeError
+            except (TypeError, ValueError, OverflowError):
+                fraction = math.nan
+            if not 0.0 <= fraction <= 1.0:  # NaN fails both comparisons
                 raise ConfigError(f"sample[{path!r}]", rate, "a fraction between 0.0 and 1.0")
-            if not 0.0 <= rate <= 1.0:  # NaN fails both comparisons
-                raise ConfigError(f"sample[{path!r}]", rate, "a fraction between 0.0 and 1.0")
-            rates[path] = float(rate)
+            rates[path] = fraction
         if isinstance(trusted_proxies, bool) or not isinstance(trusted_proxies, int):
             raise ConfigError("trusted_proxies", trusted_proxies, "an integer >= 0")
         if trusted_proxies < 0:

@@ -123,9 +123,9 @@ def check_options(request_id_header: object, access_log: object, trust_request_i
             request_id_header,
             "a non-empty HTTP header name: ASCII letters, digits and !#$%&'*+-.^_`|~ (RFC 9110)",
         )
-    if not isinstance(access_log, (bool, AccessLog)):
+    if access_log is not None and not isinstance(access_log, (bool, AccessLog)):
         raise ConfigError(
-            "access_log", access_log, "a servicelog.asgi.AccessLog, True (defaults) or False"
+            "access_log", access_log, "a servicelog.asgi.AccessLog, True (defaults), False or None"
         )
     if not isinstance(trust_request_id, bool):
         raise ConfigError("trust_request_id", trust_request_id, "True or False")
@@ -152,7 +152,7 @@ class RequestContextMiddleware:
         app: ASGIApp,
         *,
         request_id_header: str = "X-Request-ID",
-        access_log: AccessLog | bool = True,
+        access_log: AccessLog | bool | None = True,
         trust_request_id: bool = True,
         error_app: ErrorApp | None = None,
     ) -> None:

@@ -14,12 +14,13 @@ of printing on their own. File handlers an application set up itself are left al
 If uvicorn is started from code after ``configure()``, pass ``log_config=uvicorn_log_config()``
 (or ``log_config=None``) so that uvicorn does not install its own handlers again.
 
-Levels: the stdlib loggers decide, as they do without servicelog. ``configure()`` sets the root
-logger's level to ``level`` and each ``levels={...}`` name's logger to its level, so a stdlib
-logger's effective level is the one servicelog gives the same name (both resolve by dotted
-prefix); the handler adds no threshold of its own. A level set on a stdlib logger
-(``logging.getLogger("myapp.db").setLevel(logging.DEBUG)``) is honoured for that logger and
-its children, as the stdlib documents it. The levels follow ``capture_logs(level=...)`` too.
+Levels: one rule for every front-end. A record from logger *N* is written when its level is at
+least the level servicelog gives *N* (``levels={...}`` by dotted prefix, else ``level``).
+``configure()`` also sets the root logger's level to ``level`` and each ``levels`` name's logger
+to its level, so that ``isEnabledFor()`` agrees and filtered calls stay cheap. A stdlib
+logger's own level can only filter more: a library that sets its logger to INFO or DEBUG
+(uvicorn's ``dictConfig``, SQLAlchemy's ``echo=True``) does not undercut ``level``; to open up
+a name, use ``levels={"myapp.db": "DEBUG"}``. The levels follow ``capture_logs(level=...)``.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class ServicelogHandler(logging.Handler):
         try:
             runtime = current_runtime()
             levelno = record.levelno
+            if levelno < runtime.level_for(record.name):
+                # A library's own logger level (uvicorn's dictConfig: INFO; SQLAlchemy's
+                # echo=True) must not undercut configure(level=...): one rule for every
+                # front-end, and levels={...} is the way to open up a name.
+                return
             try:
                 message = record.getMessage()
             except Exception:  # a bad %-format in a library's log call

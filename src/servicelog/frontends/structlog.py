@@ -116,7 +116,12 @@ _Live: Any = structlog.make_filtering_bound_logger(0)
 def _restored(self: Any) -> Any:
     """The logger *self* would be under the structlog configuration in force (after reset)."""
     args = getattr(self._logger, "args", ())
-    return structlog.get_logger(*args, **self._context)
+    restored = structlog.get_logger(*args, **self._context).bind()
+    if isinstance(restored, _BoundLogger):
+        # The configuration put back still names this class (saved while servicelog was
+        # configured): forwarding again would never end. Its plain base logs as configured.
+        return _Live(restored._logger, restored._processors, restored._context)
+    return restored
 
 
 def _forward(method: str) -> Any:
