@@ -165,7 +165,9 @@ def test_a_cached_structlog_logger_follows_reset(capsys: pytest.CaptureFixture[s
     assert "after reset" in capsys.readouterr().out  # structlog's default PrintLogger
 
 
-def test_a_structlog_configuration_saved_under_servicelog_and_put_back_logs() -> None:
+def test_a_structlog_configuration_saved_under_servicelog_and_put_back_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """A fixture that saves structlog's configuration while servicelog is configured and puts
     it back after reset(): a call made then must log, not recurse forever."""
     import structlog
@@ -178,6 +180,7 @@ def test_a_structlog_configuration_saved_under_servicelog_and_put_back_logs() ->
         structlog.get_logger("z").info("hello")  # raised RecursionError
     finally:
         structlog.reset_defaults()
+    assert "hello" in capsys.readouterr().err  # servicelog's console, unconfigured: stderr
 
 
 def test_a_stdlib_loggers_own_level_only_filters_more() -> None:

@@ -249,17 +249,15 @@ def test_fork_does_not_wait_for_a_thread_that_keeps_logging(
     thread.start()
     try:
         time.sleep(0.1)
-        started = time.monotonic()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             os._exit(0)
-        took = time.monotonic() - started
         os.waitpid(pid, 0)
     finally:
         stop.set()
         thread.join()
     sink.close()
-    assert took < 1.0
+    # A drain that waited for the buffer to empty ran into its timeout and said so.
     assert "drain timed out" not in capfd.readouterr().err
     assert sink.counters()["produced"] == sink.written > 0
 
@@ -297,14 +295,12 @@ def test_a_lock_held_by_another_process_does_not_stall_the_start(
     fcntl.flock(lock, fcntl.LOCK_EX)  # another open file description: as another process
     made: list[FileSink] = []
     try:
-        started = time.monotonic()
         thread = threading.Thread(
             target=lambda: made.append(FileSink(path, JsonRenderer())), daemon=True
         )
         thread.start()
         thread.join(5)
         assert made, "FileSink() is still waiting for the lock"
-        assert time.monotonic() - started < 2.0
         made[0].emit(RECORD, 20)
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)

@@ -3,13 +3,12 @@ validation. These are "does not hang" tests with a generous bound, not speed mea
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 import pytest
 
-from servicelog.redaction import RedactionPolicy
+from servicelog.redaction import REDACTED, RedactionPolicy
 
 MIB = 1 << 20
 
@@ -41,23 +40,30 @@ ADVERSARIAL = {
 
 
 @pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
-def test_a_mebibyte_of_near_misses_finishes_quickly(text: str) -> None:
+def test_a_mebibyte_of_near_misses_is_cut_before_matching(text: str) -> None:
+    """Hostile text is cut to max_text before any pattern runs, and redacting the result
+    again changes nothing. (How long it takes is measured in bench/redaction_bench.py; a
+    pattern that backtracks for ever would hit the suite's per-test timeout.)"""
     policy = RedactionPolicy(pii=True)
-    start = time.perf_counter()
     out = policy.redact_text(text)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"{elapsed:.2f} s"
     assert len(out) <= policy.max_text, "text is cut before matching"
+    assert policy.redact_text(out) == out
 
 
-def test_a_large_structure_finishes_quickly() -> None:
-    """10^5 keys and a 10^5-item list: linear in size, no per-item regex storm."""
+def test_a_large_structure_is_cut_in_breadth_and_still_redacted() -> None:
+    """10^5 keys and a 10^5-item list: the walk is cut at max_items (marked), and what it
+    keeps is redacted."""
     policy = RedactionPolicy(pii=True)
-    value: dict[str, Any] = {f"key_{i}": f"value {i}" for i in range(100_000)}
-    value["list"] = [f"item {i}" for i in range(100_000)]
-    start = time.perf_counter()
-    policy.redact_mapping(value)
-    assert time.perf_counter() - start < 10.0
+    value: dict[str, Any] = {"list": [f"item {i}" for i in range(100_000)]}
+    value["password"] = "hunter2"
+    value["card"] = "4111 1111 1111 1111"
+    value.update({f"key_{i}": f"value {i}" for i in range(100_000)})
+    out = policy.redact_mapping(value)
+    assert out["password"] == REDACTED
+    assert out["card"] == "****-****-****-1111"
+    assert len(out) <= policy.max_items + 1 and "<truncated>" in out
+    assert len(out["list"]) <= policy.max_items + 1
+    assert "hunter2" not in repr(out) and "4111 1111" not in repr(out)
 
 
 HOSTILE_TEXT = [

@@ -8,7 +8,6 @@ import collections
 import dataclasses
 import enum
 import logging
-import time
 from typing import Any, NamedTuple
 
 import orjson
@@ -280,11 +279,10 @@ def test_colliding_redacted_keys_get_numbered_suffixes(policy: RedactionPolicy) 
 
 
 def test_thousands_of_colliding_keys_take_linear_time() -> None:
-    """4,999 e-mail keys masked alike took ~8 s (a "~" added per earlier collision)."""
+    """4,999 e-mail keys masked alike took ~8 s: a "~" added per earlier collision made the
+    keys, and the work, grow with their number. Short suffixes mean linear work."""
     policy = RedactionPolicy(pii=True, max_items=5000)
     record = {"message": "m", "by_user": {f"user{i}@corp.com": i for i in range(4999)}}
-    start = time.perf_counter()
     out = policy(record, 20)
-    assert time.perf_counter() - start < 2.0
     assert len(out["by_user"]) == 4999
     assert max(len(key) for key in out["by_user"]) < 24

@@ -36,6 +36,24 @@ class SlowSink(BufferedSink):
         self.lines.extend(lines)
 
 
+class CountingEvent(threading.Event):
+    """The sink's "space" event, counting the waits of callers that found the queue full."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return super().wait(timeout)
+
+
+def _counting_waits(sink: SlowSink) -> CountingEvent:
+    event = CountingEvent()
+    sink._space = event  # before any record: the writer and the callers use this one
+    return event
+
+
 def _produce(sink: SlowSink, threads: int, seconds: float) -> tuple[int, list[float]]:
     produced = [0] * threads
     latencies: list[list[float]] = [[] for _ in range(threads)]
@@ -91,21 +109,19 @@ def test_overflow_accounting_is_exact(policy: Overflow) -> None:
         block_timeout=0.02,
         flush_interval=0.01,
     )
-    produced, latencies = _produce(sink, threads=4, seconds=min(1.0, soak_seconds(1.0)))
+    space = _counting_waits(sink)
+    produced, _ = _produce(sink, threads=4, seconds=min(1.0, soak_seconds(1.0)))
     sink.close()
     summaries = _check_accounting(sink, produced)
     reason = "queue_full" if policy == "drop" else "block_timeout"
     assert set(summaries) == {reason}, "the sink is 10x too slow: drops are expected"
     assert sink.peak_bytes <= 64 * 1024 + 4 * 200
-    worst = latencies[-1]
-    if policy == "block":
-        assert worst < 0.02 + 1.0, "one wait of block_timeout, plus scheduling on a busy box"
+    # Counted, not timed (call latency is measured in bench/call_latency_bench.py): drop
+    # mode never waits; block mode waits, and still drops once a wait times out.
+    if policy == "drop":
+        assert space.waits == 0
     else:
-        # Drop mode never waits: its p99 is ~4 us here, far from the 20 ms a wait takes. The
-        # bound only tells the two apart; call latency is measured in bench/ (a tighter bound
-        # here flaked past 250 us on a busy machine).
-        p99 = latencies[int(len(latencies) * 0.99)]
-        assert p99 < 0.005, f"p99 {p99 * 1e6:.0f} us"
+        assert space.waits > 0
 
 
 def test_block_mode_loses_nothing_when_the_writer_keeps_up_in_time() -> None:
@@ -129,11 +145,10 @@ def test_a_stuck_writer_costs_each_thread_one_timeout() -> None:
             super().write_batch(data)
 
     sink = Stuck(max_records=50, batch_bytes=1, overflow="block", block_timeout=0.1)
-    start = time.monotonic()
+    space = _counting_waits(sink)
     for j in range(500):
         sink.emit({"message": "r", "j": j}, 20)
-    elapsed = time.monotonic() - start
-    assert elapsed < 0.1 + 0.5
+    assert space.waits <= 3, "one block_timeout (a wake-up or two inside it), not one per record"
     gate.set()
     sink.close()
     assert sink.dropped["block_timeout"] >= 400
