@@ -220,3 +220,28 @@ def test_levels_set_stdlib_logger_levels_and_reset_restores_them() -> None:
     assert (root.level, noisy.level) == (20, before[1])
     servicelog.reset()
     assert (root.level, noisy.level) == before
+
+
+def test_sqlalchemy_echo_goes_through_servicelog_once(capfd: pytest.CaptureFixture[str]) -> None:
+    """The real ``create_engine(echo=True)`` on SQLite: SQLAlchemy gives its engine logger a
+    stdout handler of its own when it has none, which printed every statement a second time.
+    Its records follow the level rule: written with ``levels`` opening the name, not without."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    memory = MemorySink()
+    for levels, expected in (({"sqlalchemy.engine": "INFO"}, True), ({}, False)):
+        memory.records.clear()
+        servicelog.configure(
+            stream="none", sinks=[memory], capture=ALL_FRONT_ENDS, level="WARNING", levels=levels
+        )
+        engine = sqlalchemy.create_engine("sqlite://", echo=True)
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 42"))
+        engine.dispose()
+        messages = [r["message"] for r in memory.records]
+        assert ("SELECT 42" in messages) is expected
+        assert "SELECT 42" not in capfd.readouterr().out
+    servicelog.reset()
+    assert not any(
+        isinstance(h, logging.NullHandler)
+        for h in logging.getLogger("sqlalchemy.engine.Engine").handlers
+    )

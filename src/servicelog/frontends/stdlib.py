@@ -52,6 +52,18 @@ __all__ = ["ServicelogHandler", "install", "reset", "uvicorn_log_config"]
 #: Loggers that print on their own by default; made to propagate to the root instead.
 TAKEN_OVER = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
 
+#: Loggers a library gives a console handler of its own later, if they have none then:
+#: SQLAlchemy's ``create_engine(echo=True)`` (and ``echo_pool``) prints every statement to stdout
+#: a second time. A ``NullHandler`` there while servicelog is configured keeps it from doing so;
+#: the records still reach the root (``levels={"sqlalchemy.engine": "INFO"}`` writes them).
+PRINT_LATER = (
+    "sqlalchemy.engine.Engine",
+    "sqlalchemy.pool.impl.QueuePool",
+    "sqlalchemy.pool.impl.SingletonThreadPool",
+    "sqlalchemy.pool.impl.StaticPool",
+    "sqlalchemy.pool.impl.NullPool",
+)
+
 # A LogRecord's own attributes; anything else in its __dict__ came from ``extra=`` (or a filter).
 #: Loggers whose records are dropped: uvicorn's access line, once servicelog writes its own.
 SILENCED: set[str] = set()
@@ -165,12 +177,20 @@ def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> Ser
         saved_propagate.append((lg, lg.propagate))
         # A replaced access log stays off (see asgi.request_context.replace_uvicorn_access_log).
         lg.propagate = name not in SILENCED
-    # NOTSET: the loggers' levels decide (see the module docstring), never the handler's.
+    placeholders: list[tuple[logging.Logger, logging.Handler]] = []
+    for name in PRINT_LATER:
+        lg = logging.getLogger(name)
+        if not lg.handlers:
+            placeholder = logging.NullHandler()
+            lg.addHandler(placeholder)
+            placeholders.append((lg, placeholder))
+    # NOTSET here: the levels are checked per name in emit() (see the module docstring).
     handler = ServicelogHandler(level=logging.NOTSET)
     root.addHandler(handler)
     _saved.update(
         handler=handler,
         handlers=saved_handlers,
+        placeholders=placeholders,
         levels={},
         propagate=saved_propagate,
         srcfile=logging._srcfile,
@@ -223,6 +243,8 @@ def reset() -> None:
     for lg, handler in _saved["handlers"]:
         if handler not in lg.handlers:
             lg.addHandler(handler)
+    for lg, placeholder in _saved["placeholders"]:
+        lg.removeHandler(placeholder)
     _saved.clear()
 
 
