@@ -37,6 +37,7 @@ from .record import (
     format_timestamp,
     merge_fields,
     safe_keys,
+    safe_repr,
     safe_str,
     thread_name,
 )
@@ -261,20 +262,9 @@ def args_repr(args: object) -> str:
     """``repr(args)`` that never raises: a tuple's items are shown one by one, so that one
     argument whose ``__repr__`` raises hides only itself."""
     if type(args) is not tuple:
-        return _safe_repr(args)
-    items = ", ".join(_safe_repr(arg) for arg in args)
+        return safe_repr(args)
+    items = ", ".join(safe_repr(arg) for arg in args)
     return f"({items},)" if len(args) == 1 else f"({items})"
-
-
-def _safe_repr(value: object) -> str:
-    try:
-        text = repr(value)
-        if type(text) is str:
-            return text
-        error = "TypeError"  # a __repr__ that returns something else
-    except Exception as exc:
-        error = type(exc).__name__
-    return f"<unrepresentable {type(value).__name__}: repr() raised {error}>"
 
 
 class Logger:

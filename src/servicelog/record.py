@@ -169,6 +169,17 @@ def safe_str(value: object) -> str:
         return f"<unprintable {type(value).__name__}: str() raised {type(exc).__name__}>"
 
 
+def safe_repr(value: object, limit: int | None = None) -> str:
+    """``repr(value)`` that never raises, cut to *limit* characters (marked) if given."""
+    try:
+        text = repr(value)
+    except Exception as exc:  # a __repr__ that raises (or returns something else)
+        return f"<unrepresentable {type(value).__qualname__}: repr() raised {type(exc).__name__}>"
+    if limit is not None and len(text) > limit:
+        return f"{text[:limit]}...<{len(text) - limit} more chars>"
+    return text
+
+
 def add_exception(record: Record, exc_info: ExcInfo, *, show_locals: bool = False) -> None:
     """Add ``error.type``, ``error.message`` and ``error.stack_trace`` for *exc_info*.
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from ..record import DROPPED_FIELDS, LEVEL, MESSAGE, TIMESTAMP, Record
+from ..record import DROPPED_FIELDS, LEVEL, MESSAGE, TIMESTAMP, Record, safe_repr
 
 __all__ = ["JsonRenderer", "default", "jsonable"]
 
@@ -40,13 +40,7 @@ _MAX_ITEMS = 1000
 
 
 def _safe_repr(value: object) -> str:
-    try:
-        text = repr(value)
-    except Exception as exc:
-        return f"<unrepresentable {type(value).__qualname__}: repr() raised {type(exc).__name__}>"
-    if len(text) > _MAX_REPR:
-        return f"{text[:_MAX_REPR]}...<{len(text) - _MAX_REPR} more chars>"
-    return text
+    return safe_repr(value, _MAX_REPR)
 
 
 def default(value: Any) -> Any:
