@@ -288,14 +288,8 @@ def _uninstall() -> Runtime:
 
 def _close_sinks(runtime: Runtime, keep: Sequence[Route] = ()) -> None:
     """Drain and close the sinks of *runtime*, except those *keep* routes to."""
-    if runtime is _initial_runtime:
-        return
-    runtime.pipeline.run_deferred()
-    done = {id(route.sink) for route in keep}
-    for route in runtime.pipeline.routes:
-        if id(route.sink) not in done:
-            done.add(id(route.sink))
-            route.sink.close()
+    if runtime is not _initial_runtime:
+        runtime.pipeline.close(keep=[route.sink for route in keep])
 
 
 def reset() -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import Context, copy_context
 
 from . import _errors
@@ -83,10 +83,10 @@ class Pipeline:
         # The key (event loop) of the burst scheduled and not yet run, or None. Per key: a loop
         # that stops before running its burst, or is busy, must not hold back another's records.
         self._burst_due: object = None
-        self._take_lock = threading.Lock()  # one taker at a time (producers only append)
-        # One burst at a time, whole: flush() from another thread returns only once what was
-        # deferred before it is emitted, and bursts keep their records' order (re-entrant: a
-        # processor or sink may flush).
+        # One burst at a time, whole, and one taker of the deferred records at a time (producers
+        # only append): flush() from another thread returns only once what was deferred before
+        # it is emitted, and bursts keep their records' order (re-entrant: a processor or sink
+        # may flush).
         self._run_lock = threading.RLock()
         _pipelines.add(self)
         # Static fields (service, ecs.version, pid) are not copied into every record: sinks that
@@ -190,9 +190,8 @@ class Pipeline:
             while deferred:
                 # Take a copy, then delete what was copied: records deferred meanwhile
                 # (producers append without the lock) stay for the next round.
-                with self._take_lock:
-                    burst = deferred[:]
-                    del deferred[: len(burst)]
+                burst = deferred[:]
+                del deferred[: len(burst)]
                 for context, levelno, build, args in burst:
                     try:
                         context.run(emit_built, levelno, build, args)
@@ -204,9 +203,11 @@ class Pipeline:
         for route in self.routes:
             route.sink.flush()
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self, timeout: float | None = None, keep: Iterable[object] = ()) -> None:
+        """Emit the deferred records, then close each sink once, except those in *keep* (sinks
+        a new configuration uses again)."""
         self.run_deferred()
-        seen: set[int] = set()
+        seen = {id(sink) for sink in keep}
         for route in self.routes:
             if id(route.sink) not in seen:
                 seen.add(id(route.sink))
@@ -229,8 +230,7 @@ def _forget_deferred_in_child() -> None:
     for pipeline in list(_pipelines):
         pipeline._deferred.clear()
         pipeline._burst_due = None
-        pipeline._take_lock = threading.Lock()  # another parent thread may have held them
-        pipeline._run_lock = threading.RLock()
+        pipeline._run_lock = threading.RLock()  # another parent thread may have held it
 
 
 os.register_at_fork(after_in_child=_forget_deferred_in_child)
