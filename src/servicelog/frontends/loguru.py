@@ -35,6 +35,9 @@ def _sink(message: Any) -> None:
     record = message.record
     level = record["level"]
     levelno = _LEVELS.get(level.name, level.no if level.no < 50 else 50)
+    name = record["name"] or "loguru"
+    if levelno < current_runtime().level_for(name):  # servicelog's rule, before any work
+        return
     extra = record["extra"]
     fields: dict[str, Any] = {}
     for key, value in extra.items():
@@ -42,9 +45,6 @@ def _sink(message: Any) -> None:
             fields.update(value)  # the guide's extra={...}: flatten, don't nest
         else:
             fields[key] = value
-    name = record["name"] or "loguru"
-    if levelno < current_runtime().level_for(name):  # servicelog's rule, per logger name
-        return
     exception = record["exception"]
     emit_foreign(
         levelno,
