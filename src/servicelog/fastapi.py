@@ -103,12 +103,11 @@ def install(
         openapi=openapi,
         gc_freeze=gc_freeze,
     )
-    current = settings()
-    production = current is not None and current.profile == "production"
+    production = _production()
     if app.debug and production:
         raise ConfigError("FastAPI(debug=...)", True, _DEBUG_HINT)
     if expose_server_errors is None:
-        expose_server_errors = current is not None and not production
+        expose_server_errors = settings() is not None and not production
     handlers = ErrorHandlers(
         error_format=error_format,
         expose_server_errors=expose_server_errors,
@@ -175,11 +174,16 @@ _DEBUG_HINT = (
 )
 
 
+def _production() -> bool:
+    """Whether servicelog is configured with the production profile."""
+    current = settings()
+    return current is not None and current.profile == "production"
+
+
 def _refuse_debug(app: FastAPI) -> bool:
     """Whether ``app.debug``, set after :func:`install`, must be overridden (the production
     profile): the HTML traceback page is not served, and that is logged, as an error."""
-    current = settings()
-    if not (app.debug and current is not None and current.profile == "production"):
+    if not (app.debug and _production()):
         return False
     from .logger import get_logger
 
