@@ -172,6 +172,11 @@ def test_asyncio_handler_names_the_task(sink: MemorySink) -> None:
     assert "the-task" in record["asyncio.task"]
 
 
+def _python(code: str) -> subprocess.CompletedProcess[bytes]:
+    """Run *code* in a fresh interpreter (hooks and sentry-sdk patch a process for good)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+
+
 def test_uncaught_exception_in_main_thread_is_one_critical_json_line() -> None:
     code = (
         "import servicelog\n"
@@ -180,7 +185,7 @@ def test_uncaught_exception_in_main_thread_is_one_critical_json_line() -> None:
         "    raise SystemError('fatal')\n"
         "main()\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    proc = _python(code)
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
     assert len(lines) == 1, proc.stdout
@@ -203,7 +208,7 @@ def test_an_app_configuring_logging_itself_prints_nothing_twice() -> None:
         "logging.getLogger('app').info('from app')\n"
         "lib.warning('from lib')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    proc = _python(code)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert [orjson.loads(line)["message"] for line in lines] == ["from app", "from lib"]
@@ -295,7 +300,7 @@ def test_sentry_still_receives_uncaught_exceptions() -> None:
         "atexit.register(lambda: print('events', len(sent)))\n"
         "raise RuntimeError('crash')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    proc = _python(code)
     assert proc.returncode == 1
     assert proc.stdout.strip() == b"events 1", proc.stderr
 
@@ -360,6 +365,6 @@ def test_an_uncaught_exception_logged_only_to_memory_is_also_printed() -> None:
         "servicelog.configure(stream='none', sinks=[MemorySink()])\n"
         "raise SystemError('fatal and visible')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    proc = _python(code)
     assert proc.returncode == 1
     assert b"SystemError: fatal and visible" in proc.stderr

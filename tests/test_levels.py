@@ -102,18 +102,19 @@ def _log(front_end: str, name: str, levelno: int, message: str) -> None:
     getattr(_logger(front_end, name), _METHOD[levelno])(message)
 
 
+def _configure(memory: MemorySink, level: str, levels: dict[str, str] | None = None) -> None:
+    """servicelog configured for these tests: every front-end taken over, into *memory*."""
+    servicelog.configure(
+        stream="none", sinks=[memory], capture=ALL_FRONT_ENDS, level=level, levels=levels
+    )
+
+
 @pytest.mark.parametrize("front_end", FRONT_ENDS)
 def test_every_front_end_follows_the_per_logger_levels(front_end: str) -> None:
     """A record from logger N passes iff its level is at least the level servicelog gives N
     (its own, its nearest dotted parent's, or the default), whichever API logged it."""
     memory = MemorySink()
-    servicelog.configure(
-        stream="none",
-        sinks=[memory],
-        capture=ALL_FRONT_ENDS,
-        level="INFO",
-        levels={"noisy": "ERROR", "chatty": "DEBUG"},
-    )
+    _configure(memory, "INFO", {"noisy": "ERROR", "chatty": "DEBUG"})
     cases = [
         ("noisy", 20, False),
         ("noisy.child", 30, False),
@@ -136,7 +137,7 @@ def test_a_new_level_reaches_loggers_already_in_use(front_end: str) -> None:
     memory = MemorySink()
 
     def configure(level: str) -> None:
-        servicelog.configure(stream="none", sinks=[memory], capture=ALL_FRONT_ENDS, level=level)
+        _configure(memory, level)
 
     log = _logger(front_end, "app")  # the usual module-level logger, made at import
     configure("INFO")
@@ -156,7 +157,7 @@ def test_a_cached_structlog_logger_follows_reset(capsys: pytest.CaptureFixture[s
     import structlog
 
     memory = MemorySink()
-    servicelog.configure(stream="none", sinks=[memory], capture=ALL_FRONT_ENDS, level="INFO")
+    _configure(memory, "INFO")
     log = structlog.get_logger("app")
     log.info("configured")
     servicelog.reset()
@@ -187,13 +188,7 @@ def test_a_stdlib_loggers_own_level_only_filters_more() -> None:
     """A library that lowers its own logger (uvicorn's dictConfig, SQLAlchemy's echo=True)
     does not undercut ``level``; raising one filters more; ``levels=`` opens a name up."""
     memory = MemorySink()
-    servicelog.configure(
-        stream="none",
-        sinks=[memory],
-        capture=ALL_FRONT_ENDS,
-        level="WARNING",
-        levels={"myapp.db": "DEBUG"},
-    )
+    _configure(memory, "WARNING", {"myapp.db": "DEBUG"})
     engine = logging.getLogger("sqlalchemy.engine.Engine")
     quiet = logging.getLogger("myapp.quiet")
     engine.setLevel(logging.INFO)  # what echo=True does
@@ -230,9 +225,7 @@ def test_sqlalchemy_echo_goes_through_servicelog_once(capfd: pytest.CaptureFixtu
     memory = MemorySink()
     for levels, expected in (({"sqlalchemy.engine": "INFO"}, True), ({}, False)):
         memory.records.clear()
-        servicelog.configure(
-            stream="none", sinks=[memory], capture=ALL_FRONT_ENDS, level="WARNING", levels=levels
-        )
+        _configure(memory, "WARNING", levels)
         engine = sqlalchemy.create_engine("sqlite://", echo=True)
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT 42"))
