@@ -27,13 +27,23 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs of our own (needs root: CAP_SYS_ADMIN); skipped where it cannot mount."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    out = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
+    yield from _mounted(
+        mnt,
+        [["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)]],
+        "cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN)",
     )
-    if out.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): {out.stderr.strip()}")
+
+
+def _mounted(mnt: Path, commands: list[list[str]], why: str) -> Iterator[Path]:
+    """Run *commands* (the last one mounts *mnt*), skipping the test with *why* if one cannot
+    run or fails; yield *mnt*, then unmount it."""
+    for cmd in commands:
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True)
+        except FileNotFoundError as exc:
+            pytest.skip(f"{why}: {exc}")
+        if out.returncode != 0:
+            pytest.skip(f"{why}: {out.stderr.strip()}")
     try:
         yield mnt
     finally:
@@ -229,20 +239,14 @@ def few_inodes(tmp_path: Path) -> Iterator[Path]:
     mnt.mkdir()
     with image.open("wb") as f:
         f.truncate(8 << 20)
-    for cmd in (
-        ["mkfs.ext4", "-q", "-F", "-N", "16", str(image)],
-        ["mount", "-o", "loop", str(image), str(mnt)],
-    ):
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True)
-        except FileNotFoundError as exc:
-            pytest.skip(f"cannot make an ext4 filesystem here: {exc}")
-        if out.returncode != 0:
-            pytest.skip(f"cannot make an ext4 filesystem here: {out.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    yield from _mounted(
+        mnt,
+        [
+            ["mkfs.ext4", "-q", "-F", "-N", "16", str(image)],
+            ["mount", "-o", "loop", str(image), str(mnt)],
+        ],
+        "cannot make an ext4 filesystem here",
+    )
 
 
 def _use_up_inodes(mnt: Path) -> list[Path]:
