@@ -21,8 +21,6 @@ Requires ``pip install 'servicelog[fastapi]'``.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -41,6 +39,7 @@ from starlette.requests import Request
 
 from ._config import flush, settings
 from .asgi.access_log import AccessLog
+from .asgi.exception_layer import is_async_handler, lighten
 from .asgi.handlers import ErrorHandlers
 from .asgi.request_context import (
     ErrorApp,
@@ -123,13 +122,17 @@ def install(
         # request context middleware does both, so it takes that layer's place (with debug=True
         # it stays, for its HTML traceback page, except under the production profile).
         stack, error_app = _without_server_errors(build(), _refuse_debug(app))
-        return RequestContextMiddleware(
+        outer = RequestContextMiddleware(
             stack,
             request_id_header=request_id_header,
             access_log=access_log,
             trust_request_id=trust_request_id,
             error_app=error_app,
         )
+        # Starlette's ExceptionMiddleware, below, answers the same way with less work per
+        # request (asgi/exception_layer.py).
+        lighten(outer)
+        return outer
 
     app.build_middleware_stack = build_with_context  # type: ignore[method-assign]
     app.middleware_stack = None  # rebuilt on the next call
@@ -206,22 +209,13 @@ def _without_server_errors(stack: Any, refuse_debug: bool = False) -> tuple[Any,
 
     async def error_app(scope: Any, receive: Any, send: Any, exc: Exception) -> None:
         request = Request(scope)
-        if _is_async(handler):
+        if is_async_handler(handler):
             response = await handler(request, exc)
         else:
             response = await run_in_threadpool(handler, request, exc)
         await response(scope, receive, send)
 
     return stack.app, error_app
-
-
-def _is_async(handler: Any) -> bool:
-    """Whether *handler* returns an awaitable (Starlette runs the others in its threadpool)."""
-    while isinstance(handler, functools.partial):
-        handler = handler.func
-    # A callable object with an ``async def __call__`` counts too (as in Starlette).
-    call = type(handler).__call__ if not inspect.isroutine(handler) else None
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)
 
 
 def _compose_lifespan(app: FastAPI, gc_freeze: bool, *, replace_access_log: bool) -> None:
