@@ -10,7 +10,9 @@ mounted plain ASGI app, a WebSocket).
 from __future__ import annotations
 
 import asyncio
+import asyncio.coroutines
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -275,3 +277,108 @@ def layers_of(stack: Any) -> list[Any]:
         out.append(stack)
         stack = getattr(stack, "app", None)
     return out
+
+
+def test_a_patched_exception_middleware_is_left_in_place(
+    sink: MemorySink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sentry-sdk's Starlette integration patches ExceptionMiddleware.__call__ (to add the user
+    # to events, and a span): replacing the layer would silently drop that.
+    original = ExceptionMiddleware.__call__
+    seen: list[str] = []
+
+    async def instrumented(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["path"])
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(ExceptionMiddleware, "__call__", instrumented)
+    app = build(light=True)
+    assert not any(type(layer) is ExceptionLayer for layer in layers(app))
+    assert exchange(app, "/teapot/")[0]["status"] == 418
+    assert seen == ["/teapot/"]
+
+
+def marked_coroutine_function(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """A plain function returning *handler*'s coroutine, marked as a coroutine function the
+    way asgiref's ``markcoroutinefunction`` does before Python 3.12."""
+
+    def wrapper(request: Request, exc: Exception) -> Any:
+        return handler(request, exc)
+
+    wrapper._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    return wrapper
+
+
+class TeapotResponse(PlainTextResponse):
+    """A response class used as the handler itself: Starlette takes it for an async handler
+    (its ``__call__`` is), awaits the response, and fails."""
+
+    def __init__(self, request: Request, exc: Exception) -> None:
+        super().__init__("teapot", status_code=418)
+
+
+async def teapot_answer(request: Request, exc: Exception) -> PlainTextResponse:
+    return PlainTextResponse("teapot", status_code=418)
+
+
+@pytest.mark.parametrize(
+    ("handler", "status"),
+    [(teapot_answer, 418), (marked_coroutine_function(teapot_answer), 418), (TeapotResponse, 500)],
+    ids=["async def", "marked", "response class"],
+)
+def test_a_handler_is_called_the_way_starlette_calls_it(
+    sink: MemorySink, handler: Any, status: int
+) -> None:
+    from starlette._utils import is_async_callable
+
+    from servicelog.asgi.exception_layer import is_async_handler
+
+    assert is_async_handler(handler) == bool(is_async_callable(handler))
+    answers = []
+    for light in (True, False):
+        app = FastAPI()
+        app.add_exception_handler(Teapot, handler)
+        app.mount("/teapot", raw_app(Teapot()))
+        with pytest.MonkeyPatch.context() as patch:
+            if not light:
+                patch.setattr(servicelog.fastapi, "lighten", lambda stack: False)
+            servicelog.fastapi.install(app)
+            app.middleware_stack = app.build_middleware_stack()
+        answers.append(exchange(app, "/teapot/"))
+    assert answers[0][0]["status"] == status
+    assert answers[0] == answers[1]
+
+
+@dataclass(frozen=True)
+class FrozenMiddleware:
+    """A middleware of the user's whose ``app`` cannot be set."""
+
+    app: Any
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def test_a_layer_above_that_cannot_be_changed_keeps_starlettes(sink: MemorySink) -> None:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    app.add_middleware(FrozenMiddleware)
+    servicelog.fastapi.install(app)
+    app.middleware_stack = app.build_middleware_stack()  # no error
+    assert any(type(layer) is ExceptionMiddleware for layer in layers(app))
+    assert exchange(app, "/items/7")[0]["status"] == 200
+
+
+def test_the_applications_own_exception_middleware_is_the_one_replaced(sink: MemorySink) -> None:
+    app = FastAPI()
+    app.add_middleware(ExceptionMiddleware, handlers={Teapot: teapot_answer})
+    servicelog.fastapi.install(app)
+    app.middleware_stack = app.build_middleware_stack()
+    kinds = [type(layer) for layer in layers(app)]
+    # The user's stays where it was, above; the application's (above the router) is replaced.
+    assert kinds.index(ExceptionMiddleware) < kinds.index(ExceptionLayer)
+    assert kinds.count(ExceptionMiddleware) == 1

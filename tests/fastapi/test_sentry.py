@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,12 @@ SCRIPT = textwrap.dedent(
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             answers = [await client.get(path) for path in ("/boom", "/ok")]
         sentry_sdk.flush()
+        layer, kinds = app.middleware_stack, []
+        while layer is not None:
+            kinds.append(type(layer).__name__)
+            layer = getattr(layer, "app", None)
         print(json.dumps({
+            "layers": kinds,
             "statuses": [r.status_code for r in answers],
             "request_id": answers[0].headers["x-request-id"],
             "events": [
@@ -66,14 +72,27 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_an_unhandled_exception_reaches_sentry_once_tagged_with_the_request_id() -> None:
+@pytest.fixture(scope="module")
+def out() -> Any:
+    """What the script printed (run once for the module)."""
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_an_unhandled_exception_reaches_sentry_once_tagged_with_the_request_id(out: Any) -> None:
     assert out["statuses"] == [500, 200]
     (event,) = out["events"]
     assert event["exception"] == "db exploded"
     assert event["tags"]["request_id"] == out["request_id"]
     assert event["url"] == "http://t/boom"
+
+
+def test_sentrys_patched_exception_middleware_is_kept(out: Any) -> None:
+    # sentry-sdk patches ExceptionMiddleware.__call__ (the user on events, a span): install()
+    # must not put its lighter layer in that one's place.
+    layers = out["layers"]
+    assert "ExceptionMiddleware" in layers
+    assert "ExceptionLayer" not in layers
