@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.coroutines
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -279,11 +280,13 @@ def layers_of(stack: Any) -> list[Any]:
     return out
 
 
+@pytest.mark.parametrize("wraps", [False, True], ids=["replaced", "functools.wraps"])
 def test_a_patched_exception_middleware_is_left_in_place(
-    sink: MemorySink, monkeypatch: pytest.MonkeyPatch
+    sink: MemorySink, monkeypatch: pytest.MonkeyPatch, wraps: bool
 ) -> None:
     # sentry-sdk's Starlette integration patches ExceptionMiddleware.__call__ (to add the user
-    # to events, and a span): replacing the layer would silently drop that.
+    # to events, and a span): replacing the layer would silently drop that. A wrapper that
+    # copies the original's names (functools.wraps, wrapt) is found out too.
     original = ExceptionMiddleware.__call__
     seen: list[str] = []
 
@@ -291,6 +294,8 @@ def test_a_patched_exception_middleware_is_left_in_place(
         seen.append(scope["path"])
         await original(self, scope, receive, send)
 
+    if wraps:
+        instrumented = functools.wraps(original)(instrumented)
     monkeypatch.setattr(ExceptionMiddleware, "__call__", instrumented)
     app = build(light=True)
     assert not any(type(layer) is ExceptionLayer for layer in layers(app))

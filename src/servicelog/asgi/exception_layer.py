@@ -19,8 +19,10 @@ less per request.
 from __future__ import annotations
 
 import functools
+import sys
 from asyncio import iscoroutinefunction
 from collections.abc import Awaitable, Callable, MutableMapping
+from types import FunctionType
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -183,9 +185,14 @@ def lighten(stack: Any) -> bool:
 
 
 def _unpatched() -> bool:
-    """Whether ``ExceptionMiddleware.__call__`` is still the one Starlette defines."""
+    """Whether ``ExceptionMiddleware.__call__`` is still the function Starlette defines: not
+    replaced, not wrapped (``functools.wraps`` or a ``wrapt`` proxy copy its names, not its
+    code)."""
     call = ExceptionMiddleware.__dict__.get("__call__")
+    module = sys.modules.get(ExceptionMiddleware.__module__)
     return (
-        getattr(call, "__module__", None) == ExceptionMiddleware.__module__
-        and getattr(call, "__qualname__", None) == "ExceptionMiddleware.__call__"
+        type(call) is FunctionType
+        and not hasattr(call, "__wrapped__")
+        and module is not None
+        and call.__code__.co_filename == getattr(module, "__file__", None)
     )
