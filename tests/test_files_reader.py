@@ -79,8 +79,55 @@ def test_a_fragment_ended_by_the_next_writer_is_skipped_or_reported(tmp_path: Pa
     ]
 
 
-def test_a_missing_file_set_reads_as_nothing(tmp_path: Path) -> None:
-    assert list(read_records(tmp_path / "nothing.jsonl")) == []
+@pytest.mark.parametrize("name", ["nothing.jsonl", "no-such-dir"])
+def test_a_path_that_names_nothing_is_reported_not_read_as_empty(tmp_path: Path, name: str) -> None:
+    # A mistyped name must not look like an empty log.
+    with pytest.warns(RuntimeWarning, match=f"{name}: cannot be read .*; skipped"):
+        assert list(read_records([tmp_path / name, tmp_path])) == []
+    with pytest.raises(ValueError, match=f"{name}: cannot be read") as raised:
+        list(read_records(tmp_path / name, strict=True))
+    assert "skipped" not in str(raised.value)
+
+
+def test_a_rotated_file_compressed_since_it_was_listed_is_read_compressed(tmp_path: Path) -> None:
+    listed = tmp_path / "app_2026-01-01.jsonl"
+    (tmp_path / "app_2026-01-01.jsonl.gz").write_bytes(gzip.compress(_lines(4, 5)))
+    assert [line.data for line in iter_lines([listed])] == [b'{"j":4}', b'{"j":5}']
+
+
+def test_an_active_file_rotated_while_its_set_is_read_is_read_whole(tmp_path: Path) -> None:
+    (tmp_path / "app_2026-01-01.jsonl").write_bytes(_lines(0))
+    (tmp_path / "app.jsonl").write_bytes(_lines(1, 2))
+    records = read_records(tmp_path / "app.jsonl")
+    got = [next(records)["j"]]  # the rotated file is being read...
+    # ... when the active file is rotated: renamed to its dated name, a new one created.
+    (tmp_path / "app.jsonl").rename(tmp_path / "app_2026-01-02.jsonl")
+    (tmp_path / "app.jsonl").write_bytes(_lines(3))
+    got += [record["j"] for record in records]
+    assert got == [0, 1, 2]  # 3 came after the read began
+
+
+def test_a_set_whose_directory_cannot_be_listed_still_gives_its_active_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A directory with mode 711, as seen by another user (not reproducible as root, which
+    # reads any directory): listing fails, opening a known name works.
+    import os
+
+    (tmp_path / "app.jsonl").write_bytes(_lines(1))
+    listdir = os.listdir
+
+    def refuse(path: object = ".") -> list[str]:
+        if os.fspath(path) == str(tmp_path):  # type: ignore[arg-type]
+            raise PermissionError(13, "Permission denied", str(path))
+        return listdir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "listdir", refuse)
+    with pytest.warns(RuntimeWarning, match="rotated files cannot be listed") as warned:
+        assert [r["j"] for r in read_records(tmp_path / "app.jsonl")] == [1]
+    assert "skipped" not in str(warned[0].message)
+    with pytest.raises(ValueError, match="rotated files cannot be listed"):
+        list(read_records(tmp_path / "app.jsonl", strict=True))
 
 
 @settings(max_examples=200, deadline=None)

@@ -18,6 +18,10 @@ What the files may hold besides records, and what the reader does with it:
 * a file that cannot be read or decompressed (a corrupt archive, no permission): the other
   files are still read; it is reported with a ``RuntimeWarning`` naming it, or ``ValueError``
   with ``strict=True``.
+* a path that names nothing (a mistyped file or directory) or a directory that cannot be
+  listed: reported the same way, never read as an empty log;
+* an active file rotated while its set is read: read whole, under the name it had (the
+  active files are opened before the first line is read).
 
 Use :func:`iter_lines` to see every line with where it came from (verifiers, the explorer).
 """
@@ -55,19 +59,33 @@ class Line(NamedTuple):
     complete: bool  # False only for a last line with no newline
 
 
-def files_of(paths: PathArg | Iterable[PathArg]) -> list[str]:
-    """The files that make up *paths*, in reading order (see the module docstring)."""
+def files_of(paths: PathArg | Iterable[PathArg], *, strict: bool = False) -> list[str]:
+    """The files that make up *paths*, in reading order (see the module docstring).
+
+    A path that names nothing (no such file, directory or file set), or a directory that
+    cannot be listed, is reported with a ``RuntimeWarning`` (``ValueError`` with
+    ``strict=True``): a mistyped name must not read as an empty log. A file set whose
+    directory can be entered but not listed still gives its active file.
+    """
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     out: list[str] = []
     seen: set[str] = set()
     for item in items:
         path = os.path.abspath(os.fspath(item))
-        if os.path.isdir(path):
-            files = [f for active in _actives_in(path) for f in _set_files(active)]
-        elif os.path.isfile(path) and _ROTATED.match(os.path.basename(path)):
-            files = [path]
-        else:
-            files = _set_files(path)
+        try:
+            if os.path.isdir(path):
+                files = [f for active in _actives_in(path) for f in _set_files(active, strict)]
+            elif os.path.isfile(path) and _ROTATED.match(os.path.basename(path)):
+                files = [path]
+            else:
+                files = _set_files(path, strict)
+                if not files and _compressed_since(path):
+                    files = [path]  # a rotated file compressed since it was listed: read that
+                if not files:
+                    raise FileNotFoundError(2, "no such file, directory or file set")
+        except OSError as exc:
+            _problem(f"{path}: cannot be read ({exc.strerror or exc})", strict, exc)
+            continue
         for f in files:
             if f not in seen:
                 seen.add(f)
@@ -75,8 +93,25 @@ def files_of(paths: PathArg | Iterable[PathArg]) -> list[str]:
     return out
 
 
-def _set_files(active: str) -> list[str]:
-    files = [m.path for m in list_members(active)]
+def _compressed_since(path: str) -> bool:
+    """Whether *path* exists under a compressed name (``iter_lines`` then reads that)."""
+    return any(os.path.isfile(path + suffix) for suffix in COMPRESSIONS.values())
+
+
+def _problem(message: str, strict: bool, cause: BaseException, skipped: bool = True) -> None:
+    """Report what cannot be read: ``ValueError`` if *strict*, else a warning."""
+    if strict:
+        raise ValueError(message) from cause
+    warnings.warn(f"{message}; skipped" if skipped else message, RuntimeWarning, stacklevel=4)
+
+
+def _set_files(active: str, strict: bool = False) -> list[str]:
+    try:
+        files = [m.path for m in list_members(active)]
+    except OSError as exc:  # a directory that can be entered, not listed (mode 711)
+        reason = exc.strerror or exc
+        _problem(f"{active}: its rotated files cannot be listed ({reason})", strict, exc, False)
+        files = []
     if os.path.isfile(active):
         files.append(active)
     return files
@@ -99,30 +134,49 @@ def _actives_in(directory: str) -> list[str]:
     return [os.path.join(directory, name) for name in sorted(actives)]
 
 
+#: Active files opened before the first line is read, at most (the rest are opened in turn).
+MAX_HELD = 256
+
+
 def iter_lines(paths: PathArg | Iterable[PathArg], *, strict: bool = False) -> Iterator[Line]:
     """Every line of every file of *paths*, in order, with its file and line number.
 
-    A file that disappears before it is opened (compressed or aged out meanwhile) is looked
-    for under its compressed names, and skipped if gone. A file that cannot be read (a corrupt
-    archive) is skipped from where it fails, with a ``RuntimeWarning``; the next files are read.
+    The active files are opened before the first line is read: one that is rotated while its
+    set's older files are read (renamed to its dated name, a new one created) is still read
+    whole, under the name it had. A file that disappears before it is opened (compressed or
+    aged out meanwhile) is looked for under its compressed names, and skipped if gone. A file
+    that cannot be read (a corrupt archive) is skipped from where it fails, with a
+    ``RuntimeWarning``; the next files are read.
 
     Raises:
-        ValueError: with ``strict=True``, for a file that cannot be read, naming it.
+        ValueError: with ``strict=True``, for a file or path that cannot be read, naming it.
     """
-    for path in files_of(paths):
-        try:
-            yield from _file_lines(path)
-        except Exception as exc:  # BadGzipFile, BadZipFile, LZMAError, zlib.error, OSError...
-            # ... and EOFError: an archive cut short. Rotation writes one as ".part" and renames
-            # it when whole, so under its own name it is damaged, not being written.
-            message = f"{path}: cannot be read ({type(exc).__name__}: {exc}); skipped"
-            if strict:
-                raise ValueError(message) from exc
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+    files = files_of(paths, strict=strict)
+    held: dict[str, Any] = {}
+    try:
+        for path in files:
+            if len(held) >= MAX_HELD:
+                break
+            if not _ROTATED.match(os.path.basename(path)):
+                try:
+                    held[path] = _open(path)
+                except Exception:  # opened again, and reported, in its turn
+                    pass
+        for path in files:
+            try:
+                yield from _file_lines(path, held.pop(path, None))
+            except Exception as exc:  # BadGzipFile, BadZipFile, LZMAError, zlib.error, OSError...
+                # ... and EOFError: an archive cut short. Rotation writes one as ".part" and
+                # renames it when whole, so under its own name it is damaged, not being written.
+                _problem(f"{path}: cannot be read ({type(exc).__name__}: {exc})", strict, exc)
+    finally:
+        for stream in held.values():
+            stream.close()
 
 
-def _file_lines(path: str) -> Iterator[Line]:
-    stream = _open(path)
+def _file_lines(path: str, stream: Any = None) -> Iterator[Line]:
+    if stream is None:
+        stream = _open(path)
     if stream is None:
         return
     with stream:
