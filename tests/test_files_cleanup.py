@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -205,3 +208,161 @@ def test_the_deploy_files_run_valid_cleanup_commands(logs: Path) -> None:
     service = configparser.ConfigParser(strict=False, interpolation=None)
     service.read(DEPLOY / "systemd" / "servicelog-cleanup.service")
     assert service["Service"]["Type"] == "oneshot"
+
+
+def _run_cleanup(
+    *argv: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
+    **kwargs: Any,
+) -> Any:
+    """``python -m servicelog.cli cleanup ...`` in a real process (bytes in, bytes out)."""
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "servicelog.cli", "cleanup", *argv],
+        capture_output="stdout" not in kwargs,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+        **kwargs,
+    )
+
+
+def _bound_by_permissions() -> list[str]:
+    """A command prefix under which file permissions apply: root bypasses them, unless it
+    drops the capabilities that let it (``setpriv``, from util-linux)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: permissions cannot be tested")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_file_another_process_holds_open_is_never_deleted(tmp_path: Path) -> None:
+    """A log written by a process without a servicelog lock file (a stdlib FileHandler, a
+    shell redirection) is active as long as some process holds it open."""
+    old = _file(tmp_path, "old.log", 100, 400)
+    held = tmp_path / "worker.log"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(held)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+        os.utime(held, (time.time() - 400 * DAY,) * 2)
+        assert {os.path.basename(f.path): f.active for f in scan(tmp_path)} == {
+            "old.log": False,
+            "worker.log": True,
+        }
+        out = _run_cleanup("--dir", str(tmp_path), "--max-size", "1KB", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert held.exists() and not old.exists()
+    finally:
+        writer.communicate("", timeout=30)
+    assert _names(scan(tmp_path)) == ["worker.log"]
+    assert not scan(tmp_path)[0].active, "closed: an ordinary file again"
+
+
+WRITER = """
+import sys
+f = open(sys.argv[1], "a")
+f.write("y" * 2000 + "\\n")
+f.flush()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_cli_unreadable_directory_exits_1_with_one_line(tmp_path: Path) -> None:
+    prefix = _bound_by_permissions()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _file(logs, "a.log", 10, 60)
+    logs.chmod(0o000)
+    try:
+        out = _run_cleanup("--dir", str(logs), "--days", "1", cwd=tmp_path, prefix=prefix)
+    finally:
+        logs.chmod(0o755)
+    assert out.returncode == 1
+    assert out.stderr.decode() == f"servicelog cleanup: cannot read {logs}: Permission denied\n"
+    assert out.stdout == b""
+
+
+def test_cli_skips_entries_it_cannot_stat(tmp_path: Path) -> None:
+    """A directory that can be listed but not searched (r without x): no entry can be
+    examined, so none is deleted, and the command says so without a traceback."""
+    prefix = _bound_by_permissions()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _file(logs, "a.log", 10, 60)
+    logs.chmod(0o644)
+    try:
+        out = _run_cleanup("--dir", str(logs), "--days", "1", cwd=tmp_path, prefix=prefix)
+    finally:
+        logs.chmod(0o755)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == b""
+    assert b"freed 0 B in 0 file(s)" in out.stdout
+    assert (logs / "a.log").exists()
+
+
+def test_scan_skips_an_entry_it_cannot_stat(logs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_stat = os.stat
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if os.fspath(path).endswith("app_2026-10-01.jsonl.gz"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    names = _names(scan(logs))
+    assert "app_2026-10-01.jsonl.gz" not in names and "worker.log.1" in names
+    plan = plan_cleanup(logs, days=1, now=NOW)
+    assert _names(plan.delete) == [
+        "worker.log.1",
+        "app_2026-11-01.jsonl.gz",
+        "app_2026-11-20.jsonl",
+    ]
+
+
+def test_cli_stdout_closed_exits_1_without_a_traceback(tmp_path: Path) -> None:
+    """``servicelog cleanup --dry-run | head -1``: the reader going away is not an error to
+    report at length."""
+    for i in range(20):
+        _file(tmp_path, f"f{i}.log", 10, 400)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout fails with EPIPE, deterministically
+    try:
+        out = _run_cleanup(
+            "--dir", str(tmp_path), "--days", "30", "--dry-run", cwd=tmp_path,
+            stdout=write_end, stderr=subprocess.PIPE,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert out.returncode == 1
+    assert out.stderr == b""
+    assert len(list(tmp_path.iterdir())) == 20
+
+
+def test_cli_reports_names_that_are_not_utf8(tmp_path: Path) -> None:
+    """A file name that is not valid UTF-8 is printed with backslash escapes, under a strict
+    UTF-8 stdout too; every file deleted is reported."""
+    directory = os.fsencode(tmp_path)
+    for name in (b"a.log", b"b\xff.log", b"c.log"):
+        path = os.path.join(directory, name)
+        with open(path, "wb") as f:
+            f.write(b"x\n")
+        os.utime(path, (time.time() - 60 * DAY,) * 2)
+    out = _run_cleanup(
+        "--dir", str(tmp_path), "--days", "30", cwd=tmp_path, env={"PYTHONIOENCODING": "utf-8"}
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == b""
+    assert out.stdout.count(b"deleted ") == 3
+    assert b"b\\udcff.log" in out.stdout
+    assert os.listdir(tmp_path) == []

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -44,10 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the command *args* names; returns the exit status."""
     if args.command == "demo":
         from .demo import run_demo
 
@@ -59,6 +58,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cleanup.run(args)
     parser.print_help(sys.stderr)
     return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit cannot fail again
+    on a reader that went away (the recipe in Python's documentation of SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real descriptor behind sys.stdout
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    A reader that goes away (``servicelog demo | head -3``) ends the command quietly with
+    status 1, and Ctrl-C with status 130 (128 + SIGINT), both without a traceback.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        status = _run(args, parser)
+        sys.stdout.flush()  # inside the try: what is still buffered may meet the broken pipe
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

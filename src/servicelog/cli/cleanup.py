@@ -6,19 +6,24 @@
     servicelog cleanup --dir logs --max-size 5GB          # oldest first, until logs <= 5 GB
     servicelog cleanup --dir logs --days 30 --dry-run     # print what would go, delete nothing
 
-Active files (those a servicelog writer has open) are never deleted. The logic is
-:mod:`servicelog.retention`; this module only parses arguments and prints. Exit status: 0 on
-success, 1 when the directory is missing or a file could not be deleted, 2 for a bad argument.
+Active files are never deleted: those with a servicelog lock file, those that rotated files
+name, and on Linux those a process holds open (see :mod:`servicelog.retention`, which has the
+logic; this module only parses arguments and prints). Exit status: 0 on success, 1 when the
+directory is missing or cannot be read or a file could not be deleted, 2 for a bad argument.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._units import parse_size
 from ..exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ..retention import CleanupPlan, LogFile
 
 __all__ = ["add_parser", "run"]
 
@@ -52,8 +57,11 @@ def add_parser(subparsers: Any) -> None:
         help="delete old log files, never the active ones",
         description=(
             "Delete log files older than --days, then the oldest until the directory's logs "
-            "total at most --max-size. The active file of each log (the one being written) is "
-            "never deleted."
+            "total at most --max-size. Active files are never deleted: a file with a servicelog "
+            "lock file beside it (.app.jsonl.lock), a file that rotated files name "
+            "(app_2026-11-29.jsonl and app.log.1 make app.jsonl and app.log active), and, on "
+            "Linux, a file that a process holds open, among the processes this user may "
+            "inspect (all of them for root). Any other file can be deleted."
         ),
     )
     parser.add_argument("--dir", default="logs", help="the log directory (default: logs)")
@@ -79,10 +87,52 @@ def _human(size: float) -> str:
     return f"{size:,.1f} TB"  # pragma: no cover - unreachable
 
 
+def _escape_unprintable() -> None:
+    """Print any file name: what the output's encoding cannot show (a name that is not valid
+    UTF-8) becomes a backslash escape instead of an error after files were deleted."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _plan(args: argparse.Namespace) -> CleanupPlan | None:
+    """The plan for *args*, or ``None`` after saying on stderr why there is none."""
+    from ..retention import plan_cleanup
+
+    try:
+        return plan_cleanup(args.dir, days=args.days, max_bytes=args.max_size)
+    except (FileNotFoundError, NotADirectoryError):
+        print(f"servicelog cleanup: {args.dir!r} is not a directory", file=sys.stderr)
+    except OSError as exc:
+        print(f"servicelog cleanup: cannot read {args.dir}: {exc.strerror or exc}", file=sys.stderr)
+    return None
+
+
+def _delete(plan: CleanupPlan) -> tuple[list[LogFile], int]:
+    """Delete the files of *plan*, printing each one as soon as it is gone (so a failure to
+    print cannot leave a deleted file unreported); returns the deleted files and the number
+    of failures."""
+    from ..retention import iter_cleanup
+
+    done: list[LogFile] = []
+    errors = 0
+    for f, error in iter_cleanup(plan):
+        if error is None:
+            done.append(f)
+            print(f"deleted {f.path} ({_human(f.size)})", flush=True)
+        else:
+            errors += 1
+            print(
+                f"servicelog cleanup: could not delete {f.path}: {error.strerror or error}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return done, errors
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``servicelog cleanup`` with parsed *args*; returns the exit status."""
-    from ..retention import apply_cleanup, plan_cleanup
-
+    _escape_unprintable()
     if args.days is None and args.max_size is None:
         print(
             "servicelog cleanup: nothing to do; give --days N and/or --max-size SIZE "
@@ -90,21 +140,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        plan = plan_cleanup(args.dir, days=args.days, max_bytes=args.max_size)
-    except (FileNotFoundError, NotADirectoryError):
-        print(f"servicelog cleanup: {args.dir!r} is not a directory", file=sys.stderr)
+    plan = _plan(args)
+    if plan is None:
         return 1
-    verb = "would delete" if args.dry_run else "deleted"
     if args.dry_run:
-        done, errors = list(plan.delete), []
+        done, errors = list(plan.delete), 0
+        for f in done:
+            print(f"would delete {f.path} ({_human(f.size)})")
     else:
-        result = apply_cleanup(plan)
-        done, errors = result.deleted, result.errors
-    for f in done:
-        print(f"{verb} {f.path} ({_human(f.size)})")
-    for f, exc in errors:
-        print(f"servicelog cleanup: could not delete {f.path}: {exc.strerror}", file=sys.stderr)
+        done, errors = _delete(plan)
     freed = sum(f.size for f in done)
     print(
         f"{'would free' if args.dry_run else 'freed'} {_human(freed)} in {len(done)} file(s); "

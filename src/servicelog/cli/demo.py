@@ -67,8 +67,10 @@ def _scenario() -> None:
 
 
 def run_demo(profile: str = "both", *, color: bool | None = None, http: bool = True) -> int:
-    """Run the demo scenario in one or both profiles; returns an exit status."""
+    """Run the demo scenario in one or both profiles; returns an exit status (1 when the
+    HTTP server did not start)."""
     profiles = ("development", "production") if profile == "both" else (profile,)
+    status = 0
     try:
         for name in profiles:
             _section(_TITLES[name])
@@ -80,7 +82,7 @@ def run_demo(profile: str = "both", *, color: bool | None = None, http: bool = T
             from .demo_http import run_http_demo
 
             _section("a FastAPI service under uvicorn: request IDs, access log, error responses")
-            run_http_demo(color)
+            status = run_http_demo(color)
         _section(
             "The same call sites, two shapes. In production the JSON goes to stdout, ready for\n"
             "Filebeat, Vector, Loki or OpenSearch. Counters: "
@@ -88,4 +90,4 @@ def run_demo(profile: str = "both", *, color: bool | None = None, http: bool = T
         )
     finally:
         servicelog.reset()
-    return 0
+    return status
