@@ -167,3 +167,29 @@ def test_an_archive_cut_short_is_reported_not_passed_over(tmp_path: Path) -> Non
         assert [r["j"] for r in read_records(tmp_path)][-1] == 1
     with pytest.raises(ValueError, match="EOFError"):
         list(read_records(tmp_path, strict=True))
+
+
+def test_abandoning_a_read_closes_every_file_even_one_gone_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import servicelog.reader as reader
+
+    (tmp_path / "a.jsonl").write_bytes(_lines(1, 2))
+    (tmp_path / "b.jsonl").write_bytes(_lines(3))
+    gone = str(tmp_path / "gone.jsonl")  # listed, then rotated away before it was opened
+    listed = [str(tmp_path / "a.jsonl"), gone, str(tmp_path / "b.jsonl")]
+    monkeypatch.setattr(reader, "files_of", lambda paths, strict=False: listed)
+    opened = []
+    open_file = reader._open
+
+    def tracked(path: str) -> object:
+        stream = open_file(path)
+        opened.append(stream)
+        return stream
+
+    monkeypatch.setattr(reader, "_open", tracked)
+    lines = iter_lines(tmp_path)
+    assert next(lines).data == b'{"j":1}'
+    lines.close()  # abandoned part-way: no error, nothing left open
+    streams = [stream for stream in opened if stream is not None]
+    assert len(streams) == 2 and all(stream.closed for stream in streams)

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
+from types import FrameType
 from typing import Any, NamedTuple
 
 import orjson
@@ -102,7 +104,12 @@ def _problem(message: str, strict: bool, cause: BaseException, skipped: bool = T
     """Report what cannot be read: ``ValueError`` if *strict*, else a warning."""
     if strict:
         raise ValueError(message) from cause
-    warnings.warn(f"{message}; skipped" if skipped else message, RuntimeWarning, stacklevel=4)
+    # Attributed to the first frame outside this module: the caller's loop or call.
+    frame: FrameType | None
+    level, frame = 2, sys._getframe(1)  # level 2: the frame that called this function
+    while frame is not None and frame.f_code.co_filename == __file__:
+        level, frame = level + 1, frame.f_back
+    warnings.warn(f"{message}; skipped" if skipped else message, RuntimeWarning, stacklevel=level)
 
 
 def _set_files(active: str, strict: bool = False) -> list[str]:
@@ -159,9 +166,11 @@ def iter_lines(paths: PathArg | Iterable[PathArg], *, strict: bool = False) -> I
                 break
             if not _ROTATED.match(os.path.basename(path)):
                 try:
-                    held[path] = _open(path)
+                    stream = _open(path)
                 except Exception:  # opened again, and reported, in its turn
-                    pass
+                    continue
+                if stream is not None:  # None: gone meanwhile (looked for again in its turn)
+                    held[path] = stream
         for path in files:
             try:
                 yield from _file_lines(path, held.pop(path, None))
@@ -171,7 +180,10 @@ def iter_lines(paths: PathArg | Iterable[PathArg], *, strict: bool = False) -> I
                 _problem(f"{path}: cannot be read ({type(exc).__name__}: {exc})", strict, exc)
     finally:
         for stream in held.values():
-            stream.close()
+            try:
+                stream.close()
+            except Exception:  # closing a read-only stream: nothing to lose
+                continue
 
 
 def _file_lines(path: str, stream: Any = None) -> Iterator[Line]:

@@ -18,7 +18,8 @@ writer keeps a lock file ``.<name>.lock`` beside its active file, and rotated fi
 set (``app_2026-11-29.jsonl`` belongs to ``app.jsonl``, ``app.log.1`` to ``app.log``); each
 marks ``<name>`` as active. On Linux, a file that a process holds open is active too (found in
 ``/proc/<pid>/fd``, by device and inode; only the processes this one may inspect are seen:
-all of them for root, its own user's otherwise). Files being compressed are hidden
+its own user's, and every process only for root with ``CAP_SYS_PTRACE``, which containers
+often drop). Files being compressed are hidden
 (``.<name>.gz.part``) and skipped, and so is an entry that cannot be examined (``stat`` fails).
 
 Sinks apply their own retention (by count and by age) as they rotate; this module is for a

@@ -61,7 +61,8 @@ def add_parser(subparsers: Any) -> None:
             "lock file beside it (.app.jsonl.lock), a file that rotated files name "
             "(app_2026-11-29.jsonl and app.log.1 make app.jsonl and app.log active), and, on "
             "Linux, a file that a process holds open, among the processes this user may "
-            "inspect (all of them for root). Any other file can be deleted."
+            "inspect (its own user's; all of them only for root with CAP_SYS_PTRACE). Any other "
+            "file can be deleted."
         ),
     )
     parser.add_argument("--dir", default="logs", help="the log directory (default: logs)")
