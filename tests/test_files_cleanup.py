@@ -278,16 +278,22 @@ sys.stdin.read()
 """
 
 
-def test_cli_unreadable_directory_exits_1_with_one_line(tmp_path: Path) -> None:
+def _cleanup_in_mode(tmp_path: Path, mode: int) -> tuple[Path, Any]:
+    """``cleanup --days 1`` on a directory with one old log and *mode*, bound by permissions
+    (even as root); the directory's mode is restored after."""
     prefix = _bound_by_permissions()
     logs = tmp_path / "logs"
     logs.mkdir()
     _file(logs, "a.log", 10, 60)
-    logs.chmod(0o000)
+    logs.chmod(mode)
     try:
-        out = _run_cleanup("--dir", str(logs), "--days", "1", cwd=tmp_path, prefix=prefix)
+        return logs, _run_cleanup("--dir", str(logs), "--days", "1", cwd=tmp_path, prefix=prefix)
     finally:
         logs.chmod(0o755)
+
+
+def test_cli_unreadable_directory_exits_1_with_one_line(tmp_path: Path) -> None:
+    logs, out = _cleanup_in_mode(tmp_path, 0o000)
     assert out.returncode == 1
     assert out.stderr.decode() == f"servicelog cleanup: cannot read {logs}: Permission denied\n"
     assert out.stdout == b""
@@ -296,15 +302,7 @@ def test_cli_unreadable_directory_exits_1_with_one_line(tmp_path: Path) -> None:
 def test_cli_skips_entries_it_cannot_stat(tmp_path: Path) -> None:
     """A directory that can be listed but not searched (r without x): no entry can be
     examined, so none is deleted, and the command says so without a traceback."""
-    prefix = _bound_by_permissions()
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    _file(logs, "a.log", 10, 60)
-    logs.chmod(0o644)
-    try:
-        out = _run_cleanup("--dir", str(logs), "--days", "1", cwd=tmp_path, prefix=prefix)
-    finally:
-        logs.chmod(0o755)
+    logs, out = _cleanup_in_mode(tmp_path, 0o644)
     assert out.returncode == 0, out.stderr
     assert out.stderr == b""
     assert b"freed 0 B in 0 file(s)" in out.stdout
