@@ -253,12 +253,9 @@ def _flush_pending() -> None:
     """Emit deferred records (the access log's bursts), then send pending "suppressed N"
     summaries down the pipeline now (teardown, flush, exit)."""
     run_all_deferred()
-    current = _settings
-    if current is not None and current.rate_limit is not None:
-        try:
-            current.rate_limit.flush()
-        except Exception as exc:
-            _errors.report("rate limit", exc)
+    from .ratelimit import flush_all
+
+    flush_all()  # rate_limit=, and limits passed in processors= as well
 
 
 def _uninstall() -> Runtime:

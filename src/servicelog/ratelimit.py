@@ -24,7 +24,8 @@ Design notes:
   by then, at the latest one ``interval`` after they end. :meth:`RateLimit.flush` emits them
   all at once (``servicelog.flush()``, exit).
 * Memory is bounded: at most ``max_keys`` keys, least recently seen evicted first (its pending
-  summary is emitted then). The message part of a key is cut to 256 characters.
+  summary is emitted then). The message part of a key is cut to 256 characters, and the
+  message a window keeps for its summary to 1,024 (marked with ``…``).
 * By default only WARNING and above are limited: the same INFO line many times a second is
   normal traffic (an access log), while an identical warning or error flood is what an attacker
   or a failing dependency produces (catalog item S4).
@@ -45,7 +46,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import _errors
-from .levels import level_name
+from .levels import level_name, parse_level
 from .record import Record, format_timestamp
 
 __all__ = ["SUPPRESSED", "SUPPRESSED_MESSAGE", "RateLimit"]
@@ -56,6 +57,9 @@ SUPPRESSED = "log.suppressed"
 SUPPRESSED_MESSAGE = "log.suppressed_message"
 
 _KEY_CHARS = 256
+#: The longest message a window keeps for its summary (``log.suppressed_message``): a flood of
+#: distinct huge messages must not hold ``max_keys`` copies of them.
+_SUMMARY_CHARS = 1024
 
 #: (logger, message, level, how many were dropped)
 _Summary = tuple[Any, str, int, int]
@@ -78,7 +82,11 @@ class _Window:
         self.levelno = levelno
         self.logger = record.get("log.logger")
         message = record.get("message", "")
-        self.message = message if type(message) is str else repr(message)
+        if type(message) is not str:
+            message = repr(message)
+        if len(message) > _SUMMARY_CHARS:
+            message = message[:_SUMMARY_CHARS] + "…"
+        self.message = message
 
 
 class RateLimit:
@@ -87,7 +95,8 @@ class RateLimit:
     Args:
         burst: records of one key let through per window.
         interval: the window, in seconds.
-        min_level: records below this level are never limited (default WARNING).
+        min_level: records below this level are never limited (default WARNING): a number
+            or a level name (``"error"``).
         max_keys: keys remembered at most (least recently seen are forgotten first).
         key: ``(record, levelno) -> hashable``: what makes two records "the same message".
             Default: logger name, level and the first 256 characters of the message.
@@ -99,6 +108,7 @@ class RateLimit:
 
     Raises:
         ValueError: for a burst, interval or max_keys below 1.
+        ConfigError: for a *min_level* that is not a level.
     """
 
     __slots__ = (
@@ -123,7 +133,7 @@ class RateLimit:
         burst: int = 1000,
         interval: float = 10.0,
         *,
-        min_level: int = 30,
+        min_level: int | str = 30,
         max_keys: int = 10_000,
         key: Callable[[Record, int], Any] | None = None,
         emit: Callable[[Record, int], None] | None = None,
@@ -138,7 +148,7 @@ class RateLimit:
         self.burst = burst
         self.exempt = frozenset(exempt)
         self.interval = float(interval)
-        self.min_level = min_level
+        self.min_level = parse_level(min_level, "RateLimit(min_level)")
         self.max_keys = max_keys
         self._key = key or _default_key
         self._emit = emit
@@ -277,6 +287,16 @@ class RateLimit:
 
 
 _limits: weakref.WeakSet[RateLimit] = weakref.WeakSet()
+
+
+def flush_all() -> None:
+    """Emit the pending summaries of every rate limit in the process: ``rate_limit=`` and any
+    passed in ``processors=`` (``servicelog.flush()``, teardown, exit)."""
+    for limit in list(_limits):
+        try:
+            limit.flush()
+        except Exception as exc:
+            _errors.report("rate limit", exc)
 
 
 def _reset_in_child() -> None:

@@ -171,6 +171,44 @@ def test_bad_limits_are_refused(bad: dict[str, Any]) -> None:
         RateLimit(**bad)
 
 
+def test_min_level_takes_a_level_name_or_refuses(memory: MemorySink) -> None:
+    limit = RateLimit(burst=1, interval=60, min_level="error", clock=Clock())
+    assert repr(limit).endswith("min_level=error, max_keys=10000)")
+    configure_limited(memory, limit)
+    log = servicelog.get_logger("app")
+    for _ in range(3):
+        log.warning("w")  # below the limit's level: all through
+        log.error("e")
+    assert messages(memory) == ["w", "e", "w", "w"]  # the 2nd and 3rd errors dropped
+    with pytest.raises(servicelog.ConfigError, match="min_level"):
+        RateLimit(min_level="loud")
+
+
+def test_a_limit_passed_in_processors_is_flushed_too(memory: MemorySink) -> None:
+    limit = RateLimit(burst=1, interval=60, clock=Clock())
+    servicelog.configure(
+        stream="none", sinks=[memory], capture=NO_CAPTURE, rate_limit=False, processors=[limit]
+    )
+    log = servicelog.get_logger("app")
+    log.error("x")
+    log.error("x")
+    servicelog.flush()
+    assert messages(memory) == ["x", "suppressed 1 similar message"]
+
+
+def test_a_window_keeps_a_bounded_copy_of_its_message(memory: MemorySink) -> None:
+    limit = RateLimit(burst=1, interval=60, clock=Clock())
+    configure_limited(memory, limit)
+    huge = "m" * 100_000
+    log = servicelog.get_logger("app")
+    log.error(huge)
+    log.error(huge)
+    (window,) = limit._windows.values()
+    assert window.message == "m" * 1024 + "…"
+    limit.flush()
+    assert memory.records[-1][SUPPRESSED_MESSAGE] == "m" * 1024 + "…"
+
+
 def test_repr() -> None:
     assert repr(RateLimit()) == (
         "RateLimit(burst=1000, interval=10.0, min_level=warning, max_keys=10000)"
