@@ -459,3 +459,21 @@ def test_production_tracebacks_skip_caret_markers_development_keeps_them() -> No
         trace = orjson.loads(sink.lines[-1])["error.stack_trace"]
         assert "numbers[5] += 1" in trace
         assert ("^^^" in trace) is expect
+
+
+@pytest.mark.parametrize("call", ["info", "warning", "exception", "log"])
+def test_any_name_is_free_for_a_field_even_the_parameters(call: str) -> None:
+    # The message (and log()'s level) are positional only: event=, message= and level= are
+    # fields like any other (event and message kept as fields.*, as every ECS object root).
+    sink = configure_lines(level="info")
+    log = servicelog.get_logger("shop")
+    fields = {"event": "e", "message": "m", "level": "l"}
+    if call == "log":
+        log.log("warning", "placed", **fields)
+    else:
+        getattr(log, call)("placed", **fields)
+    (line,) = sink.lines
+    obj = check_ecs(line)
+    assert obj["message"] == "placed"
+    assert (obj["fields.event"], obj["fields.message"], obj["level"]) == ("e", "m", "l")
+    assert servicelog.stats()["errors"] == {}

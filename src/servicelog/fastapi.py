@@ -76,7 +76,8 @@ def install(
         app: the FastAPI application.
         error_format: ``"envelope"`` (``{"error": {...}}``, default) or ``"problem"`` (RFC 9457).
         request_id_header: read and echoed request ID header.
-        access_log: :class:`~servicelog.asgi.AccessLog` options, or ``False``.
+        access_log: :class:`~servicelog.asgi.AccessLog` options, or ``False`` (or ``None``)
+            to write no access record.
         trust_request_id: accept a valid incoming request ID (else always generate).
         expose_server_errors: show 5xx messages to clients; default: only outside production.
         problem_base: URI prefix of problem ``type`` values.

@@ -114,7 +114,7 @@ def _make_lean(levelno: int, logger: Logger, runtime: Runtime, general: LevelMet
     ts_cache = _ts_cache
     digits = _DIGITS
 
-    def method(event: object, *args: object, **fields: Any) -> None:
+    def method(event: object, /, *args: object, **fields: Any) -> None:
         try:
             if fields and not _plain_isdisjoint(fields):
                 fields["stacklevel"] = fields.get("stacklevel", 1) + 1
@@ -195,7 +195,7 @@ def _make_general(
     # ``**fields`` make CPython match every keyword against them, which cost ~0.3 us per call
     # here. exc_info / stack_info / stacklevel are picked out of ``fields`` only when present,
     # by the same set test that guards the reserved keys.
-    def method(event: object, *args: object, **fields: Any) -> None:
+    def method(event: object, /, *args: object, **fields: Any) -> None:
         try:
             message = event if type(event) is str else safe_str(event)
             if args:
@@ -271,10 +271,12 @@ class Logger:
     """A named logger. Get one with :func:`get_logger`; never instantiate directly.
 
     Methods: ``trace``, ``debug``, ``info``, ``warning``, ``error``, ``exception``,
-    ``critical`` (each ``(message, *args, exc_info=None, stack_info=False, stacklevel=1,
-    **fields)``), and ``log(level, message, ...)``. ``exception`` logs at ERROR with the current
-    exception. ``stacklevel`` works as in the standard library: a helper that logs for its
-    caller passes 2, so ``log.origin.*`` names the caller.
+    ``critical`` (each ``(message, /, *args, exc_info=None, stack_info=False, stacklevel=1,
+    **fields)``), and ``log(level, message, /, ...)``. The message (and the level) are
+    positional only, so any name is free for a field (``event=``, ``message=`` and ``level=``
+    among them; see the records' naming rules for what they become). ``exception`` logs at
+    ERROR with the current exception. ``stacklevel`` works as in the standard library: a helper
+    that logs for its caller passes 2, so ``log.origin.*`` names the caller.
     """
 
     __slots__ = (
@@ -320,7 +322,7 @@ class Logger:
         """Alias of :attr:`warning`."""
         return self.warning
 
-    def log(self, level: int | str, event: object, *args: object, **fields: Any) -> None:
+    def log(self, level: int | str, event: object, /, *args: object, **fields: Any) -> None:
         """Log at a level given as a number or a name."""
         try:
             levelno = parse_level(level)

@@ -125,7 +125,9 @@ def check_options(request_id_header: object, access_log: object, trust_request_i
         )
     if access_log is not None and not isinstance(access_log, (bool, AccessLog)):
         raise ConfigError(
-            "access_log", access_log, "a servicelog.asgi.AccessLog, True (defaults), False or None"
+            "access_log",
+            access_log,
+            "a servicelog.asgi.AccessLog, True (defaults), or False or None (no access record)",
         )
     if not isinstance(trust_request_id, bool):
         raise ConfigError("trust_request_id", trust_request_id, "True or False")
@@ -137,7 +139,7 @@ class RequestContextMiddleware:
     Args:
         app: the ASGI application to wrap.
         request_id_header: the header carrying the request ID, in and out.
-        access_log: an :class:`AccessLog`, or ``False`` to write none.
+        access_log: an :class:`AccessLog`, or ``False`` (or ``None``) to write none.
         trust_request_id: accept a valid incoming ID (``False``: always generate).
         error_app: answers an exception raised before a response was started (for example the
             application's ``Exception`` handler); its response passes through this middleware

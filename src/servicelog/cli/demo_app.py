@@ -67,7 +67,7 @@ async def limited() -> dict[str, str]:
 
 @router.get("/boom")
 async def boom() -> dict[str, str]:
-    raise RuntimeError("the database password is hunter2")  # never shown to clients
+    raise RuntimeError("the database password is hunter2")  # not shown in production
 
 
 @router.get("/health")
