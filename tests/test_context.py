@@ -255,3 +255,16 @@ def test_a_wrapped_function_runs_each_call_in_a_fresh_copy() -> None:
     gate = threading.Barrier(1)
     run(3)
     assert seen == [None, None, None]
+
+
+async def test_run_in_executor_takes_a_process_pool_too() -> None:
+    # Context variables do not cross processes, and the wrapper could not be pickled: a
+    # process pool gets the function as it is.
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        pid = await servicelog.run_in_executor(pool, os.getpid)
+    assert pid != os.getpid()

@@ -34,7 +34,7 @@ TYPE_CHECKING = False  # typing is imported only by type checkers: it costs ~8 m
 
 if TYPE_CHECKING:
     import asyncio
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Executor
     from typing import Any, ParamSpec, TypeVar
 
     P = ParamSpec("P")
@@ -262,12 +262,22 @@ def wrap(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def run_in_executor(
-    executor: ThreadPoolExecutor | None, func: Callable[..., R], *args: Any
+    executor: Executor | None, func: Callable[..., R], *args: Any
 ) -> asyncio.Future[R]:
-    """Like ``loop.run_in_executor``, but the function sees the caller's context."""
+    """Like ``loop.run_in_executor``, but the function sees the caller's context.
+
+    In a thread pool (``None``: the loop's default). Any other executor (a
+    ``ProcessPoolExecutor``) gets *func* as it is: context variables do not cross processes,
+    and the wrapper could not be pickled.
+    """
     import asyncio
 
     loop = asyncio.get_running_loop()
+    if executor is not None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if not isinstance(executor, ThreadPoolExecutor):
+            return loop.run_in_executor(executor, func, *args)
     return loop.run_in_executor(executor, wrap(func), *args)
 
 
