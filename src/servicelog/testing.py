@@ -14,6 +14,7 @@ with ``only=False``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -47,9 +48,50 @@ class CapturedLogs(list[Record]):
         return [r for r in self if r.get("log.level") == level]
 
 
+class _CaptureSink(MemorySink):
+    """A capture's memory sink: it takes nothing once its block has ended (a later block that
+    overlapped it may still route records to it)."""
+
+    open = True
+
+    def emit(self, record: Record, levelno: int) -> None:
+        if self.open:
+            super().emit(record, levelno)
+
+
+class _Capture:
+    """One live ``capture_logs`` block: the runtime it installed, the runtime to restore when
+    it ends, and the capture routes of its runtime (its own and the enclosing blocks')."""
+
+    __slots__ = ("logs", "routes", "runtime", "saved", "sink")
+
+    def __init__(
+        self, runtime: Runtime, saved: Runtime, routes: tuple[Route, ...], sink: _CaptureSink
+    ) -> None:
+        self.runtime = runtime
+        self.saved = saved
+        self.routes = routes
+        self.sink = sink
+        self.logs = CapturedLogs(sink)
+        sink.records = self.logs  # records land straight in the list the block gets
+
+
+# The live blocks, oldest first. Each one's ``saved`` is the runtime of the block before it (or,
+# for the first, the runtime from before any capture), so blocks that overlap without nesting
+# (two tasks, two threads) each put back what the stack says, whichever order they end in.
+_active: list[_Capture] = []
+_active_lock = threading.Lock()
+
+
 @contextmanager
 def capture_logs(*, level: int | str | None = None, only: bool = True) -> Iterator[CapturedLogs]:
     """Capture the records logged inside the block.
+
+    Blocks nest: the records of an inner block reach the enclosing blocks too (so the
+    ``servicelog_logs`` fixture sees the whole test), and the inner block's *level* applies
+    to all of them while it lasts. Blocks that overlap without nesting (two tasks or threads)
+    each see what is logged while they are open, and the configuration from before the first
+    one is back once both have ended, whichever ends first.
 
     A ``configure()`` or ``reset()`` inside the block (an app factory under test) ends the
     capture there: later records go to the configuration it made, which stays in force after
@@ -61,33 +103,55 @@ def capture_logs(*, level: int | str | None = None, only: bool = True) -> Iterat
             per-logger ``levels`` do not apply meanwhile (default: the configured levels).
         only: capture *instead of* writing to the configured sinks (default) or as well.
     """
+    capture = _begin(level, only)
+    try:
+        yield capture.logs
+    finally:
+        _end(capture)
+
+
+def _begin(level: int | str | None, only: bool) -> _Capture:
+    """Install a capturing runtime built on the current one, and push it on the stack."""
+    from ._config import settings
     from .levels import parse_level
 
-    previous = current_runtime()
-    from ._config import settings
-
+    levelno = parse_level(level) if level is not None else None
     current = settings()
-    sink = MemorySink(JsonRenderer(current.output.max_line_bytes if current else 16384))
-    captured = CapturedLogs(sink)
-    routes = [Route(sink)] if only else [*previous.pipeline.routes, Route(sink)]
-    pipeline = Pipeline(routes, previous.pipeline.processors, previous.pipeline.static)
-    runtime = Runtime(
-        pipeline,
-        level=parse_level(level) if level is not None else previous.level,
-        levels={} if level is not None else dict(previous.levels),
-        callsite=previous.callsite,
-        show_locals=previous.show_locals,
-    )
-    install_runtime(runtime)
-    apply_levels(runtime)  # the other front-ends' own level filters follow
+    sink = _CaptureSink(JsonRenderer(current.output.max_line_bytes if current else 16384))
+    own = Route(sink)
+    with _active_lock:
+        previous = current_runtime()
+        enclosing = _active[-1].routes if _active and _active[-1].runtime is previous else ()
+        routes = [*previous.pipeline.routes, own] if not only else [*enclosing, own]
+        pipeline = Pipeline(routes, previous.pipeline.processors, previous.pipeline.static)
+        runtime = Runtime(
+            pipeline,
+            level=levelno if levelno is not None else previous.level,
+            levels={} if levelno is not None else dict(previous.levels),
+            callsite=previous.callsite,
+            show_locals=previous.show_locals,
+        )
+        capture = _Capture(runtime, previous, (*enclosing, own), sink)
+        _active.append(capture)
+        install_runtime(runtime)
+        apply_levels(runtime)  # the other front-ends' own level filters follow
+    return capture
 
-    sink.records = captured  # records land straight in the returned list
-    try:
-        yield captured
-    finally:
-        if current_runtime() is runtime:  # else configure()/reset() ran inside: keep theirs
-            install_runtime(previous)
-            apply_levels(previous)
+
+def _end(capture: _Capture) -> None:
+    """Take *capture* off the stack and, if its runtime is in force, put back the one the stack
+    says; one that ends before a later block hands that block what it had saved."""
+    with _active_lock:
+        capture.sink.open = False
+        for index, live in enumerate(_active):
+            if live is capture:
+                del _active[index]
+                if index < len(_active) and _active[index].saved is capture.runtime:
+                    _active[index].saved = capture.saved
+                break
+        if current_runtime() is capture.runtime:  # else configure()/reset() ran: keep theirs
+            install_runtime(capture.saved)
+            apply_levels(capture.saved)
 
 
 try:  # the pytest plugin part: only defined when pytest is importable

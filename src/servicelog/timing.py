@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from types import TracebackType
 
 from .levels import LogLevel, level_name, parse_level
@@ -30,6 +31,17 @@ __all__ = ["PERFORMANCE_LOGGER", "log_execution_time"]
 
 PERFORMANCE_LOGGER = "servicelog.performance"
 _NAMED = frozenset(LogLevel)  # levels with a method of their own on a Logger
+_WARNING = 30
+# Field names that a logger call would take as its own options: bound to the logger instead.
+_CALL_OPTIONS = frozenset({"exc_info", "stack_info", "stacklevel"})
+# The open ``with`` blocks of this task or thread, innermost last: (timer, start). Per task and
+# per thread, so one timer can time blocks that overlap (two tasks, two threads).
+_open_blocks: ContextVar[tuple[tuple[log_execution_time, int], ...]] = ContextVar(
+    "servicelog.timing.open_blocks", default=()
+)
+# Every ``_log`` caller is one frame below the user's code: ``__exit__`` / ``__aexit__`` (the
+# ``with`` line) or a decorator's wrapper (the code that called, awaited or iterated it).
+_USER_FRAME = 3
 
 
 class log_execution_time:
@@ -40,27 +52,36 @@ class log_execution_time:
     >>> @log_execution_time("charge card")
     ... async def charge(...): ...
 
+    A decorated generator or async generator function is timed from the first item asked for
+    to the end of the iteration (exhausted, failed, or closed early); an async callable (an
+    object with an ``async def __call__``, or a sync function that returns a coroutine) is
+    timed until its awaitable is done (a Future or Task a function returns stays one, and only
+    the call is timed). One instance may time any number of blocks at once (nested, or in
+    other tasks and threads).
+
     Args:
         operation: what was timed (the ``operation`` field).
         level: the level of the record, as a name (any case), a number or a
-            :class:`~servicelog.LogLevel` (default INFO). A failure is logged at WARNING.
-        **fields: more fields for the record.
+            :class:`~servicelog.LogLevel` (default INFO). A failure is logged at this level
+            or WARNING, whichever is higher.
+        **fields: more fields for the record (any name).
 
     Raises:
         ConfigError: for a *level* that is not a level (here, not when the block ends).
     """
 
-    __slots__ = ("_fields", "_level", "_stacklevel", "_start", "operation")
+    __slots__ = ("_fields", "_level", "_options", "_start", "operation")
 
     def __init__(self, operation: str, *, level: int | str = "info", **fields: Any) -> None:
         self.operation = operation
         self._level = parse_level(level)
-        self._fields = fields
-        self._start = 0
-        self._stacklevel = 2  # __exit__ is called from the user's ``with`` line
+        self._fields = {k: v for k, v in fields.items() if k not in _CALL_OPTIONS}
+        self._options = {k: v for k, v in fields.items() if k in _CALL_OPTIONS}
+        self._start = 0  # the latest entry's start: only for an exit in another context
 
     def __enter__(self) -> log_execution_time:
-        self._start = time.perf_counter_ns()
+        start = self._start = time.perf_counter_ns()
+        _open_blocks.set((*_open_blocks.get(), (self, start)))
         return self
 
     def __exit__(
@@ -69,27 +90,9 @@ class log_execution_time:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        elapsed = time.perf_counter_ns() - self._start
-        fields: dict[str, Any] = {
-            CHANNEL: "performance",
-            "operation": self.operation,
-            "event.duration": elapsed,
-            "duration_ms": round(elapsed / 1e6, 3),
-            "outcome": "success" if exc_type is None else "failure",
-            **self._fields,
-        }
-        if exc_type is not None:
-            fields["failure.type"] = exc_type.__name__
-        log = get_logger(PERFORMANCE_LOGGER)
-        levelno = 30 if exc_type is not None else self._level
-        message = f"{self.operation} took {elapsed / 1e6:.3f} ms"
-        if levelno in _NAMED:  # the level method: cheaper than log(), which builds one per call
-            getattr(log, level_name(levelno))(message, stacklevel=self._stacklevel, **fields)
-        else:
-            log.log(levelno, message, stacklevel=self._stacklevel, **fields)
+        self._log(self._pop_start(), exc_type, _USER_FRAME)
 
     async def __aenter__(self) -> log_execution_time:
-        self._stacklevel = 3  # __aexit__ -> __exit__, called from the ``async with`` line
         return self.__enter__()
 
     async def __aexit__(
@@ -98,29 +101,161 @@ class log_execution_time:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        self._log(self._pop_start(), exc_type, _USER_FRAME)
+
+    def _pop_start(self) -> int:
+        """The start of this timer's innermost open block in this task or thread."""
+        blocks = _open_blocks.get()
+        for index in range(len(blocks) - 1, -1, -1):
+            timer, start = blocks[index]
+            if timer is self:
+                _open_blocks.set(blocks[:index] + blocks[index + 1 :])
+                return start
+        return self._start  # entered in another context (a generator driven by two tasks)
+
+    def _log(self, start: int, exc_type: type[BaseException] | None, stacklevel: int) -> None:
+        """Log the record of a run that started at *start*; *stacklevel* is as for a logger
+        call made by this method's caller (``2``: the caller's caller)."""
+        elapsed = time.perf_counter_ns() - start
+        fields: dict[str, Any] = {
+            CHANNEL: "performance",
+            "operation": self.operation,
+            "event.duration": elapsed,
+            "duration_ms": round(elapsed / 1e6, 3),
+            "outcome": "success" if exc_type is None else "failure",
+            **self._fields,
+        }
+        levelno = self._level
+        if exc_type is not None:
+            fields["failure.type"] = exc_type.__name__
+            levelno = max(levelno, _WARNING)
+        log = get_logger(PERFORMANCE_LOGGER)
+        if self._options:  # fields named like a call option: bound, so taken as fields
+            log = log.bind(**self._options)
+        message = f"{self.operation} took {elapsed / 1e6:.3f} ms"
+        if levelno in _NAMED:  # the level method: cheaper than log(), which builds one per call
+            getattr(log, level_name(levelno))(message, stacklevel=stacklevel, **fields)
+        else:
+            log.log(levelno, message, stacklevel=stacklevel, **fields)
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
-        operation, level, extra = self.operation, self._level, self._fields
-
         import inspect
 
-        if inspect.iscoroutinefunction(func):
+        target = _call_target(func)
+        wrapped: Callable[P, R]
+        if inspect.isasyncgenfunction(target):
+            wrapped = self._wrap_async_generator(func)
+        elif inspect.isgeneratorfunction(target):
+            wrapped = self._wrap_generator(func)
+        elif inspect.iscoroutinefunction(target):
+            wrapped = self._wrap_coroutine(func)
+        else:
+            # A coroutine only: a Future or Task returned on purpose stays one (the caller may
+            # cancel it or add callbacks), timed for the call.
+            wrapped = self._wrap_sync(func, inspect.iscoroutine)
+        return wrapped
 
-            @functools.wraps(func)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                timer = log_execution_time(operation, level=level, **extra)
-                timer._stacklevel = 3  # the code that awaited the decorated function
-                with timer:
-                    return await func(*args, **kwargs)
-
-            return async_wrapper  # type: ignore[return-value]
+    def _wrap_sync(self, func: Callable[P, R], isawaitable: Callable[[Any], bool]) -> Any:
+        """Time each call; a call that returns a coroutine is timed until it is done."""
 
         @functools.wraps(func)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            timer = log_execution_time(operation, level=level, **extra)
-            timer._stacklevel = 3  # the code that called the decorated function
-            with timer:
-                return func(*args, **kwargs)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            start = time.perf_counter_ns()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                self._log(start, type(exc), _USER_FRAME)
+                raise
+            if isawaitable(result):  # an async function behind a plain decorator
+                return self._await(result, start)
+            self._log(start, None, _USER_FRAME)
+            return result
 
         return wrapper
+
+    async def _await(self, awaitable: Any, start: int) -> Any:
+        """Await *awaitable*, then log the run that started at *start*."""
+        try:
+            result = await awaitable
+        except BaseException as exc:
+            self._log(start, type(exc), _USER_FRAME)
+            raise
+        self._log(start, None, _USER_FRAME)
+        return result
+
+    def _wrap_coroutine(self, func: Callable[P, Any]) -> Any:
+        """Time each call to an async function (or async callable) until its result."""
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            start = time.perf_counter_ns()
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                self._log(start, type(exc), _USER_FRAME)
+                raise
+            self._log(start, None, _USER_FRAME)
+            return result
+
+        return async_wrapper
+
+    def _wrap_generator(self, func: Callable[P, Any]) -> Any:
+        """Time each iteration of a generator, from its first item to its end."""
+
+        @functools.wraps(func)
+        def generator_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            start = time.perf_counter_ns()
+            try:
+                result = yield from func(*args, **kwargs)  # forwards send(), throw(), close()
+            except GeneratorExit:  # closed before its end: not a failure
+                self._log(start, None, _USER_FRAME)
+                raise
+            except BaseException as exc:
+                self._log(start, type(exc), _USER_FRAME)
+                raise
+            self._log(start, None, _USER_FRAME)
+            return result
+
+        return generator_wrapper
+
+    def _wrap_async_generator(self, func: Callable[P, Any]) -> Any:
+        """Time each iteration of an async generator, from its first item to its end."""
+
+        @functools.wraps(func)
+        async def async_generator_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            start = time.perf_counter_ns()
+            generator = func(*args, **kwargs)
+            try:  # ``yield from`` by hand: asend(), athrow() and aclose() reach *generator*
+                item = await generator.__anext__()
+                while True:
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        await generator.aclose()
+                        raise
+                    except BaseException as thrown:
+                        item = await generator.athrow(thrown)
+                    else:
+                        item = await generator.asend(sent)
+            except StopAsyncIteration:  # its end
+                self._log(start, None, _USER_FRAME)
+            except GeneratorExit:  # closed before its end: not a failure
+                self._log(start, None, _USER_FRAME)
+                raise
+            except BaseException as exc:
+                self._log(start, type(exc), _USER_FRAME)
+                raise
+
+        return async_generator_wrapper
+
+
+def _call_target(func: object) -> object:
+    """What runs when *func* is called, to tell its kind: a partial's function, an object's
+    ``__call__`` (as Starlette does for async callables)."""
+    import inspect
+
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.isroutine(func) or isinstance(func, type) or not callable(func):
+        return func
+    return type(func).__call__
