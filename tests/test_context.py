@@ -268,3 +268,18 @@ async def test_run_in_executor_takes_a_process_pool_too() -> None:
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
         pid = await servicelog.run_in_executor(pool, os.getpid)
     assert pid != os.getpid()
+
+
+async def test_run_in_executor_carries_context_into_any_other_executor() -> None:
+    import threading
+    from concurrent.futures import Executor, Future
+
+    class ThreadPerTask(Executor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+            future: Future[Any] = Future()
+            threading.Thread(target=lambda: future.set_result(fn(*args, **kwargs))).start()
+            return future
+
+    with servicelog.bound_context(request_id="r-9"):
+        seen = await servicelog.run_in_executor(ThreadPerTask(), servicelog.get_context)
+    assert seen == {"request_id": "r-9"}

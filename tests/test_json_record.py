@@ -477,3 +477,16 @@ def test_any_name_is_free_for_a_field_even_the_parameters(call: str) -> None:
     assert obj["message"] == "placed"
     assert (obj["fields.event"], obj["fields.message"], obj["level"]) == ("e", "m", "l")
     assert servicelog.stats()["errors"] == {}
+
+
+def test_a_message_given_as_event_is_the_message() -> None:
+    # structlog's way, log.info(event="..."), which servicelog took before its message became
+    # positional only.
+    sink = configure_lines(level="info")
+    log = servicelog.get_logger("shop")
+    log.info(event="placed", order=7)
+    log.log("warning", event="late")
+    log.bind(user="u").error(event="failed")
+    assert [orjson.loads(line)["message"] for line in sink.lines] == ["placed", "late", "failed"]
+    assert orjson.loads(sink.lines[0])["order"] == 7
+    assert servicelog.stats()["errors"] == {}

@@ -266,17 +266,17 @@ def run_in_executor(
 ) -> asyncio.Future[R]:
     """Like ``loop.run_in_executor``, but the function sees the caller's context.
 
-    In a thread pool (``None``: the loop's default). Any other executor (a
-    ``ProcessPoolExecutor``) gets *func* as it is: context variables do not cross processes,
-    and the wrapper could not be pickled.
+    A ``ProcessPoolExecutor`` gets *func* as it is: context variables do not cross processes,
+    and the wrapper could not be pickled. Any other executor (thread pools, custom ones) runs
+    it in the caller's context.
     """
     import asyncio
 
     loop = asyncio.get_running_loop()
     if executor is not None:
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor
 
-        if not isinstance(executor, ThreadPoolExecutor):
+        if isinstance(executor, ProcessPoolExecutor):
             return loop.run_in_executor(executor, func, *args)
     return loop.run_in_executor(executor, wrap(func), *args)
 

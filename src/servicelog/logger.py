@@ -92,6 +92,8 @@ def _disabled(*args: Any, **kwargs: Any) -> None:
 
 
 LevelMethod = Callable[..., None]
+#: A level method called without a positional message (``log.info(event="...")``).
+_NO_MESSAGE: Any = object()
 
 
 def _make_method(
@@ -114,8 +116,10 @@ def _make_lean(levelno: int, logger: Logger, runtime: Runtime, general: LevelMet
     ts_cache = _ts_cache
     digits = _DIGITS
 
-    def method(event: object, /, *args: object, **fields: Any) -> None:
+    def method(event: object = _NO_MESSAGE, /, *args: object, **fields: Any) -> None:
         try:
+            if event is _NO_MESSAGE:  # log.info(event=...): the structlog way
+                event = fields.pop("event", "")
             if fields and not _plain_isdisjoint(fields):
                 fields["stacklevel"] = fields.get("stacklevel", 1) + 1
                 return general(event, *args, **fields)
@@ -195,8 +199,10 @@ def _make_general(
     # ``**fields`` make CPython match every keyword against them, which cost ~0.3 us per call
     # here. exc_info / stack_info / stacklevel are picked out of ``fields`` only when present,
     # by the same set test that guards the reserved keys.
-    def method(event: object, /, *args: object, **fields: Any) -> None:
+    def method(event: object = _NO_MESSAGE, /, *args: object, **fields: Any) -> None:
         try:
+            if event is _NO_MESSAGE:  # log.info(event=...): the structlog way
+                event = fields.pop("event", "")
             message = event if type(event) is str else safe_str(event)
             if args:
                 message = _interpolate(message, args)
@@ -322,7 +328,9 @@ class Logger:
         """Alias of :attr:`warning`."""
         return self.warning
 
-    def log(self, level: int | str, event: object, /, *args: object, **fields: Any) -> None:
+    def log(
+        self, level: int | str, event: object = _NO_MESSAGE, /, *args: object, **fields: Any
+    ) -> None:
         """Log at a level given as a number or a name."""
         try:
             levelno = parse_level(level)

@@ -95,7 +95,8 @@ def capture_logs(*, level: int | str | None = None, only: bool = True) -> Iterat
 
     A ``configure()`` or ``reset()`` inside the block (an app factory under test) ends the
     capture there: later records go to the configuration it made, which stays in force after
-    the block (the one from before the block is not put back: its sinks are closed).
+    the block. The one from before the block is not put back, and its sinks are not closed
+    either (they are drained at exit, or closed by ``reset()``).
 
     Args:
         level: the lowest level to capture, for every logger name and every front-end

@@ -9,9 +9,10 @@ exception propagates unchanged.
 from __future__ import annotations
 
 import functools
+import sys
+import threading
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from types import TracebackType
 
 from .levels import LogLevel, level_name, parse_level
@@ -34,14 +35,12 @@ _NAMED = frozenset(LogLevel)  # levels with a method of their own on a Logger
 _WARNING = 30
 # Field names that a logger call would take as its own options: bound to the logger instead.
 _CALL_OPTIONS = frozenset({"exc_info", "stack_info", "stacklevel"})
-# The open ``with`` blocks of this task or thread, innermost last: (timer, start). Per task and
-# per thread, so one timer can time blocks that overlap (two tasks, two threads).
-_open_blocks: ContextVar[tuple[tuple[log_execution_time, int], ...]] = ContextVar(
-    "servicelog.timing.open_blocks", default=()
-)
 # Every ``_log`` caller is one frame below the user's code: ``__exit__`` / ``__aexit__`` (the
 # ``with`` line) or a decorator's wrapper (the code that called, awaited or iterated it).
 _USER_FRAME = 3
+# Guards every timer's list of open blocks (one lock for all: they are held for a list
+# operation, and a timer is made per block).
+_lock = threading.Lock()
 
 
 class log_execution_time:
@@ -54,10 +53,10 @@ class log_execution_time:
 
     A decorated generator or async generator function is timed from the first item asked for
     to the end of the iteration (exhausted, failed, or closed early); an async callable (an
-    object with an ``async def __call__``, or a sync function that returns a coroutine) is
-    timed until its awaitable is done (a Future or Task a function returns stays one, and only
-    the call is timed). One instance may time any number of blocks at once (nested, or in
-    other tasks and threads).
+    object with an ``async def __call__``) is timed until its awaitable is done. A plain
+    function is timed for the call, whatever it returns (a coroutine handed back by a sync
+    decorator, a Future, a Task). One instance may time any number of blocks at once (nested,
+    or in other tasks and threads).
 
     Args:
         operation: what was timed (the ``operation`` field).
@@ -70,18 +69,22 @@ class log_execution_time:
         ConfigError: for a *level* that is not a level (here, not when the block ends).
     """
 
-    __slots__ = ("_fields", "_level", "_options", "_start", "operation")
+    __slots__ = ("_fields", "_level", "_open", "_options", "operation")
 
     def __init__(self, operation: str, *, level: int | str = "info", **fields: Any) -> None:
         self.operation = operation
         self._level = parse_level(level)
         self._fields = {k: v for k, v in fields.items() if k not in _CALL_OPTIONS}
         self._options = {k: v for k, v in fields.items() if k in _CALL_OPTIONS}
-        self._start = 0  # the latest entry's start: only for an exit in another context
+        # The open blocks, oldest first: (thread and task that entered, start). Kept on the
+        # timer, so that they go with it, and one timer can time blocks that overlap (other
+        # tasks, other threads).
+        self._open: list[tuple[tuple[int, object], int]] = []
 
     def __enter__(self) -> log_execution_time:
-        start = self._start = time.perf_counter_ns()
-        _open_blocks.set((*_open_blocks.get(), (self, start)))
+        entry = (_where(), time.perf_counter_ns())
+        with _lock:
+            self._open.append(entry)
         return self
 
     def __exit__(
@@ -104,19 +107,25 @@ class log_execution_time:
         self._log(self._pop_start(), exc_type, _USER_FRAME)
 
     def _pop_start(self) -> int:
-        """The start of this timer's innermost open block in this task or thread."""
-        blocks = _open_blocks.get()
-        for index in range(len(blocks) - 1, -1, -1):
-            timer, start = blocks[index]
-            if timer is self:
-                _open_blocks.set(blocks[:index] + blocks[index + 1 :])
-                return start
-        return self._start  # entered in another context (a generator driven by two tasks)
+        """The start of this timer's innermost block open in this thread and task; if none
+        (a block ended elsewhere: an abandoned async generator closed by another task), the
+        latest block's. Each exit takes one entry, so nothing accumulates."""
+        where = _where()
+        with _lock:
+            blocks = self._open
+            for index in range(len(blocks) - 1, -1, -1):
+                if blocks[index][0] == where:
+                    return blocks.pop(index)[1]
+            return blocks.pop()[1] if blocks else time.perf_counter_ns()
 
     def _log(self, start: int, exc_type: type[BaseException] | None, stacklevel: int) -> None:
         """Log the record of a run that started at *start*; *stacklevel* is as for a logger
         call made by this method's caller (``2``: the caller's caller)."""
         elapsed = time.perf_counter_ns() - start
+        levelno = self._level if exc_type is None else max(self._level, _WARNING)
+        log = get_logger(PERFORMANCE_LOGGER)
+        if levelno < log._levelno:  # filtered out: build nothing
+            return
         fields: dict[str, Any] = {
             CHANNEL: "performance",
             "operation": self.operation,
@@ -125,11 +134,8 @@ class log_execution_time:
             "outcome": "success" if exc_type is None else "failure",
             **self._fields,
         }
-        levelno = self._level
         if exc_type is not None:
             fields["failure.type"] = exc_type.__name__
-            levelno = max(levelno, _WARNING)
-        log = get_logger(PERFORMANCE_LOGGER)
         if self._options:  # fields named like a call option: bound, so taken as fields
             log = log.bind(**self._options)
         message = f"{self.operation} took {elapsed / 1e6:.3f} ms"
@@ -150,13 +156,12 @@ class log_execution_time:
         elif inspect.iscoroutinefunction(target):
             wrapped = self._wrap_coroutine(func)
         else:
-            # A coroutine only: a Future or Task returned on purpose stays one (the caller may
-            # cancel it or add callbacks), timed for the call.
-            wrapped = self._wrap_sync(func, inspect.iscoroutine)
+            wrapped = self._wrap_sync(func)
         return wrapped
 
-    def _wrap_sync(self, func: Callable[P, R], isawaitable: Callable[[Any], bool]) -> Any:
-        """Time each call; a call that returns a coroutine is timed until it is done."""
+    def _wrap_sync(self, func: Callable[P, R]) -> Any:
+        """Time each call. (What it returns is returned as it is: a coroutine a sync decorator
+        hands back is timed for the call only, as are a Future and a Task.)"""
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
@@ -166,22 +171,10 @@ class log_execution_time:
             except BaseException as exc:
                 self._log(start, type(exc), _USER_FRAME)
                 raise
-            if isawaitable(result):  # an async function behind a plain decorator
-                return self._await(result, start)
             self._log(start, None, _USER_FRAME)
             return result
 
         return wrapper
-
-    async def _await(self, awaitable: Any, start: int) -> Any:
-        """Await *awaitable*, then log the run that started at *start*."""
-        try:
-            result = await awaitable
-        except BaseException as exc:
-            self._log(start, type(exc), _USER_FRAME)
-            raise
-        self._log(start, None, _USER_FRAME)
-        return result
 
     def _wrap_coroutine(self, func: Callable[P, Any]) -> Any:
         """Time each call to an async function (or async callable) until its result."""
@@ -247,6 +240,14 @@ class log_execution_time:
                 raise
 
         return async_generator_wrapper
+
+
+def _where() -> tuple[int, object]:
+    """The thread and the asyncio task (``None`` outside one) running now. (asyncio is not
+    imported for this: if nothing imported it, no task runs.)"""
+    asyncio: Any = sys.modules.get("asyncio")
+    loop = None if asyncio is None else asyncio.events._get_running_loop()
+    return threading.get_ident(), None if loop is None else asyncio.current_task(loop)
 
 
 def _call_target(func: object) -> object:
