@@ -54,6 +54,9 @@ def test_colored_line_uses_ansi_and_keeps_the_text() -> None:
         ({"FORCE_COLOR": "1"}, False, True),
         ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, False, True),
         ({"FORCE_COLOR": "0"}, False, False),
+        ({"TERM": "dumb"}, True, False),
+        ({"TERM": "dumb", "FORCE_COLOR": "1"}, True, True),
+        ({"TERM": "xterm-256color"}, True, True),
     ],
 )
 def test_should_color_honours_no_color_and_force_color(
@@ -61,6 +64,7 @@ def test_should_color_honours_no_color_and_force_color(
 ) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TERM", raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 
@@ -133,3 +137,44 @@ def test_an_escaped_value_is_quoted_once_and_told_from_its_look_alike() -> None:
     line = ConsoleRenderer(color=False)(record)
     assert "real='a\\nb' literal=a\\nb spaced='line1\\nline2 \\x1b[31mred'" in line
     assert "\\\\" not in line and line.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("a=1 b", "'a=1 b'=c"),
+        ("", "''=c"),
+        ("two words", "'two words'=c"),
+        ("it's", '"it\'s"=c'),
+        ('say "hi"', "'say \"hi\"'=c"),
+        ("k\nFAKE", "'k\\nFAKE'=c"),
+        ("plain.key", " plain.key=c"),
+    ],
+)
+def test_a_key_that_would_not_read_as_one_field_is_quoted(key: str, shown: str) -> None:
+    """A key with whitespace, '=', quotes or control characters, or an empty key, is quoted
+    like a string value: ``a=1 b=c`` would read as two fields."""
+    line = ConsoleRenderer(color=False)({**RECORD, key: "c"})
+    assert shown in line and line.count("\n") == 1
+
+
+def test_long_strings_and_messages_are_cut_with_a_marker() -> None:
+    """Strings and the message are cut at the limit other values get, and say how much."""
+    record = {**RECORD, "message": "m" * 5000, "s": "x" * 100_000, "spaced": "a b" * 1000}
+    line = ConsoleRenderer(color=False)(record)
+    assert f"  {'m' * 2000}...<3000 more chars>  " in line
+    assert f" s={'x' * 2000}...<98000 more chars>" in line
+    assert f" spaced={'a b' * 666 + 'a b'[:2]!r}...<1000 more chars>" in line
+    assert len(line) < 7000
+
+
+def test_a_string_at_the_limit_is_not_cut() -> None:
+    line = ConsoleRenderer(color=False)({**RECORD, "message": "m" * 2000, "s": "x" * 2000})
+    assert "more chars" not in line and f"s={'x' * 2000}\n" in line
+
+
+def test_a_level_label_with_control_characters_is_escaped() -> None:
+    from servicelog.render.console import ConsoleRenderer
+
+    line = ConsoleRenderer(color=False)({"log.level": "x\x1b[2Jy", "message": "m"})
+    assert "\x1b" not in line and "\\x1b" in line

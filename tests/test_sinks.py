@@ -16,7 +16,7 @@ import pytest
 
 import servicelog
 from servicelog.render.json import JsonRenderer
-from servicelog.sinks import FileSink, StreamSink
+from servicelog.sinks import ConsoleSink, FileSink, StreamSink
 from servicelog.sinks.base import BufferedSink
 
 from .conftest import NO_CAPTURE
@@ -346,3 +346,95 @@ def test_drops_are_counted_as_lost_and_reported_once_per_reason(
     err = capfd.readouterr().err
     assert err.count("dropped 1 record(s) so far (queue_full)") == 1
     assert err.count("(closed)") == 1
+
+
+class _AsciiOnly(io.StringIO):
+    """A text stream that, like a terminal with PYTHONIOENCODING=ascii, refuses non-ASCII."""
+
+    encoding = "ascii"
+
+    def write(self, text: str) -> int:
+        text.encode("ascii")  # raises UnicodeEncodeError, as TextIOWrapper does
+        return super().write(text)
+
+
+def test_console_sink_escapes_what_the_stream_cannot_encode() -> None:
+    """A character the stream's encoding lacks is written escaped: the record is not lost
+    (UnicodeEncodeError is a ValueError; it used to be taken for a closed stream)."""
+    from servicelog import _errors
+    from servicelog.render.console import ConsoleRenderer
+
+    out = _AsciiOnly()
+    before = _errors.snapshot()
+    sink = ConsoleSink(ConsoleRenderer(color=False), out)
+    sink.emit(dict(RECORD, message="price in \u20ac", city="Z\u00fcrich"), 20)
+    sink.emit(dict(RECORD, message="plain ascii"), 20)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "price in \\u20ac" in lines[0] and "city=Z\\xfcrich" in lines[0]
+    assert "plain ascii" in lines[1]
+    assert _errors.snapshot() == before
+
+
+def test_console_sink_counts_a_record_whose_escaped_write_fails_too() -> None:
+    from servicelog import _errors
+    from servicelog.render.console import ConsoleRenderer
+
+    class Broken(_AsciiOnly):
+        def write(self, text: str) -> int:
+            if text.isascii():
+                raise OSError(5, "Input/output error")
+            return super().write(text)
+
+    sink = ConsoleSink(ConsoleRenderer(color=False), Broken())
+    sink.emit(dict(RECORD, message="\u20ac"), 20)  # must not raise
+    snapshot = _errors.snapshot()
+    assert snapshot["lost"] == 1 and snapshot["errors"] == {f"sink {sink.name}": 1}
+
+
+def test_a_stream_sink_on_a_closed_stdout_drops_and_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """With file descriptor 1 closed, ``sys.stdout`` is None: the records are counted as
+    dropped ("no stream"), stderr says so once, nothing raises, and there is no
+    AttributeError report, at exit neither."""
+    from servicelog.sinks.base import _drain_at_exit
+
+    monkeypatch.setattr(sys, "stdout", None)
+    servicelog.configure(profile="production", capture=NO_CAPTURE)
+    log = servicelog.get_logger("app")
+    for i in range(5):
+        log.error("x", i=i)
+    servicelog.flush()
+    _drain_at_exit(1.0)
+    stats = servicelog.stats()
+    assert stats["errors"] == {} and stats["lost"] == 5
+    (counters,) = stats["sinks"].values()
+    assert counters["dropped"] == {"no stream": 5} and counters["produced"] == 5
+    err = capfd.readouterr().err
+    assert err.count("(no stream)") == 1 and "AttributeError" not in err
+
+
+def test_a_console_sink_without_any_stream_is_silent(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """stdout and stderr both None (a daemon started with every descriptor closed): the
+    console sink drops its records quietly and counts them."""
+    monkeypatch.setattr(sys, "stderr", None)
+    monkeypatch.setattr(sys, "__stderr__", None)
+    servicelog.configure(profile="development", capture=NO_CAPTURE)
+    servicelog.get_logger("app").info("x")
+    servicelog.get_logger("app").info("y")
+    servicelog.flush()
+    stats = servicelog.stats()
+    assert stats["errors"] == {} and stats["lost"] == 2
+    assert capfd.readouterr().err == ""
+
+
+def test_stream_sink_on_a_normal_stream_is_unchanged() -> None:
+    out = io.StringIO()
+    sink = StreamSink(JsonRenderer(), out)
+    sink.emit(RECORD, 40)
+    sink.close()
+    assert sink.counters()["written"] == 1 and sink.counters()["dropped"] == {}
+    assert orjson.loads(out.getvalue())["message"] == "m"

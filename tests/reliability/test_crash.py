@@ -265,3 +265,96 @@ def test_expected_from_reports() -> None:
         (0, 0): 3,
         (1, 1): 2,
     }
+
+
+# A service whose stdout is a pipe nobody reads (a stalled log collector): ~900 KB of records
+# fill the pipe, and the writer thread blocks in write(2) for good.
+_STALLED = """
+    import os, signal, sys
+    import servicelog
+    import servicelog.sinks.base as base
+    from servicelog.sinks import install_signal_handlers
+    base.DRAIN_TIMEOUT = 0.5  # the crash hook's wait
+    servicelog.configure(profile="production", stream="stdout", capture=servicelog.CaptureOptions(
+        stdlib=False, warnings=False, excepthooks=True, structlog=False, loguru=False))
+    install_signal_handlers(timeout=0.5)
+    log = servicelog.get_logger("app")
+    for i in range(3000):
+        log.info("x" * 300)
+    print("queued", file=sys.stderr, flush=True)
+    if sys.argv[1] == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+    raise RuntimeError("the service crashed")
+"""
+
+
+@pytest.mark.parametrize("how", ["sigterm", "crash"])
+def test_a_stalled_stdout_cannot_hang_the_exit(tmp_path: Path, how: str) -> None:
+    """The drains wait for the writer thread, not in write(2) themselves: SIGTERM still ends the
+    process (-15), and a crash still exits, with its traceback on stderr (the record could not
+    be written)."""
+    read_end, write_end = os.pipe()  # never read until the child has ended
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(_STALLED), how],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+        )
+        os.close(write_end)
+        try:
+            _, err = child.communicate(timeout=60)  # a hang would end here, as a failure
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    finally:
+        os.close(read_end)
+    stderr = err.decode()
+    assert "drain timed out" in stderr
+    if how == "sigterm":
+        assert child.returncode == -signal.SIGTERM
+    else:
+        assert child.returncode == 1
+        assert "RuntimeError: the service crashed" in stderr  # never a silent crash
+
+
+def test_sigterm_writes_the_rate_limit_summary_as_an_exit_does(tmp_path: Path) -> None:
+    code = """
+        import os, signal
+        import servicelog
+        from servicelog.sinks import install_signal_handlers
+        servicelog.configure(profile="production", stream="none", file="app.jsonl",
+                             rate_limit=servicelog.RateLimit(burst=5, interval=60))
+        install_signal_handlers()
+        log = servicelog.get_logger("app")
+        for _ in range(100):
+            log.warning("flood")
+        os.kill(os.getpid(), signal.SIGTERM)
+    """
+    done = _run(code, tmp_path)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    lines = [json.loads(line) for line in (tmp_path / "app.jsonl").read_text().splitlines()]
+    assert [r["message"] for r in lines] == ["flood"] * 5 + ["suppressed 95 similar messages"]
+
+
+def test_a_drain_by_a_signal_that_interrupted_this_threads_own_write_returns_at_once() -> None:
+    """A signal handler runs on the thread it interrupted: if that thread was inside the sink's
+    write (it holds the flush lock), the drain must not wait for the lock (it would wait out
+    its whole timeout, then report the records as lost)."""
+    import threading
+
+    from servicelog.sinks.base import BufferedSink
+
+    class Collect(BufferedSink):
+        def write_batch(self, data: bytes) -> None:
+            self.data = data
+
+    sink = Collect(lambda record: b"x\n", flush_interval=60)
+    try:
+        with sink._flush_lock:  # this thread is writing...
+            sink._flusher = threading.get_ident()
+            assert sink.drain(timeout=10) is True  # ...when the signal's drain comes
+            sink._flusher = 0
+    finally:
+        sink.close()

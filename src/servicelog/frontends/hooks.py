@@ -27,13 +27,34 @@ __all__ = ["asyncio_exception_handler", "install", "install_asyncio_handler", "r
 _saved: dict[str, Any] = {}
 
 
-def _flush() -> None:
+def _flush() -> bool:
+    """Write out what the crash logged, within ``DRAIN_TIMEOUT`` (a sink that cannot write, a
+    pipe nobody reads, must not hang the exit); ``True`` if every sink took its records and
+    none failed to write them meanwhile."""
     from ..logger import current_runtime
+    from ..sinks.base import DRAIN_TIMEOUT
 
     try:
-        current_runtime().pipeline.flush()
+        pipeline = current_runtime().pipeline
+        pipeline.run_deferred()
+        sinks = {id(route.sink): route.sink for route in pipeline.routes}.values()
+        failed_before = sum(_write_errors(sink) for sink in sinks)
+        ok = True
+        for sink in sinks:
+            drain = getattr(sink, "drain", None)
+            if drain is not None:
+                ok = drain(DRAIN_TIMEOUT) and ok
+            else:
+                sink.flush()
+        return ok and sum(_write_errors(sink) for sink in sinks) == failed_before
     except Exception:
-        pass
+        return False
+
+
+def _write_errors(sink: Any) -> int:
+    """Records *sink* failed to write so far (a broken pipe, a full disk)."""
+    dropped = getattr(sink, "dropped", None)
+    return int(dropped.get("write_error", 0)) if isinstance(dropped, dict) else 0
 
 
 def _showwarning(
@@ -69,8 +90,8 @@ def _log_uncaught(
         where="sys.excepthook",
         checked=True,  # never filtered by level: the hook replaced would have printed it
     )
-    _flush()
-    return True
+    # Not written (a broken or stalled stdout): the interpreter's hook prints it too.
+    return _flush()
 
 
 def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
@@ -88,8 +109,7 @@ def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
         where="threading.excepthook",
         checked=True,  # never filtered by level: the hook replaced would have printed it
     )
-    _flush()
-    return True
+    return _flush()
 
 
 class _ChainedHook:

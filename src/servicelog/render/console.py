@@ -4,6 +4,8 @@
 
 Control characters (ANSI escapes, CR/LF, bidi overrides, U+2028/2029) in any value are shown
 escaped (``\\x1b``, ``\\n``), so log text can neither forge a line nor repaint the terminal.
+A key that would not read as one word (whitespace, ``=``, quotes, empty) is quoted, and the
+message and each value are cut at 2,000 characters with a marker (``...<98000 more chars>``).
 Tracebacks follow the line, indented, with the frames dimmed and the error line highlighted.
 """
 
@@ -50,7 +52,8 @@ def escape_control(text: str) -> str:
 
 
 def should_color(stream: TextIO | None, force: bool | None = None) -> bool:
-    """Decide whether to colour: ``force`` wins, then ``FORCE_COLOR``, ``NO_COLOR``, a TTY.
+    """Decide whether to colour: ``force`` wins, then ``FORCE_COLOR``, ``NO_COLOR``,
+    ``TERM=dumb`` (a terminal that shows escape codes as text), a TTY.
 
     See https://no-color.org and https://force-color.org.
     """
@@ -58,7 +61,7 @@ def should_color(stream: TextIO | None, force: bool | None = None) -> bool:
         return force
     if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
         return True
-    if os.environ.get("NO_COLOR", ""):
+    if os.environ.get("NO_COLOR", "") or os.environ.get("TERM") == "dumb":
         return False
     try:
         return bool(stream is not None and stream.isatty())
@@ -106,26 +109,59 @@ _HIDDEN = frozenset(
 )
 
 
+#: The most characters of a message or of a value shown; the rest is cut, with a marker.
+_MAX_CHARS = 2000
+
+# A key with one of these (or an empty key) is quoted: ``a=1 b=c`` would read as two fields.
+_KEY_NEEDS_QUOTES = re.compile(r"[\s=\"']")
+
+
+def _cut(text: str) -> tuple[str, str]:
+    """Split *text* into what is shown (at most ``_MAX_CHARS``) and the marker for the rest."""
+    if len(text) <= _MAX_CHARS:
+        return text, ""
+    return text[:_MAX_CHARS], f"...<{len(text) - _MAX_CHARS} more chars>"
+
+
+def _message(text: str) -> str:
+    """The message, escaped, cut at ``_MAX_CHARS`` with a marker saying how much was cut."""
+    shown, marker = _cut(text)
+    return escape_control(shown) + marker
+
+
+def _quoted(text: str) -> str:
+    # repr escapes each character once (the non-printable ones too); escape_control checks.
+    return escape_control(repr(text))
+
+
 def _key(key: Any) -> str:
-    # stdlib's extra= takes any key (extra={404: "not found"}): shown as its repr.
-    return escape_control(key) if isinstance(key, str) else _value(key)
+    """A field's key: bare if it reads as one word, else quoted like a string value."""
+    if not isinstance(key, str):
+        return _value(key)  # stdlib's extra= takes any key (extra={404: ...}): its repr
+    if key and not _KEY_NEEDS_QUOTES.search(key) and escape_control(key) == key:
+        return key
+    return _quoted(key)
+
+
+def _string(value: str) -> str:
+    """A string value: bare if it can be, quoted otherwise, cut at ``_MAX_CHARS``."""
+    shown, marker = _cut(value)
+    # No control characters, no space, no "=": bare.
+    if shown and escape_control(shown) == shown and " " not in shown and "=" not in shown:
+        return shown + marker
+    # Quoted, so that an escaped newline is told from a backslash and an "n" in the text.
+    return _quoted(shown) + marker
 
 
 def _value(value: Any) -> str:
     if isinstance(value, str):
-        text = escape_control(value)
-        if text is value or text == value:  # no control characters: bare if it can be
-            return text if text and " " not in text and "=" not in text else repr(text)
-        # Quoted, so that an escaped newline is told from a backslash and an "n" in the text;
-        # repr escapes each character once (the non-printable ones too), escape_control checks.
-        return escape_control(repr(value))
+        return _string(value)
     try:
         text = repr(value)
     except Exception as exc:
         text = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
-    if len(text) > 2000:
-        text = f"{text[:2000]}...<{len(text) - 2000} more chars>"
-    return escape_control(text)
+    shown, marker = _cut(text)
+    return escape_control(shown) + marker
 
 
 class ConsoleRenderer:
@@ -148,7 +184,7 @@ class ConsoleRenderer:
         clock = ts[11:23] if len(ts) >= 23 else ts
         level = str(record.get(LEVEL, "info"))
         parts = [f"{_DIM}{clock}{_RESET}" if c else clock]
-        label = f"{level.upper():<8}"
+        label = f"{escape_control(level.upper()):<8}"  # a processor may have set any text
         parts.append(f"{_LEVEL_STYLE.get(level, '')}{label}{_RESET}" if c else label)
         logger = escape_control(str(record.get(LOGGER, "")))
         parts.append(f"{_LOGGER}{logger}{_RESET}" if c else logger)
@@ -156,7 +192,7 @@ class ConsoleRenderer:
             func, line = record.get(ORIGIN_FUNCTION, "?"), record.get(ORIGIN_LINE, "?")
             where = escape_control(f"{record[ORIGIN_FILE]}:{func}:{line}")
             parts.append(f"{_DIM}{where}{_RESET}" if c else where)
-        message = escape_control(str(record.get(MESSAGE, "")))
+        message = _message(str(record.get(MESSAGE, "")))
         parts.append(f"{_BOLD}{message}{_RESET}" if c else message)
         fields = []
         thread = record.get("process.thread.name")

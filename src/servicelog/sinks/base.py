@@ -361,12 +361,14 @@ class BufferedSink:
 
     # --- lifecycle ----------------------------------------------------------------------------
     def drain(self, timeout: float = DRAIN_TIMEOUT) -> bool:
-        """Write everything buffered when called, on the calling thread, within *timeout*
-        seconds.
+        """Write everything buffered when called, within *timeout* seconds: by the writer
+        thread while it runs (the caller waits at most *timeout*, even if a write never
+        returns), else on the calling thread.
 
         Records other threads add meanwhile are left to the writer thread: waiting for an
         empty buffer would never end while one thread logs without pause (a fork would wait
-        out the whole timeout).
+        out the whole timeout). Called by a signal handler that interrupted this thread's own
+        write, it returns at once (the lock it would wait for is its own).
 
         Returns:
             ``True`` if every record buffered at the call was taken (written, or counted as
@@ -376,22 +378,49 @@ class BufferedSink:
         """
         deadline = time.monotonic() + timeout
         target = self._left + len(self._lines)
-        # A plain acquire could wait forever on a writer stuck in write(2).
-        while self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            try:
-                self._flush_locked()  # takes every line buffered: one pass normally does
-            finally:
-                self._flush_lock.release()
-            if self._left >= target or time.monotonic() >= deadline:
-                break
+        if self._flusher == threading.get_ident():
+            # A signal handler that interrupted this thread's own write: the lock is ours, and
+            # waiting for it would only run out the clock.
+            return self._left >= target
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread() and thread.is_alive():
+            if self._drain_by_writer(target, deadline):
+                return True
+        else:
+            # No writer thread (a terminal, after close): write here. A plain acquire could
+            # wait forever on another thread stuck in write(2).
+            while self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                try:
+                    self._flush_locked()  # takes every line buffered: one pass normally does
+                finally:
+                    self._flush_lock.release()
+                if self._left >= target or time.monotonic() >= deadline:
+                    break
+            if self._left >= target:
+                return True
         left = target - self._left
-        if left <= 0:
-            return True
+        what = f"{left} record(s) still queued" if left > 0 else "a batch still being written"
         _errors._write_stderr(
-            f"servicelog: sink {self.name}: drain timed out after {timeout:.1f}s; "
-            f"{left} record(s) still queued\n"
+            f"servicelog: sink {self.name}: drain timed out after {timeout:.1f}s; {what}\n"
         )
         return False
+
+    def _drain_by_writer(self, target: int, deadline: float) -> bool:
+        """Have the writer thread write the first *target* records; ``False`` if that is not
+        done by *deadline*. The caller never writes itself: a write(2) that never returns (a
+        pipe nobody reads, a hung disk) holds the writer, not the process's exit or its signal
+        handler."""
+        while self._left < target:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._wake.set()
+            time.sleep(min(remaining, 0.002))  # (not _space: producers waiting for room use it)
+        # Taken; written once the writer lets go of the lock it writes under.
+        if not self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return False
+        self._flush_lock.release()
+        return True
 
     def close(self, timeout: float | None = None) -> None:
         """Stop the writer, drain (at most *timeout* seconds, default ``DRAIN_TIMEOUT``) and
@@ -599,15 +628,20 @@ os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 before_exit_drain: list[Callable[[], None]] = []
 
 
-def _drain_at_exit(timeout: float = DRAIN_TIMEOUT) -> None:
-    """At exit: emit what is held upstream, drain every sink, then let sinks with helper work
-    (compression, retention) finish it within what is left of *timeout*."""
-    deadline = time.monotonic() + timeout
+def _emit_held() -> None:
+    """Run the :data:`before_exit_drain` hooks (rate-limit summaries, deferred records)."""
     for hook in list(before_exit_drain):
         try:
             hook()
         except Exception as exc:  # pragma: no cover - the hooks guard themselves
             _errors.report("exit", exc)
+
+
+def _drain_at_exit(timeout: float = DRAIN_TIMEOUT) -> None:
+    """At exit: emit what is held upstream, drain every sink, then let sinks with helper work
+    (compression, retention) finish it within what is left of *timeout*."""
+    deadline = time.monotonic() + timeout
+    _emit_held()
     for sink in list(_sinks):
         try:
             if sink.drain(max(0.0, deadline - time.monotonic())):
@@ -671,6 +705,7 @@ _drain_timeout = DRAIN_TIMEOUT
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     import signal
 
+    _emit_held()  # what is still upstream of the sinks, as at exit
     drain_all(_drain_timeout)
     previous = _previous.get(signum, signal.SIG_DFL)
     if callable(previous):
