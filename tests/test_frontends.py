@@ -286,6 +286,34 @@ def test_asyncio_handler_chains_to_the_loops_own_handler(sink: MemorySink) -> No
     assert [r["message"] for r in sink.records if r.get("error.type") == "KeyError"] == ["boom"]
 
 
+def test_reset_gives_the_loop_its_own_handler_back_and_configure_takes_it_again(
+    sink: MemorySink,
+) -> None:
+    import threading
+
+    import servicelog.frontends.hooks
+
+    seen: list[str] = []
+    loop = asyncio.new_event_loop()
+    app_handler = lambda loop, context: seen.append(context["message"])  # noqa: E731
+    loop.set_exception_handler(app_handler)
+    servicelog.frontends.hooks.install_asyncio_handler(loop)
+    # The loop runs in another thread: a reconfiguration from this one keeps ours on it.
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+        servicelog.configure(service="shop", stream="none", sinks=[sink], capture=ALL)
+        assert loop.get_exception_handler() is not app_handler
+        servicelog.reset()
+        assert loop.get_exception_handler() is app_handler
+        loop.call_soon_threadsafe(loop.call_exception_handler, {"message": "after reset"})
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+    assert seen == ["after reset"]
+
+
 @pytest.mark.slow
 def test_sentry_still_receives_uncaught_exceptions() -> None:
     """sentry_sdk.init() then configure(): the real ExcepthookIntegration sends one event."""

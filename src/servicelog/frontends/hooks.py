@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from types import TracebackType
 from typing import Any
 
@@ -212,6 +213,39 @@ def install_asyncio_handler(loop: asyncio.AbstractEventLoop | None = None) -> No
         return
     handler = asyncio_exception_handler if previous is None else _ChainedAsyncioHandler(previous)
     loop.set_exception_handler(handler)
+    _loops[loop] = (handler, previous)
+
+
+#: The loops :func:`install_asyncio_handler` set a handler on: (ours, the one it replaced).
+_loops: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+#: The loops :func:`reset` put back, for an :func:`install` that follows (a reconfiguration):
+#: a loop running in another thread gets ours again too.
+_unhooked: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _unhook_loops() -> None:
+    """Put back each loop's previous exception handler, where ours is still the one set."""
+    for loop, (ours, previous) in list(_loops.items()):
+        try:
+            if not loop.is_closed() and loop.get_exception_handler() is ours:
+                loop.set_exception_handler(previous)
+                _unhooked.add(loop)
+        except Exception:  # half torn down: leave it
+            pass
+    _loops.clear()
+
+
+def _rehook_loops() -> None:
+    """Install the handler again on the loops :func:`reset` unhooked (still open)."""
+    for loop in list(_unhooked):
+        try:
+            if not loop.is_closed():
+                install_asyncio_handler(loop)
+        except Exception:  # half torn down: leave it
+            pass
+    _unhooked.clear()
 
 
 def install(*, warnings_: bool = True, excepthooks: bool = True) -> None:
@@ -232,6 +266,7 @@ def install(*, warnings_: bool = True, excepthooks: bool = True) -> None:
             install_asyncio_handler()
         except RuntimeError:  # no running loop: asyncio's default handler logs via stdlib
             pass
+        _rehook_loops()  # a reconfiguration: the loops that had ours keep it
 
 
 def reset() -> None:
@@ -245,6 +280,9 @@ def reset() -> None:
         warnings.showwarning = showwarning
     _unhook(sys, _saved.pop("excepthook", None))
     _unhook(threading, _saved.pop("threading_excepthook", None))
+    _unhook_loops()
+    # (install() hooks them again when it follows: a reconfiguration; else they stay as the
+    # application had them.)
 
 
 def _unhook(module: Any, hook: _ChainedHook | None) -> None:
