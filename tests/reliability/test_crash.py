@@ -358,3 +358,26 @@ def test_a_drain_by_a_signal_that_interrupted_this_threads_own_write_returns_at_
             sink._flusher = 0
     finally:
         sink.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_crash_whose_record_cannot_be_written_is_printed_by_the_interpreter(
+    tmp_path: Path,
+) -> None:
+    code = """
+        import servicelog
+        servicelog.configure(profile="production")  # JSON lines to stdout: /dev/full here
+        raise RuntimeError("the service crashed")
+    """
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert done.returncode == 1
+    assert "No space left on device" in done.stderr  # the sink's failure, reported once
+    assert "RuntimeError: the service crashed" in done.stderr  # and the crash, not silent
