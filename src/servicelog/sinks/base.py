@@ -409,15 +409,20 @@ class BufferedSink:
         """Have the writer thread write the first *target* records; ``False`` if that is not
         done by *deadline*. The caller never writes itself: a write(2) that never returns (a
         pipe nobody reads, a hung disk) holds the writer, not the process's exit or its signal
-        handler."""
+        handler. Once one caller waited in vain (the writer took nothing since), the next
+        ones do not wait again: a crash's drain, then the exit's, cost one timeout, not two."""
+        if self._stalled and self._flush_lock.locked():
+            return False
         while self._left < target:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                self._stalled = True
                 return False
             self._wake.set()
             time.sleep(min(remaining, 0.002))  # (not _space: producers waiting for room use it)
         # Taken; written once the writer lets go of the lock it writes under.
         if not self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            self._stalled = True
             return False
         self._flush_lock.release()
         return True
