@@ -396,3 +396,30 @@ def test_an_uncaught_exception_logged_only_to_memory_is_also_printed() -> None:
     proc = _python(code)
     assert proc.returncode == 1
     assert b"SystemError: fatal and visible" in proc.stderr
+
+
+def test_the_asyncio_handler_bookkeeping_keeps_no_loop_alive(sink: MemorySink) -> None:
+    """An application handler that holds its loop (a bound method of an object keeping
+    ``self.loop``) must not make servicelog keep every loop ever run."""
+    import gc
+    import weakref
+
+    import servicelog.frontends.hooks as hooks
+
+    class App:
+        def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+            self.loop = loop
+
+        def handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            pass
+
+    refs = []
+    for _ in range(5):
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(App(loop).handle)
+        hooks.install_asyncio_handler(loop)
+        loop.close()
+        refs.append(weakref.ref(loop))
+        del loop
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 5

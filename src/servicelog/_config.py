@@ -249,13 +249,14 @@ def _install_frontends(settings: Settings) -> None:
         _installed.add("loguru")
 
 
-def _flush_pending() -> None:
+def _flush_pending(blocking: bool = True) -> None:
     """Emit deferred records (the access log's bursts), then send pending "suppressed N"
-    summaries down the pipeline now (teardown, flush, exit)."""
-    run_all_deferred()
+    summaries down the pipeline now (teardown, flush, exit; ``blocking=False`` from a signal
+    handler, which must not wait for a lock its own thread may hold)."""
+    run_all_deferred()  # (its lock is re-entrant)
     from .ratelimit import flush_all
 
-    flush_all()  # rate_limit=, and limits passed in processors= as well
+    flush_all(blocking)  # rate_limit=, and limits passed in processors= as well
 
 
 def _uninstall() -> Runtime:

@@ -255,15 +255,22 @@ class RateLimit:
             elif now - window.start >= self.interval:
                 due.append(self._close(key, window))
 
-    def flush(self) -> None:
-        """Emit a summary now for every key with dropped records, ended window or not."""
+    def flush(self, blocking: bool = True) -> None:
+        """Emit a summary now for every key with dropped records, ended window or not.
+
+        With ``blocking=False`` (a signal handler, which may have interrupted this limit's own
+        thread inside it), nothing is done if the lock is taken: waiting would wait forever."""
         due: list[_Summary] = []
-        with self._lock:
+        if not self._lock.acquire(blocking):
+            return
+        try:
             for key in list(self._pending):
                 window = self._windows.get(key)
                 if window is not None and window.dropped:
                     due.append(self._close(key, window))
             self._pending.clear()
+        finally:
+            self._lock.release()
         self._send(due)
 
     def _send(self, due: list[_Summary]) -> None:
@@ -289,12 +296,13 @@ class RateLimit:
 _limits: weakref.WeakSet[RateLimit] = weakref.WeakSet()
 
 
-def flush_all() -> None:
+def flush_all(blocking: bool = True) -> None:
     """Emit the pending summaries of every rate limit in the process: ``rate_limit=`` and any
-    passed in ``processors=`` (``servicelog.flush()``, teardown, exit)."""
+    passed in ``processors=`` (``servicelog.flush()``, teardown, exit; ``blocking=False`` in a
+    signal handler, see :meth:`RateLimit.flush`)."""
     for limit in list(_limits):
         try:
-            limit.flush()
+            limit.flush(blocking)
         except Exception as exc:
             _errors.report("rate limit", exc)
 

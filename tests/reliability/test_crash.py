@@ -381,3 +381,50 @@ def test_a_crash_whose_record_cannot_be_written_is_printed_by_the_interpreter(
     assert done.returncode == 1
     assert "No space left on device" in done.stderr  # the sink's failure, reported once
     assert "RuntimeError: the service crashed" in done.stderr  # and the crash, not silent
+
+
+def test_a_drain_that_gives_up_does_not_make_blocked_producers_drop() -> None:
+    """A short drain (a signal handler's, a thread's crash hook) that times out while the
+    writer is in a long write leaves the producers' overflow policy alone ("block" still waits
+    for room), and only the next drain, while the writer has still taken nothing, gives up at
+    once."""
+    import threading
+
+    from servicelog.sinks.base import BufferedSink
+
+    release = threading.Event()
+
+    class Slow(BufferedSink):
+        def write_batch(self, data: bytes) -> None:
+            release.wait(30)
+
+    sink = Slow(lambda record: b"x\n", flush_interval=0.01)
+    try:
+        sink.emit({}, 20)
+        sink.flush_interval = 60
+        deadline = time.monotonic() + 10
+        while not sink._flush_lock.locked() and time.monotonic() < deadline:
+            time.sleep(0.001)  # the writer is inside write_batch
+        sink.emit({}, 20)
+        assert sink.drain(timeout=0.05) is False
+        assert sink._stalled is False  # producers would still wait for room, not drop
+        assert sink.drain(timeout=30) is False  # the writer took nothing since: no new wait
+    finally:
+        release.set()
+    deadline = time.monotonic() + 10
+    while (sink.written < 1 or sink._flush_lock.locked()) and time.monotonic() < deadline:
+        time.sleep(0.001)  # the stuck write ends, and the writer lets go
+    assert sink.drain(timeout=30) is True  # progress again: the drain waits as usual
+    sink.close()
+    assert sink.written == 2 and not sink.dropped
+
+
+def test_a_signal_handler_never_waits_for_a_rate_limit_its_thread_holds() -> None:
+    """SIGTERM may land while the main thread is inside the rate limit (its lock held): the
+    handler's flush of held summaries skips it rather than wait for ever."""
+    from servicelog.ratelimit import RateLimit, flush_all
+
+    limit = RateLimit(burst=1, interval=60, emit=lambda record, levelno: None)
+    with limit._lock:  # this thread is inside the limit...
+        flush_all(blocking=False)  # ...when the signal handler runs: returns
+    limit.flush()  # and a normal flush still works

@@ -213,11 +213,12 @@ def install_asyncio_handler(loop: asyncio.AbstractEventLoop | None = None) -> No
         return
     handler = asyncio_exception_handler if previous is None else _ChainedAsyncioHandler(previous)
     loop.set_exception_handler(handler)
-    _loops[loop] = (handler, previous)
+    _loops.add(loop)
 
 
-#: The loops :func:`install_asyncio_handler` set a handler on: (ours, the one it replaced).
-_loops: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+#: The loops :func:`install_asyncio_handler` set a handler on. (Weakly: the handler it replaced
+#: is found in ours, not kept here, where a handler holding its loop would keep it alive.)
+_loops: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 #: The loops :func:`reset` put back, for an :func:`install` that follows (a reconfiguration):
@@ -227,11 +228,18 @@ _unhooked: weakref.WeakSet[Any] = weakref.WeakSet()
 
 def _unhook_loops() -> None:
     """Put back each loop's previous exception handler, where ours is still the one set."""
-    for loop, (ours, previous) in list(_loops.items()):
+    for loop in list(_loops):
         try:
-            if not loop.is_closed() and loop.get_exception_handler() is ours:
-                loop.set_exception_handler(previous)
-                _unhooked.add(loop)
+            if loop.is_closed():
+                continue
+            ours = loop.get_exception_handler()
+            if ours is asyncio_exception_handler:
+                loop.set_exception_handler(None)
+            elif isinstance(ours, _ChainedAsyncioHandler):
+                loop.set_exception_handler(ours.previous)
+            else:  # another handler was set after ours: it stays
+                continue
+            _unhooked.add(loop)
         except Exception:  # half torn down: leave it
             pass
     _loops.clear()

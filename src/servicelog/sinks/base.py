@@ -169,6 +169,7 @@ class BufferedSink:
         # ``itertools.count`` is one C call, exact under the GIL (a ``+= 1`` is not).
         self._seq = itertools.count(1)
         self._left = 0  # records that left the queue: taken by the writer, or dropped
+        self._drain_stuck_at = -1  # _left when a drain last waited in vain for the writer
         self._admit = self.max_records
         # Lines are appended while below _room; the writer is woken at _wake_bytes. _bytes counts
         # the bytes waiting. Producers add to it without a lock, so it is approximate (a
@@ -376,7 +377,8 @@ class BufferedSink:
             on a hung disk), in which case the number of records still queued is reported on
             stderr.
         """
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         target = self._left + len(self._lines)
         if self._flusher == threading.get_ident():
             # A signal handler that interrupted this thread's own write: the lock is ours, and
@@ -400,8 +402,9 @@ class BufferedSink:
                 return True
         left = target - self._left
         what = f"{left} record(s) still queued" if left > 0 else "a batch still being written"
+        waited = time.monotonic() - start
         _errors._write_stderr(
-            f"servicelog: sink {self.name}: drain timed out after {timeout:.1f}s; {what}\n"
+            f"servicelog: sink {self.name}: drain timed out after {waited:.1f}s; {what}\n"
         )
         return False
 
@@ -411,18 +414,18 @@ class BufferedSink:
         pipe nobody reads, a hung disk) holds the writer, not the process's exit or its signal
         handler. Once one caller waited in vain (the writer took nothing since), the next
         ones do not wait again: a crash's drain, then the exit's, cost one timeout, not two."""
-        if self._stalled and self._flush_lock.locked():
-            return False
+        if self._drain_stuck_at == self._left and self._flush_lock.locked():
+            return False  # a drain waited in vain, and the writer has taken nothing since
         while self._left < target:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self._stalled = True
+                self._drain_stuck_at = self._left
                 return False
             self._wake.set()
             time.sleep(min(remaining, 0.002))  # (not _space: producers waiting for room use it)
         # Taken; written once the writer lets go of the lock it writes under.
         if not self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            self._stalled = True
+            self._drain_stuck_at = self._left
             return False
         self._flush_lock.release()
         return True
@@ -630,14 +633,15 @@ os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 #: Called at exit before the sinks' final drain: whatever is still held upstream of the sinks
 #: (the rate limit's summaries, deferred records) must reach them in time.
-before_exit_drain: list[Callable[[], None]] = []
+before_exit_drain: list[Callable[[bool], None]] = []
 
 
-def _emit_held() -> None:
-    """Run the :data:`before_exit_drain` hooks (rate-limit summaries, deferred records)."""
+def _emit_held(blocking: bool = True) -> None:
+    """Run the :data:`before_exit_drain` hooks (rate-limit summaries, deferred records);
+    ``blocking=False`` from a signal handler (they take no lock they would wait for)."""
     for hook in list(before_exit_drain):
         try:
-            hook()
+            hook(blocking)
         except Exception as exc:  # pragma: no cover - the hooks guard themselves
             _errors.report("exit", exc)
 
@@ -710,7 +714,7 @@ _drain_timeout = DRAIN_TIMEOUT
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     import signal
 
-    _emit_held()  # what is still upstream of the sinks, as at exit
+    _emit_held(blocking=False)  # what is still upstream of the sinks, as at exit
     drain_all(_drain_timeout)
     previous = _previous.get(signum, signal.SIG_DFL)
     if callable(previous):
