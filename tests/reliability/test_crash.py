@@ -428,3 +428,40 @@ def test_a_signal_handler_never_waits_for_a_rate_limit_its_thread_holds() -> Non
     with limit._lock:  # this thread is inside the limit...
         flush_all(blocking=False)  # ...when the signal handler runs: returns
     limit.flush()  # and a normal flush still works
+
+
+def test_a_crash_with_stdout_closed_is_printed_by_the_interpreter(tmp_path: Path) -> None:
+    """``python app.py >&-``: the record has nowhere to go (counted as lost, "no stream"), so
+    the traceback is printed on stderr as without servicelog."""
+    code = """
+        import servicelog
+        servicelog.configure(profile="production")
+        raise RuntimeError("the service crashed")
+    """
+    done = subprocess.run(  # the shell starts Python with its stdout closed
+        ["bash", "-c", 'exec "$0" -c "$1" >&-', sys.executable, textwrap.dedent(code)],
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert "RuntimeError: the service crashed" in done.stderr
+
+
+def test_a_crash_written_as_usual_is_not_printed_twice(tmp_path: Path) -> None:
+    code = """
+        import servicelog
+        servicelog.configure(profile="production")
+        raise RuntimeError("the service crashed")
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert "the service crashed" in done.stdout  # the JSON record, with its stack trace
+    assert "Traceback" not in done.stderr

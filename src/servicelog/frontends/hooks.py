@@ -28,34 +28,43 @@ __all__ = ["asyncio_exception_handler", "install", "install_asyncio_handler", "r
 _saved: dict[str, Any] = {}
 
 
-def _flush() -> bool:
+def _losses() -> int:
+    """Records lost so far, by any sink of the configuration in force, for any reason (a
+    broken pipe, a closed stdout, a full buffer): counted before and after a crash's record."""
+    from .. import _errors
+    from ..logger import current_runtime
+
+    try:
+        total = int(_errors.snapshot()["lost"])
+        for route in current_runtime().pipeline.routes:
+            dropped = getattr(route.sink, "dropped", None)
+            if isinstance(dropped, dict):
+                total += sum(dropped.values())
+        return total
+    except Exception:
+        return -1
+
+
+def _flush(losses_before: int) -> bool:
     """Write out what the crash logged, within ``DRAIN_TIMEOUT`` (a sink that cannot write, a
     pipe nobody reads, must not hang the exit); ``True`` if every sink took its records and
-    none failed to write them meanwhile."""
+    nothing was lost since *losses_before* (then the interpreter's hook need not print it)."""
     from ..logger import current_runtime
     from ..sinks.base import DRAIN_TIMEOUT
 
     try:
         pipeline = current_runtime().pipeline
         pipeline.run_deferred()
-        sinks = {id(route.sink): route.sink for route in pipeline.routes}.values()
-        failed_before = sum(_write_errors(sink) for sink in sinks)
         ok = True
-        for sink in sinks:
+        for sink in {id(route.sink): route.sink for route in pipeline.routes}.values():
             drain = getattr(sink, "drain", None)
             if drain is not None:
                 ok = drain(DRAIN_TIMEOUT) and ok
             else:
                 sink.flush()
-        return ok and sum(_write_errors(sink) for sink in sinks) == failed_before
+        return ok and losses_before >= 0 and _losses() == losses_before
     except Exception:
         return False
-
-
-def _write_errors(sink: Any) -> int:
-    """Records *sink* failed to write so far (a broken pipe, a full disk)."""
-    dropped = getattr(sink, "dropped", None)
-    return int(dropped.get("write_error", 0)) if isinstance(dropped, dict) else 0
 
 
 def _showwarning(
@@ -82,6 +91,7 @@ def _log_uncaught(
 ) -> bool:
     if issubclass(exc_type, KeyboardInterrupt):
         return False  # not an error: the previous hook (the default one prints it) handles it
+    losses = _losses()
     emit_foreign(
         50,
         f"Uncaught exception: {exc_type.__name__}",
@@ -91,8 +101,8 @@ def _log_uncaught(
         where="sys.excepthook",
         checked=True,  # never filtered by level: the hook replaced would have printed it
     )
-    # Not written (a broken or stalled stdout): the interpreter's hook prints it too.
-    return _flush()
+    # Not written (a broken, closed or stalled stdout): the interpreter's hook prints it too.
+    return _flush(losses)
 
 
 def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
@@ -100,6 +110,7 @@ def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
         return False  # how a thread ends on purpose; the default hook ignores it too
     name = args.thread.name if args.thread is not None else "unknown"
     exc = args.exc_value if args.exc_value is not None else args.exc_type()
+    losses = _losses()
     emit_foreign(
         40,
         f"Uncaught exception in thread {name}: {args.exc_type.__name__}",
@@ -110,7 +121,7 @@ def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
         where="threading.excepthook",
         checked=True,  # never filtered by level: the hook replaced would have printed it
     )
-    return _flush()
+    return _flush(losses)
 
 
 class _ChainedHook:
