@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import Context, copy_context
@@ -203,15 +204,37 @@ class Pipeline:
         for route in self.routes:
             route.sink.flush()
 
+    def drain(self, timeout: float) -> bool:
+        """:meth:`flush`, within *timeout* seconds in all, even if a sink cannot write (a pipe
+        nobody reads): each sink once, by its ``drain`` if it has one. ``True`` if every sink
+        took its records in time."""
+        self.run_deferred()
+        deadline = time.monotonic() + timeout
+        ok = True
+        for sink in self._sinks():
+            drain = getattr(sink, "drain", None)
+            if drain is None:
+                sink.flush()
+            else:
+                ok = drain(max(0.0, deadline - time.monotonic())) and ok
+        return ok
+
     def close(self, timeout: float | None = None, keep: Iterable[object] = ()) -> None:
         """Emit the deferred records, then close each sink once, except those in *keep* (sinks
         a new configuration uses again)."""
         self.run_deferred()
-        seen = {id(sink) for sink in keep}
+        for sink in self._sinks(keep):
+            sink.close(timeout)
+
+    def _sinks(self, leave: Iterable[object] = ()) -> list[Any]:
+        """The routes' sinks, each once, in route order, without those in *leave*."""
+        seen = {id(sink) for sink in leave}
+        sinks = []
         for route in self.routes:
             if id(route.sink) not in seen:
                 seen.add(id(route.sink))
-                route.sink.close(timeout)
+                sinks.append(route.sink)
+        return sinks
 
 
 #: Records a pipeline holds at most while it waits for its burst to be run.

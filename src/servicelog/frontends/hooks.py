@@ -53,16 +53,8 @@ def _flush(losses_before: int) -> bool:
     from ..sinks.base import DRAIN_TIMEOUT
 
     try:
-        pipeline = current_runtime().pipeline
-        pipeline.run_deferred()
-        ok = True
-        for sink in {id(route.sink): route.sink for route in pipeline.routes}.values():
-            drain = getattr(sink, "drain", None)
-            if drain is not None:
-                ok = drain(DRAIN_TIMEOUT) and ok
-            else:
-                sink.flush()
-        return ok and losses_before >= 0 and _losses() == losses_before
+        delivered = current_runtime().pipeline.drain(DRAIN_TIMEOUT)
+        return delivered and losses_before >= 0 and _losses() == losses_before
     except Exception:
         return False
 
