@@ -407,6 +407,51 @@ def test_the_per_request_pool_gives_the_new_trace_its_ids_start() -> None:
         assert trace.traceparent == f"00-{trace_id}-{span_id}-01"
 
 
+def test_refilling_the_pool_keeps_few_objects_for_the_garbage_collector() -> None:
+    """A refill keeps at most a chunk of GC-tracked tuples: a whole batch at once (512
+    objects) set off a young collection about every 256 requests, and promoted the pool to the
+    older generations, so that full collections ran under load."""
+    import gc
+
+    from servicelog.asgi import ids
+
+    ids._empty_pools()
+    gc.disable()
+    try:
+        gc.collect()
+        before = gc.get_count()[0]
+        ids._refill()
+        kept = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+        ids._empty_pools()
+    assert 0 < kept <= 2 * ids._CHUNK + 32  # a chunk's tuples and traces, a few temporaries
+
+
+def test_threads_refilling_the_pool_at_once_never_share_an_id() -> None:
+    import threading
+
+    from servicelog.asgi import ids
+
+    ids._empty_pools()
+    start = threading.Barrier(4)
+    made: list[list[str]] = [[] for _ in range(4)]
+
+    def take(into: list[str]) -> None:
+        start.wait()
+        for _ in range(3_000):
+            request_id, trace_id, span_id, _ = ids.next_request()
+            into += (request_id, trace_id, span_id)
+
+    threads = [threading.Thread(target=take, args=(into,)) for into in made]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [x for into in made for x in into]
+    assert len(everything) == 36_000 and len(set(everything)) == 36_000
+
+
 @pytest.mark.parametrize("pool", ["new_ids", "next_request"])
 def test_an_all_zero_trace_or_span_id_from_the_random_source_is_never_handed_out(
     monkeypatch: pytest.MonkeyPatch, pool: str
