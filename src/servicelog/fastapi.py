@@ -39,12 +39,13 @@ from starlette.requests import Request
 
 from ._config import flush, settings
 from .asgi.access_log import AccessLog
-from .asgi.exception_layer import is_async_handler, lighten
-from .asgi.handlers import ErrorHandlers
+from .asgi.exception_layer import handler_for, is_async_handler, lighten
+from .asgi.handlers import LOGGED_STATUS, ErrorHandlers
 from .asgi.request_context import (
     ErrorApp,
     RequestContextMiddleware,
     check_options,
+    mark_logged,
     replace_uvicorn_access_log,
 )
 from .asgi.responses import ErrorFormat, phrase
@@ -129,6 +130,7 @@ def install(
             access_log=access_log,
             trust_request_id=trust_request_id,
             error_app=error_app,
+            too_large_app=_http_exception_app(app),
         )
         # Starlette's ExceptionMiddleware, below, answers the same way with less work per
         # request (asgi/exception_layer.py).
@@ -217,6 +219,36 @@ def _without_server_errors(stack: Any, refuse_debug: bool = False) -> tuple[Any,
         await response(scope, receive, send)
 
     return stack.app, error_app
+
+
+def _http_exception_app(app: FastAPI) -> ErrorApp:
+    """An ``ErrorApp`` that answers an ``HTTPException`` as the application's handlers do (by
+    status, then by class: servicelog's unless the user registered their own): for the 413 of
+    FastAPI's ``max_body_size``, which Starlette sends as plain text past every handler."""
+
+    async def answer(scope: Any, receive: Any, send: Any, exc: Exception) -> None:
+        status_handlers: dict[int, Any] = {}
+        exception_handlers: dict[Any, Any] = {}
+        for key, value in app.exception_handlers.items():
+            if isinstance(key, int):
+                status_handlers[key] = value
+            else:
+                exception_handlers[key] = value
+        handler = handler_for(exc, (exception_handlers, status_handlers))
+        if handler is None:
+            raise exc
+        state = scope.get("state")
+        if isinstance(state, dict) and state.get(LOGGED_STATUS) == 413:
+            # Starlette replaced a 413 the handlers gave (and logged): answered, not re-logged.
+            mark_logged(exc)
+        request = Request(scope, receive)
+        if is_async_handler(handler):
+            response = await handler(request, exc)
+        else:
+            response = await run_in_threadpool(handler, request, exc)
+        await response(scope, receive, send)
+
+    return answer
 
 
 def _compose_lifespan(app: FastAPI, gc_freeze: bool, *, replace_access_log: bool) -> None:

@@ -31,7 +31,7 @@ from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
-__all__ = ["ExceptionLayer", "is_async_handler", "lighten"]
+__all__ = ["ExceptionLayer", "handler_for", "is_async_handler", "lighten"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -85,7 +85,7 @@ class ExceptionLayer:
         try:
             await self.app(scope, receive, sender)
         except Exception as exc:
-            handler = _handler_for(exc, handlers)
+            handler = handler_for(exc, handlers)
             if handler is None:
                 raise
             if started:
@@ -107,7 +107,7 @@ class ExceptionLayer:
             exc.__traceback__ = None
 
 
-def _handler_for(exc: Exception, handlers: Handlers) -> Any:
+def handler_for(exc: Exception, handlers: Handlers) -> Any:
     """The handler for *exc*: by status code for an ``HTTPException``, else by class."""
     exception_handlers, status_handlers = handlers
     if isinstance(exc, HTTPException):

@@ -34,7 +34,7 @@ from .request_context import mark_logged
 from .responses import ErrorFormat, error_content, minimal_500, phrase
 from .tracebacks import log_exception
 
-__all__ = ["ErrorHandlers"]
+__all__ = ["LOGGED_STATUS", "ErrorHandlers", "note_logged"]
 
 MAX_ERRORS = 50
 MAX_MESSAGE = 300
@@ -179,10 +179,14 @@ class ErrorHandlers:
         raw: Any = exc.detail  # FastAPI's HTTPException allows any JSON value
         detail = raw if isinstance(raw, str) else phrase(status)
         fields = {"http.response.status_code": status}
-        if status >= 500:
+        if getattr(exc, _LOGGED, False):
+            pass  # answered a second time (a body limit's 413 replaced, asgi/request_context.py)
+        elif status >= 500:
             self._log.error(f"HTTP {status}: {detail}", **fields)
+            note_logged(request.scope, status)
         elif status >= 400:  # not an error (a 304 for a conditional GET): the access record
             self._log.warning(f"HTTP {status}: {detail}", **fields)
+            note_logged(request.scope, status)
         details: dict[str, Any] = {}
         if not isinstance(raw, str) and raw is not None and status < 500:
             details["detail"] = raw
@@ -249,6 +253,16 @@ class ErrorHandlers:
 
 
 _OURS = "__servicelog_handler__"
+_LOGGED = "__servicelog_logged__"  # request_context.mark_logged
+#: In ``scope["state"]``: the status of the last ``HTTPException`` logged for the request.
+LOGGED_STATUS = "servicelog.logged_status"
+
+
+def note_logged(scope: Any, status: int) -> None:
+    """Note in the request's state that an ``HTTPException`` of *status* was logged."""
+    state = scope.get("state")
+    if isinstance(state, dict):
+        state[LOGGED_STATUS] = status
 
 
 def _replaceable(handler: Any) -> bool:

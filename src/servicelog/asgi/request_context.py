@@ -144,6 +144,11 @@ class RequestContextMiddleware:
         error_app: answers an exception raised before a response was started (for example the
             application's ``Exception`` handler); its response passes through this middleware
             like any other. Without one, or if it fails, a minimal JSON 500 is sent.
+        too_large_app: answers, in place of Starlette's request-body limit (FastAPI's
+            ``max_body_size``), the plain-text ``413 Content Too Large`` that limit sends from
+            inside the application, where no exception handler sees it; it is given an
+            ``HTTPException(413)``. Without one, or if it fails before it starts a response,
+            Starlette's answer is sent as it was.
 
     Raises:
         ConfigError: for a bad option (checked here, once, not on each request).
@@ -157,10 +162,12 @@ class RequestContextMiddleware:
         access_log: AccessLog | bool | None = True,
         trust_request_id: bool = True,
         error_app: ErrorApp | None = None,
+        too_large_app: ErrorApp | None = None,
     ) -> None:
         check_options(request_id_header, access_log, trust_request_id)
         self.app = app
         self.error_app = error_app
+        self.too_large_app = too_large_app
         self.header = request_id_header
         self._header_key = request_id_header.lower().encode("latin-1")
         if access_log is True:
@@ -234,17 +241,31 @@ class RequestContextMiddleware:
             status = 0
             body_bytes = 0
             started = False
+            # The start of a body limit's 413, until its body shows whether it is Starlette's
+            # plain text (then too_large_app answers instead); _RELEASED once decided.
+            held: Message | None = None
 
             # A plain function that returns send()'s awaitable: the app awaits it the same
             # way, and no coroutine of our own is made for every message.
             def send_with_id(message: Message) -> Awaitable[None]:
-                nonlocal status, body_bytes, started
+                nonlocal status, body_bytes, started, held
                 kind = message["type"]
                 if kind == "http.response.body":
+                    if held is not None and held is not _RELEASED:
+                        start, held = held, _RELEASED
+                        return self._answer_too_large(scope, receive, send_with_id, start, message)
                     body_bytes += len(message.get("body", b""))
                 elif kind == "http.response.start":
-                    started = True
                     status = message["status"]
+                    if (
+                        status == 413
+                        and held is None
+                        and self.too_large_app is not None
+                        and _BODY_LIMIT in scope
+                    ):
+                        held = message
+                        return _done()
+                    started = True
                     headers = list(message.get("headers", ()))
                     for key, _ in headers:
                         if key.lower() == header_key:
@@ -305,6 +326,36 @@ class RequestContextMiddleware:
                     )
         finally:
             _scope_var.reset(token)
+
+    async def _answer_too_large(
+        self, scope: Scope, receive: Receive, send: Send, start: Message, body: Message
+    ) -> None:
+        """Answer a 413 held by *send* with ``too_large_app`` if its *body* is the plain text of
+        Starlette's request-body limit, else send it as it was."""
+        answer = self.too_large_app
+        if (
+            answer is not None
+            and body.get("body", b"") == _TOO_LARGE
+            and not body.get("more_body", False)
+        ):
+            from starlette.exceptions import HTTPException
+
+            started = False
+
+            async def send_answer(message: Message) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
+            try:
+                await answer(scope, receive, send_answer, HTTPException(413, "Content Too Large"))
+                return
+            except Exception as exc:
+                if started:  # a response is under way: the application's failure, as any other
+                    raise
+                _errors.report("body limit answer", exc)
+        await send(start)
+        await send(body)
 
     def _write_access(
         self,
@@ -409,6 +460,16 @@ class RequestContextMiddleware:
         except Exception as exc:
             _errors.report("access log", exc)
             return None
+
+
+#: Starlette's request-body limit: the scope key it sets while it acts, and its 413's body.
+_BODY_LIMIT = "starlette.max_body_size"
+_TOO_LARGE = b"Content Too Large"
+_RELEASED: Message = {}
+
+
+async def _done() -> None:
+    """An awaitable that does nothing (a held message is sent later, or never)."""
 
 
 #: The longest ``url.query`` an access record keeps (characters).

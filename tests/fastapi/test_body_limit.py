@@ -1,0 +1,186 @@
+"""FastAPI's ``max_body_size``: Starlette sends its 413 as plain text from inside the
+application, past every exception handler; ``install()`` answers it in the error shape."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+import servicelog.fastapi
+from fastapi import FastAPI, Request
+from servicelog import _errors
+from servicelog.asgi import RequestContextMiddleware
+from servicelog.sinks import MemorySink
+
+pytest.importorskip("starlette.middleware.body_limit")
+
+
+class Item(BaseModel):
+    name: str
+
+
+def limited_app(app_limit: int | None = 16, **install: Any) -> FastAPI:
+    app = FastAPI(max_body_size=app_limit)
+
+    @app.post("/items")
+    async def create(item: Item) -> Item:
+        return item
+
+    @app.post("/raw", max_body_size=8)
+    async def raw(request: Request) -> dict[str, int]:
+        return {"bytes": len(await request.body())}
+
+    @app.get("/ping")
+    async def ping() -> dict[str, bool]:  # answers without reading the body
+        return {"ok": True}
+
+    @app.post("/own-413")
+    async def own() -> PlainTextResponse:  # an endpoint's own 413: not the body limit's
+        return PlainTextResponse("Content Too Large", status_code=413)
+
+    return servicelog.fastapi.install(app, **install)
+
+
+async def send(app: FastAPI, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        return await client.request(method, path, **kwargs)
+
+
+async def chunks(size: int) -> AsyncIterator[bytes]:
+    for _ in range(size // 4):
+        yield b"abcd"
+
+
+def access(sink: MemorySink) -> list[dict[str, Any]]:
+    return [r for r in sink.records if r["log.logger"] == "servicelog.access"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/items", {"json": {"name": "x" * 100}}),  # the app's limit, Content-Length
+        ("POST", "/raw", {"content": b"123456789"}),  # a route's own limit
+        ("POST", "/raw", {"content": chunks(64)}),  # no Content-Length: counted as it comes
+        ("GET", "/ping", {"content": b"x" * 100}),  # never read: the start is replaced
+    ],
+)
+async def test_a_body_over_the_limit_is_answered_in_the_envelope_with_the_request_id(
+    sink: MemorySink, method: str, path: str, body: dict[str, Any]
+) -> None:
+    response = await send(limited_app(), method, path, **body)
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    request_id = response.headers["x-request-id"]
+    assert error == {
+        "message": "Content Too Large",
+        "type": "HTTPException",
+        "code": "payload_too_large",
+        "details": {},
+        "request_id": request_id,
+    }
+    (record,) = access(sink)
+    assert record["http.response.status_code"] == 413
+    assert record["http.response.body.bytes"] == len(response.content)
+    assert record["request_id"] == request_id
+    warnings = [r for r in sink.records if r["message"] == "HTTP 413: Content Too Large"]
+    assert len(warnings) == 1 and warnings[0]["log.level"] == "warning"
+
+
+async def test_the_problem_format_answers_the_limit_as_a_problem(sink: MemorySink) -> None:
+    response = await send(limited_app(error_format="problem"), "POST", "/raw", content=b"x" * 9)
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["status"], problem["title"]) == (413, HTTPStatus(413).phrase)
+    assert problem["request_id"] == response.headers["x-request-id"]
+
+
+async def test_bodies_within_the_limit_and_other_413s_are_left_alone(sink: MemorySink) -> None:
+    app = limited_app(app_limit=None)  # only /raw is limited
+    ok = await send(app, "POST", "/raw", content=b"12345678")
+    assert (ok.status_code, ok.json()) == (200, {"bytes": 8})
+    own = await send(app, "POST", "/own-413")  # no body limit acting: the endpoint's answer
+    assert (own.status_code, own.text) == (413, "Content Too Large")
+    assert own.headers["content-type"].startswith("text/plain")
+    assert own.headers["x-request-id"]
+
+
+async def test_the_users_own_http_exception_handler_answers_the_limit(sink: MemorySink) -> None:
+    app = limited_app()
+
+    @app.exception_handler(HTTPException)
+    async def mine(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"mine": exc.status_code}, status_code=exc.status_code)
+
+    response = await send(app, "POST", "/raw", content=b"x" * 9)
+    assert (response.status_code, response.json()) == (413, {"mine": 413})
+    assert response.headers["x-request-id"]
+
+
+def raw_413_app() -> Any:
+    """An application that answers as Starlette's body limit does, setting its scope key."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scope["starlette.max_body_size"] = 1  # as Starlette's limit sets it while it acts
+        headers = [(b"content-type", b"text/plain; charset=utf-8")]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": b"Content Too Large"})
+
+    return app
+
+
+async def run(app: Any) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def collect(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
+    await app(scope, receive, collect)
+    return messages
+
+
+async def test_a_failing_answer_leaves_starlettes_413_and_is_counted(sink: MemorySink) -> None:
+    async def broken(scope: Any, receive: Any, send: Any, exc: Exception) -> None:
+        raise RuntimeError("handler bug")
+
+    before = _errors.snapshot()["errors"].get("body limit answer", 0)
+    _errors.set_strict(False)  # count, as in production (tests otherwise raise)
+    try:
+        messages = await run(RequestContextMiddleware(raw_413_app(), too_large_app=broken))
+    finally:
+        _errors.set_strict(None)
+    assert [(m["type"], m.get("status"), m.get("body")) for m in messages] == [
+        ("http.response.start", 413, None),
+        ("http.response.body", None, b"Content Too Large"),
+    ]
+    assert (b"x-request-id", messages[0]["headers"][-1][1]) == messages[0]["headers"][-1]
+    assert _errors.snapshot()["errors"]["body limit answer"] == before + 1
+    (record,) = access(sink)
+    assert (record["http.response.status_code"], record["http.response.body.bytes"]) == (413, 17)
+
+
+async def test_an_answer_that_fails_after_starting_its_response_is_the_apps_failure(
+    sink: MemorySink,
+) -> None:
+    async def half_answer(scope: Any, receive: Any, send: Any, exc: Exception) -> None:
+        await send({"type": "http.response.start", "status": 413, "headers": []})
+        raise RuntimeError("cut off")
+
+    messages = await run(RequestContextMiddleware(raw_413_app(), too_large_app=half_answer))
+    assert [m["type"] for m in messages] == ["http.response.start"]  # no second start
+    (record,) = access(sink)
+    assert record["event.outcome"] == "failure"
+    assert record["log.level"] == "error"
