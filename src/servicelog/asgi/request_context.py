@@ -242,7 +242,7 @@ class RequestContextMiddleware:
             body_bytes = 0
             started = False
             # The start of a body limit's 413, until its body shows whether it is Starlette's
-            # plain text (then too_large_app answers instead); _RELEASED once decided.
+            # plain text (then too_large_app answers instead).
             held: Message | None = None
 
             # A plain function that returns send()'s awaitable: the app awaits it the same
@@ -251,9 +251,22 @@ class RequestContextMiddleware:
                 nonlocal status, body_bytes, started, held
                 kind = message["type"]
                 if kind == "http.response.body":
-                    if held is not None and held is not _RELEASED:
-                        start, held = held, _RELEASED
-                        return self._answer_too_large(scope, receive, send_with_id, start, message)
+                    if held is not None:
+                        start, held = held, None
+
+                        # (Not send_with_id itself: a function that refers to itself is a
+                        # reference cycle, freed only by the cycle collector.)
+                        def account(sent: Message) -> None:
+                            nonlocal status, body_bytes, started
+                            if sent["type"] == "http.response.start":
+                                started = True
+                                status = sent["status"]
+                            else:
+                                body_bytes += len(sent.get("body", b""))
+
+                        return self._answer_too_large(
+                            scope, receive, send, header, account, start, message
+                        )
                     body_bytes += len(message.get("body", b""))
                 elif kind == "http.response.start":
                     status = message["status"]
@@ -328,10 +341,28 @@ class RequestContextMiddleware:
             _scope_var.reset(token)
 
     async def _answer_too_large(
-        self, scope: Scope, receive: Receive, send: Send, start: Message, body: Message
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        header: tuple[bytes, bytes],
+        account: Callable[[Message], None],
+        start: Message,
+        body: Message,
     ) -> None:
-        """Answer a 413 held by *send* with ``too_large_app`` if its *body* is the plain text of
-        Starlette's request-body limit, else send it as it was."""
+        """Answer a held 413 with ``too_large_app`` if its *body* is the plain text of
+        Starlette's request-body limit, else send it as it was; with *header*, and every
+        message sent told to *account* (for the access record)."""
+        answered = False
+
+        async def send_answer(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = True
+                message = _with_header(message, header)
+            account(message)
+            await send(message)
+
         answer = self.too_large_app
         if (
             answer is not None
@@ -340,22 +371,15 @@ class RequestContextMiddleware:
         ):
             from starlette.exceptions import HTTPException
 
-            started = False
-
-            async def send_answer(message: Message) -> None:
-                nonlocal started
-                started = started or message["type"] == "http.response.start"
-                await send(message)
-
             try:
                 await answer(scope, receive, send_answer, HTTPException(413, "Content Too Large"))
                 return
             except Exception as exc:
-                if started:  # a response is under way: the application's failure, as any other
+                if answered:  # a response is under way: the application's failure, as any other
                     raise
                 _errors.report("body limit answer", exc)
-        await send(start)
-        await send(body)
+        await send_answer(start)
+        await send_answer(body)
 
     def _write_access(
         self,
@@ -465,7 +489,6 @@ class RequestContextMiddleware:
 #: Starlette's request-body limit: the scope key it sets while it acts, and its 413's body.
 _BODY_LIMIT = "starlette.max_body_size"
 _TOO_LARGE = b"Content Too Large"
-_RELEASED: Message = {}
 
 
 async def _done() -> None:
@@ -486,15 +509,21 @@ def _bounded_query(query: str) -> str:
     return f"{query[:end]}&…" if end > 0 else "…"
 
 
+def _with_header(message: Message, header: tuple[bytes, bytes]) -> Message:
+    """A copy of *message* with *header* added to its headers, unless one of that name is
+    there. (``send_with_id`` does the same inline, for every response.)"""
+    headers = list(message.get("headers", ()))
+    if all(key.lower() != header[0] for key, _ in headers):
+        headers.append(header)
+    return {**message, "headers": headers}
+
+
 def _accept_with(header: tuple[bytes, bytes], send: Send) -> Send:
     """*send* that adds *header* to a WebSocket's ``websocket.accept`` (unless it is there)."""
 
     def send_accept(message: Message) -> Awaitable[None]:
         if message["type"] == "websocket.accept":
-            headers = list(message.get("headers", ()))
-            if all(key.lower() != header[0] for key, _ in headers):
-                headers.append(header)
-            message = {**message, "headers": headers}
+            message = _with_header(message, header)
         return send(message)
 
     return send_accept
