@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -26,10 +27,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_uvicorn_lines_come_out_once_as_json() -> None:
+def _serve_one_request(*options: str) -> tuple[list[dict[str, Any]], bytes]:
+    """Start uvicorn on the test app with *options*, GET /hello once, stop it: its JSON
+    records (stdout) and its stderr."""
     port = _free_port()
+    command = [sys.executable, "-m", "uvicorn", "tests.apps.uvicorn_app:app", "--port", str(port)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.apps.uvicorn_app:app", "--port", str(port)],
+        [*command, *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -50,7 +54,11 @@ def test_uvicorn_lines_come_out_once_as_json() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=30)
-    records = [orjson.loads(line) for line in stdout.splitlines()]
+    return [orjson.loads(line) for line in stdout.splitlines()], stderr
+
+
+def test_uvicorn_lines_come_out_once_as_json() -> None:
+    records, stderr = _serve_one_request()
     messages = Counter(r["message"] for r in records)
     assert messages["Application startup complete."] == 1
     assert messages["said hello"] == 1
@@ -61,3 +69,12 @@ def test_uvicorn_lines_come_out_once_as_json() -> None:
     startup = next(r for r in records if r["message"] == "Application startup complete.")
     assert startup["log.logger"] == "uvicorn.error"
     assert b"Application startup complete" not in stderr, "printed a second time by uvicorn"
+
+
+def test_uvicorns_no_access_log_is_honoured() -> None:
+    """``--no-access-log`` leaves uvicorn's access logger without a handler and not
+    propagating: taking uvicorn's loggers over must not turn it back on."""
+    records, _ = _serve_one_request("--no-access-log")
+    messages = Counter(r["message"] for r in records)
+    assert messages["said hello"] == 1 and messages["Application startup complete."] == 1
+    assert not [r for r in records if r["log.logger"] == "uvicorn.access"]

@@ -139,6 +139,14 @@ class ServicelogHandler(logging.Handler):
 
 # --- install / reset --------------------------------------------------------------------------
 _saved: dict[str, Any] = {}
+ACCESS_LOGGERS = ("uvicorn.access", "gunicorn.access")
+
+
+def _turned_off(name: str) -> bool:
+    """Whether the logger *name* exists without a handler and without propagating (a server's
+    way to turn its access log off), so that nothing it logs is written anywhere."""
+    existing = logging.Logger.manager.loggerDict.get(name)
+    return isinstance(existing, logging.Logger) and not existing.handlers and not existing.propagate
 
 
 def _is_console(handler: logging.Handler) -> bool:
@@ -152,12 +160,16 @@ def _is_console(handler: logging.Handler) -> bool:
 
 def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> ServicelogHandler:
     """Route all of ``logging`` into servicelog (idempotent; :func:`reset` undoes it)."""
+    # An access logger its server turned off has no handler and does not propagate (uvicorn's
+    # --no-access-log or access_log=False; gunicorn without --access-logfile): it stays off.
+    # Made to propagate, uvicorn would log (and format, on every request) the lines it was
+    # told not to. (Seen before reset(): a server may have turned it off since the last call.)
+    turned_off = {name for name in ACCESS_LOGGERS if _turned_off(name)}
     reset()
     root = logging.getLogger()
     manager = logging.Logger.manager
     saved_handlers: list[tuple[logging.Logger, logging.Handler]] = []
     saved_propagate: list[tuple[logging.Logger, bool]] = []
-
     loggers: list[logging.Logger] = [root]
     loggers += [lg for lg in manager.loggerDict.values() if isinstance(lg, logging.Logger)]
     for lg in loggers:
@@ -176,7 +188,7 @@ def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> Ser
         lg = logging.getLogger(name)
         saved_propagate.append((lg, lg.propagate))
         # A replaced access log stays off (see asgi.request_context.replace_uvicorn_access_log).
-        lg.propagate = name not in SILENCED
+        lg.propagate = name not in SILENCED and name not in turned_off
     placeholders: list[tuple[logging.Logger, logging.Handler]] = []
     for name in PRINT_LATER:
         lg = logging.getLogger(name)
