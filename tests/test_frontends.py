@@ -423,3 +423,34 @@ def test_the_asyncio_handler_bookkeeping_keeps_no_loop_alive(sink: MemorySink) -
         del loop
     gc.collect()
     assert [ref() for ref in refs] == [None] * 5
+
+
+def test_an_access_log_its_server_turned_off_stays_off_through_reconfigure_and_reset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uvicorn's ``access_log=False`` (``--no-access-log``) leaves ``uvicorn.access`` without a
+    handler and not propagating; that may happen after ``configure()`` (``uvicorn.run`` from
+    code), and a later ``configure()`` or ``reset()`` must not turn it back on."""
+    from servicelog.frontends import stdlib
+
+    monkeypatch.setattr(stdlib, "SILENCED", set())  # no access record of ours replaces it here
+    access = logging.getLogger("uvicorn.access")
+    saved = access.propagate, list(access.handlers), access.disabled
+    sink = MemorySink()
+    try:
+        access.propagate, access.disabled = False, False
+        access.addHandler(logging.StreamHandler(sys.stderr))  # uvicorn's dictConfig
+        servicelog.configure(service="t", stream="none", sinks=[sink])
+        assert access.propagate and not access.handlers  # taken over
+        access.handlers = []  # what uvicorn does with access_log=False
+        access.propagate = False
+        servicelog.configure(service="t", stream="none", sinks=[sink])
+        assert (access.propagate, access.handlers) == (False, [])
+        access.info("GET / 200")
+        servicelog.flush()
+        assert not [r for r in sink.records if r["log.logger"] == "uvicorn.access"]
+        servicelog.reset()
+        assert (access.propagate, access.handlers) == (False, [])
+    finally:
+        servicelog.reset()
+        access.propagate, access.handlers, access.disabled = saved[0], saved[1], saved[2]

@@ -184,3 +184,73 @@ async def test_an_answer_that_fails_after_starting_its_response_is_the_apps_fail
     (record,) = access(sink)
     assert record["event.outcome"] == "failure"
     assert record["log.level"] == "error"
+
+
+def app_sending(*messages: dict[str, Any], then: Exception | None = None) -> Any:
+    """An application that sends *messages* while Starlette's body limit acts, then raises
+    *then* (if given)."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scope["starlette.max_body_size"] = 1
+        for message in messages:
+            await send(message)
+        if then is not None:
+            raise then
+
+    return app
+
+
+async def answer_in_json(scope: Any, receive: Any, send: Any, exc: Exception) -> None:
+    await send({"type": "http.response.start", "status": 413, "headers": []})
+    await send({"type": "http.response.body", "body": b'{"too": "large"}'})
+
+
+START_413 = {"type": "http.response.start", "status": 413, "headers": []}
+
+
+async def test_a_413_whose_body_never_comes_is_answered_by_the_error_path_alone(
+    sink: MemorySink,
+) -> None:
+    """The app raises after its 413's start (a stream that fails): that start, held, is never
+    sent, and the 500 is the only answer."""
+
+    async def error_app(scope: Any, receive: Any, send: Any, exc: Exception) -> None:
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"error": "internal"}'})
+
+    middleware = RequestContextMiddleware(
+        app_sending(START_413, then=ValueError("backend failed")),
+        too_large_app=answer_in_json,
+        error_app=error_app,
+    )
+    messages = await run(middleware)
+    assert [(m["type"], m.get("status")) for m in messages] == [
+        ("http.response.start", 500),
+        ("http.response.body", None),
+    ]
+    (record,) = access(sink)
+    assert record["http.response.status_code"] == 500
+    assert record["http.response.body.bytes"] == len(messages[1]["body"])
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        [{"type": "http.response.pathsend", "path": "/srv/413.html"}],  # FileResponse
+        [{"type": "http.response.body", "body": b"Content", "more_body": True}],  # streamed
+        [{"type": "http.response.body", "body": b"Other text"}],
+        [],  # nothing: the app returns after the start
+    ],
+)
+async def test_any_other_413_is_passed_on_whole_with_the_request_id(
+    sink: MemorySink, after: list[dict[str, Any]]
+) -> None:
+    messages = await run(
+        RequestContextMiddleware(app_sending(START_413, *after), too_large_app=answer_in_json)
+    )
+    assert [m["type"] for m in messages] == ["http.response.start"] + [m["type"] for m in after]
+    assert messages[0]["status"] == 413
+    assert messages[0]["headers"][-1][0] == b"x-request-id"
+    assert messages[1:] == after
+    (record,) = access(sink)
+    assert record["http.response.status_code"] == 413

@@ -428,28 +428,43 @@ def test_refilling_the_pool_keeps_few_objects_for_the_garbage_collector() -> Non
     assert 0 < kept <= 2 * ids._CHUNK + 32  # a chunk's tuples and traces, a few temporaries
 
 
-def test_threads_refilling_the_pool_at_once_never_share_an_id() -> None:
+def test_an_id_taken_in_the_middle_of_a_refill_is_new_and_does_not_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal handler (or a finaliser the collector runs) may need an ID while its own thread
+    is refilling the pool: it must neither wait for that refill (a lock would deadlock) nor
+    share its IDs."""
     import threading
 
     from servicelog.asgi import ids
 
     ids._empty_pools()
-    start = threading.Barrier(4)
-    made: list[list[str]] = [[] for _ in range(4)]
+    real = ids._generate
+    nested: list[tuple[str, ...]] = []
+    calls = 0
 
-    def take(into: list[str]) -> None:
-        start.wait()
-        for _ in range(3_000):
-            request_id, trace_id, span_id, _ = ids.next_request()
-            into += (request_id, trace_id, span_id)
+    def interrupted() -> tuple[list[str], list[str], list[str]]:
+        nonlocal calls
+        calls += 1
+        batch = real()
+        if calls == 1:  # the first refill is interrupted; the interruption refills on its own
+            nested.append(ids.next_request()[:3])
+        return batch
 
-    threads = [threading.Thread(target=take, args=(into,)) for into in made]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    everything = [x for into in made for x in into]
-    assert len(everything) == 36_000 and len(set(everything)) == 36_000
+    monkeypatch.setattr(ids, "_generate", interrupted)
+    made: list[tuple[str, ...]] = []
+
+    def take() -> None:
+        for _ in range(600):
+            made.append(ids.next_request()[:3])
+
+    worker = threading.Thread(target=take, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "a refill interrupted by a refill never finished"
+    everything = [x for three in made + nested for x in three]
+    assert len(nested) == 1 and len(everything) == 1_803
+    assert len(set(everything)) == len(everything)
 
 
 @pytest.mark.parametrize("pool", ["new_ids", "next_request"])

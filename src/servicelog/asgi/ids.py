@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import threading
 import uuid
 from collections.abc import Callable
 from itertools import repeat
@@ -54,12 +53,14 @@ _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f
 # once and kept (a whole batch) set off a young-generation collection about every 256 requests,
 # which then promoted the rest of the pool to the older generations: ~300 collections per
 # 100,000 requests, among them full ones of ~6 ms (the bare application had ~10). In chunks of
-# 64 (128 objects), the pool stays well below the collector's threshold of 700.
+# 64 (128 objects), the pool stays well below the collector's threshold of 700. A batch is cut
+# into its chunks when it is made, and a chunk is taken with one ``list.pop``: atomic, so two
+# threads (or a signal handler that needs an ID in the middle of a refill) never take the same
+# one, and no lock is needed.
 _POOL = 256
 _CHUNK = 64  # divides _POOL
 _requests: list[tuple[str, str, str, TraceContext]] = []
-_spare: tuple[list[str], list[str], list[str]] = ([], [], [])  # a batch's IDs not yet in _requests
-_refill_lock = threading.Lock()  # two threads refilling at once would share the spare IDs
+_chunks: list[tuple[list[str], list[str], list[str]]] = []  # a batch's IDs not yet in _requests
 _UUID_WIDTH = 37  # 36 characters and a comma
 _UUID_TEMPLATE = b"00000000-0000-4000-8000-000000000000," * _POOL
 # Where each of the 32 hex digits of 16 random bytes goes in the canonical form. Digit 12 is
@@ -100,33 +101,26 @@ def _refill() -> None:
     """Add _CHUNK entries to the pool: the three IDs and the trace they start (for a request
     without a traceparent), made with C calls only, from the spare IDs of a batch (a new batch
     when they are used up)."""
-    with _refill_lock:
-        spare_requests, spare_traces, spare_spans = _spare
-        if not spare_requests:
-            request_ids, trace_ids, span_ids = _generate()
-            spare_requests += request_ids
-            spare_traces += trace_ids
-            spare_spans += span_ids
-        cut = max(0, len(spare_requests) - _CHUNK)
-        request_ids, trace_ids, span_ids = (
-            spare_requests[cut:],
-            spare_traces[cut:],
-            spare_spans[cut:],
-        )
-        del spare_requests[cut:], spare_traces[cut:], spare_spans[cut:]
-        traces = map(
-            _trace, repeat(TraceContext), zip(trace_ids, span_ids, repeat(None), repeat("01"))
-        )
-        _requests.extend(zip(request_ids, trace_ids, span_ids, traces, strict=True))
+    while True:  # (another thread may take the chunks of a new batch before this one does)
+        try:
+            request_ids, trace_ids, span_ids = _chunks.pop()
+            break
+        except IndexError:
+            batch = _generate()
+            _chunks.extend(
+                [
+                    (batch[0][i : i + _CHUNK], batch[1][i : i + _CHUNK], batch[2][i : i + _CHUNK])
+                    for i in range(0, _POOL, _CHUNK)
+                ]
+            )
+    traces = map(_trace, repeat(TraceContext), zip(trace_ids, span_ids, repeat(None), repeat("01")))
+    _requests.extend(zip(request_ids, trace_ids, span_ids, traces, strict=True))
 
 
 def _empty_pools() -> None:
     """Forget every ID made and not handed out (a forked child: its parent holds them too)."""
-    global _refill_lock
-    _refill_lock = threading.Lock()  # the parent's may have been held by another thread
     _requests.clear()
-    for ids in _spare:
-        ids.clear()
+    _chunks.clear()
 
 
 os.register_at_fork(after_in_child=_empty_pools)

@@ -249,33 +249,28 @@ class RequestContextMiddleware:
             # way, and no coroutine of our own is made for every message.
             def send_with_id(message: Message) -> Awaitable[None]:
                 nonlocal status, body_bytes, started, held
+                if held is not None:  # the message after a held 413's start decides
+                    held_start, held = held, None
+
+                    # (Not send_with_id itself: a function that refers to itself is a reference
+                    # cycle, freed only by the cycle collector.)
+                    def account(sent: Message) -> None:
+                        nonlocal status, body_bytes, started
+                        if sent["type"] == "http.response.start":
+                            started = True
+                            status = sent["status"]
+                        else:
+                            body_bytes += len(sent.get("body", b""))
+
+                    return self._answer_too_large(
+                        scope, receive, send, header, account, held_start, message
+                    )
                 kind = message["type"]
                 if kind == "http.response.body":
-                    if held is not None:
-                        start, held = held, None
-
-                        # (Not send_with_id itself: a function that refers to itself is a
-                        # reference cycle, freed only by the cycle collector.)
-                        def account(sent: Message) -> None:
-                            nonlocal status, body_bytes, started
-                            if sent["type"] == "http.response.start":
-                                started = True
-                                status = sent["status"]
-                            else:
-                                body_bytes += len(sent.get("body", b""))
-
-                        return self._answer_too_large(
-                            scope, receive, send, header, account, start, message
-                        )
                     body_bytes += len(message.get("body", b""))
                 elif kind == "http.response.start":
                     status = message["status"]
-                    if (
-                        status == 413
-                        and held is None
-                        and self.too_large_app is not None
-                        and _BODY_LIMIT in scope
-                    ):
+                    if status == 413 and self.too_large_app is not None and _BODY_LIMIT in scope:
                         held = message
                         return _done()
                     started = True
@@ -291,8 +286,13 @@ class RequestContextMiddleware:
             failed = False
             try:
                 await self.app(scope, receive, send_with_id)
+                if held is not None:  # a 413's start and nothing after it: sent as it was
+                    started = True
+                    await send(_with_header(held, header))
             except Exception as exc:
                 failed = True
+                if held is not None:  # a 413's start held for what follows, which never came
+                    held, status = None, 0
                 if not started and self.error_app is not None:
                     try:
                         await self.error_app(scope, receive, send_with_id, exc)
@@ -326,6 +326,8 @@ class RequestContextMiddleware:
                 # It propagates. A cancellation (the server's), KeyboardInterrupt or SystemExit is
                 # not the application's failure: unanswered, the access record says 499. Any
                 # other is, and the server answers 500 if no response was started.
+                if held is not None:  # never sent
+                    held, status = None, 0
                 if not isinstance(exc, (CancelledError, KeyboardInterrupt, SystemExit)):
                     failed = True
                     status = status or 500
@@ -350,9 +352,9 @@ class RequestContextMiddleware:
         start: Message,
         body: Message,
     ) -> None:
-        """Answer a held 413 with ``too_large_app`` if its *body* is the plain text of
-        Starlette's request-body limit, else send it as it was; with *header*, and every
-        message sent told to *account* (for the access record)."""
+        """Answer a held 413 with ``too_large_app`` if the message after its *start* is the
+        whole plain-text *body* of Starlette's request-body limit, else send both as they were;
+        with *header*, and every message sent told to *account* (for the access record)."""
         answered = False
 
         async def send_answer(message: Message) -> None:
@@ -366,6 +368,7 @@ class RequestContextMiddleware:
         answer = self.too_large_app
         if (
             answer is not None
+            and body["type"] == "http.response.body"
             and body.get("body", b"") == _TOO_LARGE
             and not body.get("more_body", False)
         ):

@@ -163,7 +163,7 @@ def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> Ser
     # An access logger its server turned off has no handler and does not propagate (uvicorn's
     # --no-access-log or access_log=False; gunicorn without --access-logfile): it stays off.
     # Made to propagate, uvicorn would log (and format, on every request) the lines it was
-    # told not to. (Seen before reset(): a server may have turned it off since the last call.)
+    # told not to.
     turned_off = {name for name in ACCESS_LOGGERS if _turned_off(name)}
     reset()
     root = logging.getLogger()
@@ -250,10 +250,14 @@ def reset() -> None:
     logging._srcfile = _saved["srcfile"]
     for lg, lvl in _saved["levels"].items():
         lg.setLevel(lvl)
+    # An access log its server turned off since install() stays off: not made to propagate
+    # again, nor given back the handler it had before.
+    off = {name for name in ACCESS_LOGGERS if _turned_off(name)}
     for lg, prop in _saved["propagate"]:
-        lg.propagate = prop
+        if lg.name not in off:
+            lg.propagate = prop
     for lg, handler in _saved["handlers"]:
-        if handler not in lg.handlers:
+        if lg.name not in off and handler not in lg.handlers:
             lg.addHandler(handler)
     for lg, placeholder in _saved["placeholders"]:
         lg.removeHandler(placeholder)
