@@ -30,7 +30,7 @@ from starlette.responses import Response
 from .. import _errors
 from ..errors import BaseAPIException
 from ..logger import get_logger
-from .request_context import mark_logged
+from .request_context import _LOGGED, mark_logged
 from .responses import ErrorFormat, error_content, minimal_500, phrase
 from .tracebacks import log_exception
 
@@ -253,7 +253,6 @@ class ErrorHandlers:
 
 
 _OURS = "__servicelog_handler__"
-_LOGGED = "__servicelog_logged__"  # request_context.mark_logged
 #: In ``scope["state"]``: the status of the last ``HTTPException`` logged for the request.
 LOGGED_STATUS = "servicelog.logged_status"
 
