@@ -254,3 +254,22 @@ async def test_any_other_413_is_passed_on_whole_with_the_request_id(
     assert messages[1:] == after
     (record,) = access(sink)
     assert record["http.response.status_code"] == 413
+
+
+async def test_a_held_start_the_server_refuses_keeps_its_status_in_the_access_record(
+    sink: MemorySink,
+) -> None:
+    """The app returns after a 413's start; sending it fails (the client is gone): the record
+    says 413, as for any start the server refused, not 499 (never sent)."""
+    middleware = RequestContextMiddleware(app_sending(START_413), too_large_app=answer_in_json)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def refuse(message: dict[str, Any]) -> None:
+        raise OSError("connection reset")
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+    await middleware(scope, receive, refuse)  # logged as the app's failure, not re-raised
+    (record,) = access(sink)
+    assert (record["http.response.status_code"], record["event.outcome"]) == (413, "failure")

@@ -287,8 +287,8 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive, send_with_id)
                 if held is not None:  # a 413's start and nothing after it: sent as it was
-                    started = True
-                    await send(_with_header(held, header))
+                    held_start, held, started = held, None, True
+                    await send(_with_header(held_start, header))
             except Exception as exc:
                 failed = True
                 if held is not None:  # a 413's start held for what follows, which never came
