@@ -14,7 +14,16 @@ web framework's own work is cold: in 2026-11 servicelog's stack added 14 % to ba
 instructions but 15 % to its I1 and D1 misses, and ~20 % to its time. Fewer distinct functions
 and objects touched per request is what shortens it, not only fewer instructions.
 
+``--load SECONDS`` counts under load instead, as the HTTP benchmark loads the server: one
+server per variant, ``wrk -t1 -c32`` for 5 s of warm-up, the counters zeroed
+(``callgrind_control -z``), *SECONDS* of ``wrk -t1 -c32``, the counters dumped
+(``callgrind_control -d``), divided by wrk's count of requests. Records are then handled in
+bursts of many per event-loop iteration, as at full speed; but the server runs ~50x slower
+under valgrind while timers keep wall-clock time, so the sink's idle writer wake-ups count for
+~1 k instructions per request that they do not cost at full speed.
+
     python bench/http_instructions.py [--only a,s,c] [--requests 300,1300] [--cache-sim]
+    python bench/http_instructions.py --load 20 [--only a,s] [--cache-sim]
 """
 
 from __future__ import annotations
@@ -99,6 +108,54 @@ def instructions(key: str, count: int, tmp: Path, cache_sim: bool = False) -> di
     return dict(zip(EVENTS, (int(n) for n in totals[-1].split()), strict=False))
 
 
+def under_load(key: str, seconds: int, tmp: Path, cache_sim: bool = False) -> dict[str, float]:
+    """Counts per request (as :func:`instructions`) of a server of variant *key* under
+    ``wrk -t1 -c32`` for *seconds*, after a warm-up (see the module docstring)."""
+    port = free_port()
+    log_dir = Path(tempfile.mkdtemp(dir=tmp))
+    out = tmp / f"callgrind.{key}.load"
+    env = {**os.environ, "BENCH_LOG_DIR": str(log_dir), "PYTHONHASHSEED": "0"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
+    command = [
+        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        f"--cache-sim={'yes' if cache_sim else 'no'}",
+        sys.executable, "-m", "uvicorn", f"bench.http.app_{key}:app",
+        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+        "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}/items/42"
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        send_requests(port, 0, time.monotonic() + 120)  # up
+        wrk = ["wrk", "-t1", "-c32", "--timeout", "30s"]
+        subprocess.run([*wrk, "-d5s", url], capture_output=True, check=True)
+        subprocess.run(
+            ["callgrind_control", "-z", str(server.pid)], capture_output=True, check=True
+        )
+        load = subprocess.run(
+            [*wrk, f"-d{seconds}s", url], capture_output=True, text=True, check=True
+        )
+        subprocess.run(
+            ["callgrind_control", "-d", str(server.pid)], capture_output=True, check=True
+        )
+        dump = Path(f"{out}.1")
+        deadline = time.monotonic() + 60
+        while not (dump.exists() and "summary:" in dump.read_text(errors="replace")):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no callgrind dump for {key}")
+            time.sleep(0.5)
+        summary = re.search(r"^summary: ([\d ]+)$", dump.read_text(errors="replace"), re.M)
+        served = re.search(r"(\d+) requests in", load.stdout)
+        if summary is None or served is None:
+            raise RuntimeError(f"no counts for {key}: {load.stdout[-300:]}")
+    finally:
+        server.send_signal(2)
+        server.communicate(timeout=120)
+    requests = int(served.group(1))
+    counts = (int(n) for n in summary.group(1).split())
+    return {event: total / requests for event, total in zip(EVENTS, counts, strict=False)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="a,s", help="variant keys (a,s,n,c)")
@@ -106,15 +163,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache-sim", action="store_true", help="also count first-level cache misses"
     )
+    parser.add_argument(
+        "--load", type=int, default=0, metavar="SECONDS", help="count under wrk -c32 instead"
+    )
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # bench/run.py passes every script the same arguments
         print(f"http_instructions: ignoring {' '.join(unknown)}", file=sys.stderr)
     if shutil.which("valgrind") is None:
         print("# Instructions per request\n\nn/a: valgrind is not installed")
         return 0
+    if args.load and shutil.which("wrk") is None:
+        print("# Instructions per request\n\nn/a: wrk is not installed")
+        return 0
     low, high = (int(n) for n in args.requests.split(","))
     keys = [k for k in args.only.split(",") if k]
-    print("# Instructions per request (callgrind, /items/42)\n")
+    how = f"under wrk -c32 for {args.load} s" if args.load else "one keep-alive client"
+    print(f"# Instructions per request (callgrind, /items/42, {how})\n")
     columns = ["instructions per request", "vs a"]
     if args.cache_sim:
         columns += ["I1 misses", "vs a", "D1 misses (read + write)", "vs a"]
@@ -123,9 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     bare: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="http-instr-") as tmp:
         for key in keys:
-            low_totals = instructions(key, low, Path(tmp), args.cache_sim)
-            high_totals = instructions(key, high, Path(tmp), args.cache_sim)
-            per = {e: (high_totals[e] - low_totals[e]) / (high - low) for e in high_totals}
+            if args.load:
+                per = under_load(key, args.load, Path(tmp), args.cache_sim)
+            else:
+                low_totals = instructions(key, low, Path(tmp), args.cache_sim)
+                high_totals = instructions(key, high, Path(tmp), args.cache_sim)
+                per = {e: (high_totals[e] - low_totals[e]) / (high - low) for e in high_totals}
             if "D1mr" in per:
                 per["D1"] = per["D1mr"] + per["D1mw"]
             if key == "a":
