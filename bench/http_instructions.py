@@ -79,12 +79,11 @@ def send_requests(port: int, count: int, deadline: float) -> None:
 EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw")
 
 
-def instructions(key: str, count: int, tmp: Path, cache_sim: bool = False) -> dict[str, int]:
-    """Totals (instructions; with *cache_sim* also data accesses and first-level cache misses)
-    of a server of variant *key* that answered *count* requests."""
+def start_server(key: str, out: Path, cache_sim: bool) -> tuple[subprocess.Popen[str], int]:
+    """A uvicorn server of variant *key* under callgrind (its counts to *out*), and its port;
+    its log files go to a new folder beside *out*."""
     port = free_port()
-    log_dir = Path(tempfile.mkdtemp(dir=tmp))
-    out = tmp / f"callgrind.{key}.{count}"
+    log_dir = Path(tempfile.mkdtemp(dir=out.parent))
     env = {**os.environ, "BENCH_LOG_DIR": str(log_dir), "PYTHONHASHSEED": "0"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
     command = [
@@ -94,7 +93,13 @@ def instructions(key: str, count: int, tmp: Path, cache_sim: bool = False) -> di
         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
         "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
     ]  # fmt: skip
-    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True), port
+
+
+def instructions(key: str, count: int, tmp: Path, cache_sim: bool = False) -> dict[str, int]:
+    """Totals (instructions; with *cache_sim* also data accesses and first-level cache misses)
+    of a server of variant *key* that answered *count* requests."""
+    server, port = start_server(key, tmp / f"callgrind.{key}.{count}", cache_sim)
     try:
         send_requests(port, 200, time.monotonic() + 120)  # warm-up, the same in both runs
         send_requests(port, count, time.monotonic() + 120)
@@ -111,20 +116,9 @@ def instructions(key: str, count: int, tmp: Path, cache_sim: bool = False) -> di
 def under_load(key: str, seconds: int, tmp: Path, cache_sim: bool = False) -> dict[str, float]:
     """Counts per request (as :func:`instructions`) of a server of variant *key* under
     ``wrk -t1 -c32`` for *seconds*, after a warm-up (see the module docstring)."""
-    port = free_port()
-    log_dir = Path(tempfile.mkdtemp(dir=tmp))
     out = tmp / f"callgrind.{key}.load"
-    env = {**os.environ, "BENCH_LOG_DIR": str(log_dir), "PYTHONHASHSEED": "0"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
-    command = [
-        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-        f"--cache-sim={'yes' if cache_sim else 'no'}",
-        sys.executable, "-m", "uvicorn", f"bench.http.app_{key}:app",
-        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-        "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
-    ]  # fmt: skip
+    server, port = start_server(key, out, cache_sim)
     url = f"http://127.0.0.1:{port}/items/42"
-    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         send_requests(port, 0, time.monotonic() + 120)  # up
         wrk = ["wrk", "-t1", "-c32", "--timeout", "30s"]
@@ -138,22 +132,27 @@ def under_load(key: str, seconds: int, tmp: Path, cache_sim: bool = False) -> di
         subprocess.run(
             ["callgrind_control", "-d", str(server.pid)], capture_output=True, check=True
         )
-        dump = Path(f"{out}.1")
+        dump = Path(f"{out}.1")  # callgrind_control -d writes it, a moment later
         deadline = time.monotonic() + 60
-        while not (dump.exists() and "summary:" in dump.read_text(errors="replace")):
+        while (summary := _summary(dump)) is None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no callgrind dump for {key}")
             time.sleep(0.5)
-        summary = re.search(r"^summary: ([\d ]+)$", dump.read_text(errors="replace"), re.M)
         served = re.search(r"(\d+) requests in", load.stdout)
-        if summary is None or served is None:
-            raise RuntimeError(f"no counts for {key}: {load.stdout[-300:]}")
+        if served is None:
+            raise RuntimeError(f"no request count for {key}: {load.stdout[-300:]}")
     finally:
         server.send_signal(2)
         server.communicate(timeout=120)
     requests = int(served.group(1))
     counts = (int(n) for n in summary.group(1).split())
     return {event: total / requests for event, total in zip(EVENTS, counts, strict=False)}
+
+
+def _summary(dump: Path) -> re.Match[str] | None:
+    """The totals line of a callgrind dump, once it is written."""
+    text = dump.read_text(errors="replace") if dump.exists() else ""
+    return re.search(r"^summary: ([\d ]+)$", text, re.M)
 
 
 def main(argv: list[str] | None = None) -> int:
