@@ -33,13 +33,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "servicelog.fastapi needs FastAPI: pip install 'servicelog[fastapi]'"
     ) from exc
 
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 
 from ._config import flush, settings
 from .asgi.access_log import AccessLog
-from .asgi.exception_layer import handler_for, is_async_handler, lighten
+from .asgi.exception_layer import call_handler, handler_for, lighten
 from .asgi.handlers import LOGGED_STATUS, ErrorHandlers
 from .asgi.request_context import (
     ErrorApp,
@@ -211,11 +210,7 @@ def _without_server_errors(stack: Any, refuse_debug: bool = False) -> tuple[Any,
         return stack.app, None
 
     async def error_app(scope: Any, receive: Any, send: Any, exc: Exception) -> None:
-        request = Request(scope)
-        if is_async_handler(handler):
-            response = await handler(request, exc)
-        else:
-            response = await run_in_threadpool(handler, request, exc)
+        response = await call_handler(handler, Request(scope), exc)
         await response(scope, receive, send)
 
     return stack.app, error_app
@@ -241,11 +236,7 @@ def _http_exception_app(app: FastAPI) -> ErrorApp:
         if isinstance(state, dict) and state.get(LOGGED_STATUS) == 413:
             # Starlette replaced a 413 the handlers gave (and logged): answered, not re-logged.
             mark_logged(exc)
-        request = Request(scope, receive)
-        if is_async_handler(handler):
-            response = await handler(request, exc)
-        else:
-            response = await run_in_threadpool(handler, request, exc)
+        response = await call_handler(handler, Request(scope, receive), exc)
         await response(scope, receive, send)
 
     return answer

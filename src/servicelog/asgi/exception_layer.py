@@ -31,7 +31,7 @@ from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
-__all__ = ["ExceptionLayer", "handler_for", "is_async_handler", "lighten"]
+__all__ = ["ExceptionLayer", "call_handler", "handler_for", "is_async_handler", "lighten"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -97,10 +97,7 @@ class ExceptionLayer:
                 conn = Request(scope, receive, send)
             else:
                 conn = WebSocket(scope, receive, send)
-            if is_async_handler(handler):
-                response = await handler(conn, exc)
-            else:
-                response = await run_in_threadpool(handler, conn, exc)
+            response = await call_handler(handler, conn, exc)
             if response is not None:
                 await response(scope, receive, sender)
             # A reused exception instance would pile up tracebacks across requests.
@@ -137,6 +134,14 @@ def _starlette_test() -> Callable[[Any], Any]:
 
 
 _starlette_is_async = _starlette_test()
+
+
+async def call_handler(handler: Any, conn: Any, exc: Exception) -> Any:
+    """What *handler* answers for *exc*: awaited, or run in Starlette's threadpool, as
+    Starlette calls it (:func:`is_async_handler`)."""
+    if is_async_handler(handler):
+        return await handler(conn, exc)
+    return await run_in_threadpool(handler, conn, exc)
 
 
 def is_async_handler(handler: Any) -> bool:
