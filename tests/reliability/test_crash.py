@@ -465,3 +465,28 @@ def test_a_crash_written_as_usual_is_not_printed_twice(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "the service crashed" in done.stdout  # the JSON record, with its stack trace
     assert "Traceback" not in done.stderr
+
+
+def test_a_crash_logged_only_to_a_file_is_also_printed_on_stderr(tmp_path: Path) -> None:
+    """``stream="none"``: the record goes to the file, and whoever runs the program still sees
+    the traceback on stderr, as without servicelog (it used to exit 1 with nothing there)."""
+    code = """
+        import servicelog
+        servicelog.configure(profile="production", stream="none", file="app.jsonl")
+        raise RuntimeError("the service crashed")
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.count("RuntimeError: the service crashed") == 1
+    assert "Traceback" in done.stderr
+    records = [json.loads(line) for line in (tmp_path / "app.jsonl").read_text().splitlines()]
+    crashes = [r for r in records if r["log.logger"] == "servicelog.uncaught"]
+    assert len(crashes) == 1
+    assert "the service crashed" in json.dumps(crashes[0])

@@ -5,7 +5,9 @@ Installed by ``configure()`` and undone by ``reset()``. Uncaught exceptions are 
 flushed, since the process may be about to end.
 
 Each hook *chains*: after logging, it calls the hook it replaced (Sentry's, an APM agent's, an
-IDE's), except the interpreter's default, which would print the traceback a second time. A hook
+IDE's), except the interpreter's default when the record went to stdout or stderr, where that
+hook would print the traceback a second time; with no stream (``stream="none"``: files only),
+the default hook prints it on stderr too, as Python does without servicelog. A hook
 another library installs after ours usually chains to ours the same way; ``reset()`` then leaves
 that chain alone (restoring ours would drop theirs) and turns ours into a pass-through.
 """
@@ -118,7 +120,8 @@ def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
 
 class _ChainedHook:
     """One installation of ``sys.excepthook`` or ``threading.excepthook``: log, then call the
-    hook it replaced, unless that is the interpreter's default (a second traceback on stderr).
+    hook it replaced, unless that is the interpreter's default and the record went to a stream
+    (it would print a second traceback there).
 
     A new one per :func:`install`, so that an old one left inside another library's chain
     (see :func:`reset`) forwards without logging, and a record is never logged twice.
@@ -138,23 +141,29 @@ class _ChainedHook:
                 logged = self.log(*args)
             except Exception:  # counted by emit_foreign; a hook must not raise, whatever mode
                 logged = False
-            if logged and self.previous is self.default and _written_somewhere():
+            if logged and self.previous is self.default and _written_to_a_stream():
                 return
         # Outside the guard: a failing third-party hook is reported by the interpreter, as it
         # would be without servicelog.
         self.previous(*args)
 
 
-def _written_somewhere() -> bool:
-    """Whether the record just logged reached a sink outside the process (not only memory, or
-    nothing: ``stream="none"`` with a memory sink). If not, the interpreter's default hook also
-    prints the traceback, so that a crash is never silent."""
+def _written_to_a_stream() -> bool:
+    """Whether the record just logged went to a stream (stdout, stderr, a pipe): the place the
+    interpreter's default hook would have printed the traceback. If not (only files, memory or
+    the user's own sinks: ``stream="none"``), that hook prints it too, so that a crash is never
+    silent for whoever runs the program."""
     try:
         from ..logger import current_runtime
-        from ..sinks.memory import MemorySink
+        from ..sinks.stream import ConsoleSink, StreamSink
 
         routes = current_runtime().pipeline.routes
-        return any(not isinstance(route.sink, MemorySink) for route in routes)
+        return any(
+            isinstance(route.sink, (StreamSink, ConsoleSink))
+            and route.sink.stream is not None
+            and route.level <= 40  # it takes a thread's crash (ERROR) as well as CRITICAL
+            for route in routes
+        )
     except Exception:
         return False
 
