@@ -17,6 +17,7 @@ import servicelog.fastapi
 from fastapi import FastAPI, Request
 from servicelog import _errors
 from servicelog.asgi import RequestContextMiddleware
+from servicelog.errors import NotFoundException
 from servicelog.sinks import MemorySink
 
 pytest.importorskip("starlette.middleware.body_limit")
@@ -273,3 +274,63 @@ async def test_a_held_start_the_server_refuses_keeps_its_status_in_the_access_re
     await middleware(scope, receive, refuse)  # logged as the app's failure, not re-raised
     (record,) = access(sink)
     assert (record["http.response.status_code"], record["event.outcome"]) == (413, "failure")
+
+
+def warnings_of(sink: MemorySink) -> list[str]:
+    return [r["message"] for r in sink.records if r["log.logger"] == "servicelog.errors"]
+
+
+@pytest.mark.parametrize("path", ["/missing", "/http-404", "/api-404"])
+async def test_a_client_error_the_limit_replaces_is_not_logged(sink: MemorySink, path: str) -> None:
+    """A request that declares a body over the limit gets the limit's 413 whatever the
+    application answered (Starlette replaces any response when it starts): the 404 it never
+    sees is not logged, the 413 it gets is, once."""
+    app = FastAPI(max_body_size=16)
+
+    @app.post("/http-404")
+    async def http_404() -> None:
+        raise HTTPException(404, "no such thing")
+
+    @app.post("/api-404")
+    async def api_404() -> None:
+        raise NotFoundException("Item", "7")
+
+    servicelog.fastapi.install(app)
+    response = await send(app, "POST", path, content=b"x" * 100)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert warnings_of(sink) == ["HTTP 413: Content Too Large"]
+    (record,) = access(sink)
+    assert record["http.response.status_code"] == 413
+    sink.records.clear()
+    small = await send(app, "POST", path, content=b"x")  # within the limit: the 404 is sent
+    assert small.status_code == 404
+    assert len(warnings_of(sink)) == 1 and "413" not in warnings_of(sink)[0]
+
+
+async def test_a_limit_met_outside_the_handlers_is_still_logged_once(sink: MemorySink) -> None:
+    """A user middleware that reads the body (between the limit and the exception handlers)
+    meets the limit: the exception reaches the limit itself, which sends its plain 413 before
+    any response started. The answer that replaces it is final, and logged."""
+
+    class ReadsBody:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                await receive()  # a signature check, say
+            await self.app(scope, receive, send)
+
+    app = FastAPI(max_body_size=16)
+
+    @app.post("/items")
+    async def create() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.add_middleware(ReadsBody)
+    servicelog.fastapi.install(app)
+    response = await send(app, "POST", "/items", content=b"x" * 100)
+    assert response.status_code == 413
+    assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+    assert warnings_of(sink) == ["HTTP 413: Content Too Large"]

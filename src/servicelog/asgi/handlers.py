@@ -30,7 +30,7 @@ from starlette.responses import Response
 from .. import _errors
 from ..errors import BaseAPIException
 from ..logger import get_logger
-from .request_context import _LOGGED, mark_logged
+from .request_context import _LOGGED, mark_logged, replaced_by_body_limit
 from .responses import ErrorFormat, error_content, minimal_500, phrase
 from .tracebacks import log_exception
 
@@ -161,7 +161,7 @@ class ErrorHandlers:
         if server:
             log_exception(self._log, f"Server error: {exc.message}", exc, fields)
             mark_logged(exc)
-        else:
+        elif not replaced_by_body_limit(request.scope):
             self._log.warning(f"Client error: {exc.message}", **fields)
         hide = server and not self.expose_server_errors
         return self.respond(
@@ -184,7 +184,8 @@ class ErrorHandlers:
         elif status >= 500:
             self._log.error(f"HTTP {status}: {detail}", **fields)
             note_logged(request.scope, status)
-        elif status >= 400:  # not an error (a 304 for a conditional GET): the access record
+        elif status >= 400 and not replaced_by_body_limit(request.scope):
+            # (Not below 400, a 304 for a conditional GET: the access record says it.)
             self._log.warning(f"HTTP {status}: {detail}", **fields)
             note_logged(request.scope, status)
         details: dict[str, Any] = {}

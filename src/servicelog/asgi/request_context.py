@@ -57,7 +57,7 @@ from .ids import _requests, continue_trace, next_request, parse_request_id, reje
 from .responses import minimal_500
 from .tracebacks import log_exception
 
-__all__ = ["RequestContextMiddleware", "mark_logged"]
+__all__ = ["RequestContextMiddleware", "mark_logged", "replaced_by_body_limit"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -374,6 +374,8 @@ class RequestContextMiddleware:
         ):
             from starlette.exceptions import HTTPException
 
+            state = scope["state"]  # set by __call__
+            state[_ANSWERING] = True  # this answer is final (see replaced_by_body_limit)
             try:
                 await answer(scope, receive, send_answer, HTTPException(413, "Content Too Large"))
                 return
@@ -381,6 +383,8 @@ class RequestContextMiddleware:
                 if answered:  # a response is under way: the application's failure, as any other
                     raise
                 _errors.report("body limit answer", exc)
+            finally:
+                state.pop(_ANSWERING, None)
         await send_answer(start)
         await send_answer(body)
 
@@ -492,6 +496,30 @@ class RequestContextMiddleware:
 #: Starlette's request-body limit: the scope key it sets while it acts, and its 413's body.
 _BODY_LIMIT = "starlette.max_body_size"
 _TOO_LARGE = b"Content Too Large"
+#: The scope key where that limit keeps its state while it acts (private: without it, as in a
+#: Starlette that renames it, :func:`replaced_by_body_limit` is always ``False``).
+_LIMIT_RESPONDER = "starlette._body_limit_responder"
+#: In ``scope["state"]`` while ``too_large_app`` answers: that answer is the one sent.
+_ANSWERING = "servicelog.answering_413"
+
+
+def replaced_by_body_limit(scope: Scope) -> bool:
+    """Whether the response about to be made will never reach the client: Starlette's
+    request-body limit (FastAPI's ``max_body_size``) acts around it, the request declared a
+    larger body, and no response has started, so the limit sends its 413 in its place (its
+    rule when a response starts), which ``too_large_app`` then answers and logs. The error
+    handlers do not log a client error that the client never gets."""
+    responder = scope.get(_LIMIT_RESPONDER)
+    if responder is None or _ANSWERING in scope.get("state", ()):
+        return False
+    declared = getattr(responder, "content_length", None)
+    limit = getattr(responder, "max_body_size", None)
+    return (
+        type(declared) is int
+        and type(limit) is int
+        and declared > limit
+        and getattr(responder, "response_started", True) is False
+    )
 
 
 async def _done() -> None:
