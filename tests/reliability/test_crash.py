@@ -449,19 +449,19 @@ def test_a_crash_with_stdout_closed_is_printed_by_the_interpreter(tmp_path: Path
     assert "RuntimeError: the service crashed" in done.stderr
 
 
-def test_a_crash_written_as_usual_is_not_printed_twice(tmp_path: Path) -> None:
-    code = """
-        import servicelog
-        servicelog.configure(profile="production")
-        raise RuntimeError("the service crashed")
-    """
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
+def _crash(configure: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A program that calls ``servicelog.configure(<configure>)`` then crashes, run in *cwd*."""
+    code = (
+        f"import servicelog\nservicelog.configure({configure})\n"
+        "raise RuntimeError('the service crashed')\n"
     )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+
+
+def test_a_crash_written_as_usual_is_not_printed_twice(tmp_path: Path) -> None:
+    done = _crash('profile="production"', tmp_path)
     assert done.returncode == 1
     assert "the service crashed" in done.stdout  # the JSON record, with its stack trace
     assert "Traceback" not in done.stderr
@@ -470,18 +470,7 @@ def test_a_crash_written_as_usual_is_not_printed_twice(tmp_path: Path) -> None:
 def test_a_crash_logged_only_to_a_file_is_also_printed_on_stderr(tmp_path: Path) -> None:
     """``stream="none"``: the record goes to the file, and whoever runs the program still sees
     the traceback on stderr, as without servicelog (it used to exit 1 with nothing there)."""
-    code = """
-        import servicelog
-        servicelog.configure(profile="production", stream="none", file="app.jsonl")
-        raise RuntimeError("the service crashed")
-    """
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    done = _crash('profile="production", stream="none", file="app.jsonl"', tmp_path)
     assert done.returncode == 1
     assert done.stdout == ""
     assert done.stderr.count("RuntimeError: the service crashed") == 1
