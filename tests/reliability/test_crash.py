@@ -449,12 +449,14 @@ def test_a_crash_with_stdout_closed_is_printed_by_the_interpreter(tmp_path: Path
     assert "RuntimeError: the service crashed" in done.stderr
 
 
-def _crash(configure: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """A program that calls ``servicelog.configure(<configure>)`` then crashes, run in *cwd*."""
-    code = (
-        f"import servicelog\nservicelog.configure({configure})\n"
-        "raise RuntimeError('the service crashed')\n"
-    )
+def _crash(
+    configure: str,
+    cwd: Path,
+    setup: str = "",
+    crash: str = "raise RuntimeError('the service crashed')",
+) -> subprocess.CompletedProcess[str]:
+    """A program that runs *setup*, calls ``servicelog.configure(<configure>)`` then *crash*."""
+    code = f"import servicelog\n{setup}\nservicelog.configure({configure})\n{crash}\n"
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=cwd
     )
@@ -479,3 +481,44 @@ def test_a_crash_logged_only_to_a_file_is_also_printed_on_stderr(tmp_path: Path)
     crashes = [r for r in records if r["log.logger"] == "servicelog.uncaught"]
     assert len(crashes) == 1
     assert "the service crashed" in json.dumps(crashes[0])
+
+
+_CONSOLE = (
+    "from servicelog import Route\n"
+    "from servicelog.sinks.stream import ConsoleSink, StreamSink\n"
+    "from servicelog.render.console import ConsoleRenderer\n"
+    "console = ConsoleSink(ConsoleRenderer(color=False), 'stderr')\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("sinks", "printed_by_the_interpreter"),
+    [
+        ("[Route(console, level=50)]", False),  # it takes CRITICAL: the record is the copy
+        ("[Route(console, filter=lambda r: 'url.path' in r)]", True),  # may have left it out
+        ("[StreamSink(JsonRenderer(), open('other.jsonl', 'w'))]", True),  # not a terminal
+    ],
+)
+def test_the_interpreter_prints_a_crash_unless_a_terminal_route_surely_took_it(
+    tmp_path: Path, sinks: str, printed_by_the_interpreter: bool
+) -> None:
+    setup = _CONSOLE + "from servicelog.render.json import JsonRenderer\n"
+    done = _crash(f'stream="none", file="app.jsonl", sinks={sinks}', tmp_path, setup)
+    assert done.returncode == 1
+    # Once on stderr in every case: the console's record (indented) or the interpreter's.
+    assert done.stderr.count("RuntimeError: the service crashed") == 1
+    from_interpreter = done.stderr.startswith("Traceback") or "\nTraceback" in done.stderr
+    assert from_interpreter is printed_by_the_interpreter
+
+
+def test_a_thread_crash_logged_only_to_a_file_is_also_printed_on_stderr(tmp_path: Path) -> None:
+    crash = (
+        "import threading\n"
+        "def work(): raise RuntimeError('the worker crashed')\n"
+        "t = threading.Thread(target=work, name='worker'); t.start(); t.join()\n"
+    )
+    done = _crash('stream="none", file="app.jsonl"', tmp_path, crash=crash)
+    assert done.returncode == 0
+    assert "Exception in thread worker" in done.stderr
+    assert done.stderr.count("RuntimeError: the worker crashed") == 1
+    assert "the worker crashed" in (tmp_path / "app.jsonl").read_text()

@@ -204,10 +204,11 @@ class ErrorHandlers:
 
     async def validation_error(self, request: Request, exc: Any) -> Response:
         errors = safe_validation_errors(exc)
-        self._log.warning(
-            "Request validation failed",
-            **{"http.response.status_code": 422, "validation.errors": errors},
-        )
+        if not replaced_by_body_limit(request.scope):
+            self._log.warning(
+                "Request validation failed",
+                **{"http.response.status_code": 422, "validation.errors": errors},
+            )
         return self.respond(
             request,
             status=422,

@@ -127,12 +127,13 @@ class _ChainedHook:
     (see :func:`reset`) forwards without logging, and a record is never logged twice.
     """
 
-    __slots__ = ("active", "default", "log", "previous")
+    __slots__ = ("active", "default", "level", "log", "previous")
 
-    def __init__(self, log: Any, previous: Any, default: Any) -> None:
+    def __init__(self, log: Any, previous: Any, default: Any, level: int) -> None:
         self.log = log
         self.previous = previous
         self.default = default
+        self.level = level  # the level *log* records the crash at
         self.active = True
 
     def __call__(self, *args: Any) -> None:
@@ -141,29 +142,36 @@ class _ChainedHook:
                 logged = self.log(*args)
             except Exception:  # counted by emit_foreign; a hook must not raise, whatever mode
                 logged = False
-            if logged and self.previous is self.default and _written_to_a_stream():
+            if logged and self.previous is self.default and _written_to_a_stream(self.level):
                 return
         # Outside the guard: a failing third-party hook is reported by the interpreter, as it
         # would be without servicelog.
         self.previous(*args)
 
 
-def _written_to_a_stream() -> bool:
-    """Whether the record just logged went to a stream (stdout, stderr, a pipe): the place the
-    interpreter's default hook would have printed the traceback. If not (only files, memory or
-    the user's own sinks: ``stream="none"``), that hook prints it too, so that a crash is never
-    silent for whoever runs the program."""
+def _written_to_a_stream(levelno: int) -> bool:
+    """Whether the crash just logged at *levelno* surely went to stdout or stderr, where the
+    interpreter's default hook would print its traceback: a route to a console or JSON stream
+    on one of them takes records of that level, with no filter of its own. If not (only files,
+    memory, other streams or the user's own sinks: ``stream="none"``; or a filtered route, which
+    may have left it out), that hook prints it too. A crash is never silent for whoever runs
+    the program; at worst its traceback shows twice."""
     try:
         from ..logger import current_runtime
         from ..sinks.stream import ConsoleSink, StreamSink
 
-        routes = current_runtime().pipeline.routes
-        return any(
-            isinstance(route.sink, (StreamSink, ConsoleSink))
-            and route.sink.stream is not None
-            and route.level <= 40  # it takes a thread's crash (ERROR) as well as CRITICAL
-            for route in routes
-        )
+        terminals = [sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__]
+        for route in current_runtime().pipeline.routes:
+            sink = route.sink
+            if (
+                isinstance(sink, (StreamSink, ConsoleSink))
+                and route.level <= levelno
+                and route.filter is None
+                and sink.stream is not None
+                and any(sink.stream is terminal for terminal in terminals)
+            ):
+                return True
+        return False
     except Exception:
         return False
 
@@ -275,9 +283,9 @@ def install(*, warnings_: bool = True, excepthooks: bool = True) -> None:
         _saved["showwarning"] = warnings.showwarning
         warnings.showwarning = _showwarning
     if excepthooks:
-        hook = _ChainedHook(_log_uncaught, sys.excepthook, sys.__excepthook__)
+        hook = _ChainedHook(_log_uncaught, sys.excepthook, sys.__excepthook__, 50)
         thread_hook = _ChainedHook(
-            _log_thread_uncaught, threading.excepthook, threading.__excepthook__
+            _log_thread_uncaught, threading.excepthook, threading.__excepthook__, 40
         )
         _saved["excepthook"], _saved["threading_excepthook"] = hook, thread_hook
         sys.excepthook = hook
