@@ -5,9 +5,10 @@ Installed by ``configure()`` and undone by ``reset()``. Uncaught exceptions are 
 flushed, since the process may be about to end.
 
 Each hook *chains*: after logging, it calls the hook it replaced (Sentry's, an APM agent's, an
-IDE's), except the interpreter's default when the record went to stdout or stderr, where that
-hook would print the traceback a second time; with no stream (``stream="none"``: files only),
-the default hook prints it on stderr too, as Python does without servicelog. A hook
+IDE's), except the interpreter's default when a console or JSON route on stdout or stderr
+surely took the record, where that hook would print the traceback a second time; otherwise
+(``stream="none"``: files only; a filtered route) the default hook prints it on stderr too, as
+Python does without servicelog. A hook
 another library installs after ours usually chains to ours the same way; ``reset()`` then leaves
 that chain alone (restoring ours would drop theirs) and turns ours into a pass-through.
 """
@@ -120,8 +121,8 @@ def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
 
 class _ChainedHook:
     """One installation of ``sys.excepthook`` or ``threading.excepthook``: log, then call the
-    hook it replaced, unless that is the interpreter's default and the record went to a stream
-    (it would print a second traceback there).
+    hook it replaced, unless that is the interpreter's default and the record surely went to
+    stdout or stderr (it would print a second traceback there; see :func:`_written_to_a_stream`).
 
     A new one per :func:`install`, so that an old one left inside another library's chain
     (see :func:`reset`) forwards without logging, and a record is never logged twice.
