@@ -522,3 +522,21 @@ def test_a_thread_crash_logged_only_to_a_file_is_also_printed_on_stderr(tmp_path
     assert "Exception in thread worker" in done.stderr
     assert done.stderr.count("RuntimeError: the worker crashed") == 1
     assert "the worker crashed" in (tmp_path / "app.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("setup", "configure"),
+    [
+        # A processor of the user's drops the crash's record on its way to the console.
+        ("", "processors=[lambda r, n: None if r['log.logger'] == 'servicelog.uncaught' else r]"),
+        # sys.stdout swapped for /dev/null before configure(): the JSON stream is not fd 1.
+        ("import os, sys\nsys.stdout = open(os.devnull, 'w')", 'profile="production"'),
+    ],
+)
+def test_a_crash_that_never_reached_the_terminal_is_printed_by_the_interpreter(
+    tmp_path: Path, setup: str, configure: str
+) -> None:
+    done = _crash(configure, tmp_path, setup)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Traceback (most recent call last)")
+    assert done.stderr.count("RuntimeError: the service crashed") == 1

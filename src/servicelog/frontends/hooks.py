@@ -122,7 +122,7 @@ def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
 class _ChainedHook:
     """One installation of ``sys.excepthook`` or ``threading.excepthook``: log, then call the
     hook it replaced, unless that is the interpreter's default and the record surely went to
-    stdout or stderr (it would print a second traceback there; see :func:`_written_to_a_stream`).
+    stdout or stderr (it would print a second traceback there; see :func:`_terminal_took_it`).
 
     A new one per :func:`install`, so that an old one left inside another library's chain
     (see :func:`reset`) forwards without logging, and a record is never logged twice.
@@ -139,40 +139,59 @@ class _ChainedHook:
 
     def __call__(self, *args: Any) -> None:
         if self.active:
+            before = _terminal_counts(self.level)
             try:
                 logged = self.log(*args)
             except Exception:  # counted by emit_foreign; a hook must not raise, whatever mode
                 logged = False
-            if logged and self.previous is self.default and _written_to_a_stream(self.level):
+            if logged and self.previous is self.default and _terminal_took_it(before):
                 return
         # Outside the guard: a failing third-party hook is reported by the interpreter, as it
         # would be without servicelog.
         self.previous(*args)
 
 
-def _written_to_a_stream(levelno: int) -> bool:
-    """Whether the crash just logged at *levelno* surely went to stdout or stderr, where the
-    interpreter's default hook would print its traceback: a route to a console or JSON stream
-    on one of them takes records of that level, with no filter of its own. If not (only files,
-    memory, other streams or the user's own sinks: ``stream="none"``; or a filtered route, which
-    may have left it out), that hook prints it too. A crash is never silent for whoever runs
-    the program; at worst its traceback shows twice."""
-    try:
-        from ..logger import current_runtime
-        from ..sinks.stream import ConsoleSink, StreamSink
+def _terminal_counts(levelno: int) -> dict[int, tuple[Any, int]]:
+    """The console and JSON stream sinks writing to the process's stdout or stderr (file
+    descriptor 1 or 2: not a stream swapped in for ``sys.stdout``, a ``StringIO`` or
+    ``/dev/null`` opened by the program) on a route that takes *levelno* with no filter of its
+    own, each with the number of records handed to it so far."""
+    from ..logger import current_runtime
+    from ..sinks.stream import ConsoleSink, StreamSink
 
-        terminals = [sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__]
+    counts: dict[int, tuple[Any, int]] = {}
+    try:
         for route in current_runtime().pipeline.routes:
             sink = route.sink
             if (
                 isinstance(sink, (StreamSink, ConsoleSink))
                 and route.level <= levelno
                 and route.filter is None
-                and sink.stream is not None
-                and any(sink.stream is terminal for terminal in terminals)
+                and _on_fd_1_or_2(sink.stream)
             ):
-                return True
+                counts[id(sink)] = (sink, sink.produced)
+    except Exception:
+        return {}
+    return counts
+
+
+def _on_fd_1_or_2(stream: Any) -> bool:
+    try:
+        return stream is not None and stream.fileno() in (1, 2)
+    except Exception:  # no descriptor (io.StringIO), or a closed stream
         return False
+
+
+def _terminal_took_it(before: dict[int, tuple[Any, int]]) -> bool:
+    """Whether the crash just logged surely reached stdout or stderr, where the interpreter's
+    default hook would print its traceback: one of the sinks of :func:`_terminal_counts`
+    (taken before the crash was logged) was handed a record since, so no processor or rate
+    limit dropped it on the way (what the sink could not write is counted as lost, and then
+    the hook prints it too). If not (``stream="none"``: files only; a filtered route; a
+    processor that dropped it), the interpreter's hook prints it on stderr. A crash is never
+    silent for whoever runs the program; at worst its traceback shows twice."""
+    try:
+        return any(sink.produced > count for sink, count in before.values())
     except Exception:
         return False
 

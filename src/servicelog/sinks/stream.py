@@ -111,12 +111,15 @@ class ConsoleSink:
         self.renderer = renderer
         self.stream = resolve_stream(stream)
         self.name = f"console:{_stream_name(stream, self.stream)}"
+        #: Records handed to :meth:`emit` so far (approximate if threads log at once).
+        self.produced = 0
 
     def emit(self, record: Record, levelno: int) -> None:
         stream = self.stream
         if stream is None:  # descriptor closed at start: count it, say so (rate-limited)
             _errors.dropped(f"sink {self.name}", NO_STREAM, 1)
             return
+        self.produced += 1
         text = self.renderer(record)
         try:
             _write(stream, text)
