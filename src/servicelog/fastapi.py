@@ -39,12 +39,11 @@ from starlette.requests import Request
 from ._config import flush, settings
 from .asgi.access_log import AccessLog
 from .asgi.exception_layer import call_handler, handler_for, lighten
-from .asgi.handlers import LOGGED_STATUS, ErrorHandlers
+from .asgi.handlers import ErrorHandlers
 from .asgi.request_context import (
     ErrorApp,
     RequestContextMiddleware,
     check_options,
-    mark_logged,
     replace_uvicorn_access_log,
 )
 from .asgi.responses import ErrorFormat, phrase
@@ -232,10 +231,6 @@ def _http_exception_app(app: FastAPI) -> ErrorApp:
         handler = handler_for(exc, (exception_handlers, status_handlers))
         if handler is None:
             raise exc
-        state = scope.get("state")
-        if isinstance(state, dict) and state.get(LOGGED_STATUS) == 413:
-            # Starlette replaced a 413 the handlers gave (and logged): answered, not re-logged.
-            mark_logged(exc)
         response = await call_handler(handler, Request(scope, receive), exc)
         await response(scope, receive, send)
 

@@ -30,11 +30,11 @@ from starlette.responses import Response
 from .. import _errors
 from ..errors import BaseAPIException
 from ..logger import get_logger
-from .request_context import _LOGGED, mark_logged, replaced_by_body_limit
+from .request_context import mark_logged, replaced_by_body_limit
 from .responses import ErrorFormat, error_content, minimal_500, phrase
 from .tracebacks import log_exception
 
-__all__ = ["LOGGED_STATUS", "ErrorHandlers", "note_logged"]
+__all__ = ["ErrorHandlers"]
 
 MAX_ERRORS = 50
 MAX_MESSAGE = 300
@@ -179,15 +179,11 @@ class ErrorHandlers:
         raw: Any = exc.detail  # FastAPI's HTTPException allows any JSON value
         detail = raw if isinstance(raw, str) else phrase(status)
         fields = {"http.response.status_code": status}
-        if getattr(exc, _LOGGED, False):
-            pass  # answered a second time (a body limit's 413 replaced, asgi/request_context.py)
-        elif status >= 500:
+        if status >= 500:
             self._log.error(f"HTTP {status}: {detail}", **fields)
-            note_logged(request.scope, status)
         elif status >= 400 and not replaced_by_body_limit(request.scope):
             # (Not below 400, a 304 for a conditional GET: the access record says it.)
             self._log.warning(f"HTTP {status}: {detail}", **fields)
-            note_logged(request.scope, status)
         details: dict[str, Any] = {}
         if not isinstance(raw, str) and raw is not None and status < 500:
             details["detail"] = raw
@@ -255,15 +251,6 @@ class ErrorHandlers:
 
 
 _OURS = "__servicelog_handler__"
-#: In ``scope["state"]``: the status of the last ``HTTPException`` logged for the request.
-LOGGED_STATUS = "servicelog.logged_status"
-
-
-def note_logged(scope: Any, status: int) -> None:
-    """Note in the request's state that an ``HTTPException`` of *status* was logged."""
-    state = scope.get("state")
-    if isinstance(state, dict):
-        state[LOGGED_STATUS] = status
 
 
 def _replaceable(handler: Any) -> bool:
