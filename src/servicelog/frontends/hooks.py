@@ -5,10 +5,10 @@ Installed by ``configure()`` and undone by ``reset()``. Uncaught exceptions are 
 flushed, since the process may be about to end.
 
 Each hook *chains*: after logging, it calls the hook it replaced (Sentry's, an APM agent's, an
-IDE's), except the interpreter's default when a console or JSON route on stdout or stderr
-surely took the record, where that hook would print the traceback a second time; otherwise
-(``stream="none"``: files only; a filtered route) the default hook prints it on stderr too, as
-Python does without servicelog. A hook
+IDE's), except the interpreter's default when a console or JSON sink on stdout or stderr was
+handed the record, where that hook would print the traceback a second time; otherwise
+(``stream="none"``: files only; a filtered route; a processor that dropped it) the default hook
+prints it on stderr too, as Python does without servicelog. A hook
 another library installs after ours usually chains to ours the same way; ``reset()`` then leaves
 that chain alone (restoring ours would drop theirs) and turns ours into a pass-through.
 """
@@ -151,7 +151,7 @@ class _ChainedHook:
         self.previous(*args)
 
 
-def _terminal_counts(levelno: int) -> dict[int, tuple[Any, int]]:
+def _terminal_counts(levelno: int) -> list[tuple[Any, int]]:
     """The console and JSON stream sinks writing to the process's stdout or stderr (file
     descriptor 1 or 2: not a stream swapped in for ``sys.stdout``, a ``StringIO`` or
     ``/dev/null`` opened by the program) on a route that takes *levelno* with no filter of its
@@ -159,7 +159,7 @@ def _terminal_counts(levelno: int) -> dict[int, tuple[Any, int]]:
     from ..logger import current_runtime
     from ..sinks.stream import ConsoleSink, StreamSink
 
-    counts: dict[int, tuple[Any, int]] = {}
+    counts: list[tuple[Any, int]] = []
     try:
         for route in current_runtime().pipeline.routes:
             sink = route.sink
@@ -169,9 +169,9 @@ def _terminal_counts(levelno: int) -> dict[int, tuple[Any, int]]:
                 and route.filter is None
                 and _on_fd_1_or_2(sink.stream)
             ):
-                counts[id(sink)] = (sink, sink.produced)
+                counts.append((sink, sink.produced))
     except Exception:
-        return {}
+        return []
     return counts
 
 
@@ -182,7 +182,7 @@ def _on_fd_1_or_2(stream: Any) -> bool:
         return False
 
 
-def _terminal_took_it(before: dict[int, tuple[Any, int]]) -> bool:
+def _terminal_took_it(before: list[tuple[Any, int]]) -> bool:
     """Whether the crash just logged surely reached stdout or stderr, where the interpreter's
     default hook would print its traceback: one of the sinks of :func:`_terminal_counts`
     (taken before the crash was logged) was handed a record since, so no processor or rate
@@ -191,7 +191,7 @@ def _terminal_took_it(before: dict[int, tuple[Any, int]]) -> bool:
     processor that dropped it), the interpreter's hook prints it on stderr. A crash is never
     silent for whoever runs the program; at worst its traceback shows twice."""
     try:
-        return any(sink.produced > count for sink, count in before.values())
+        return any(sink.produced > count for sink, count in before)
     except Exception:
         return False
 
