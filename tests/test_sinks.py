@@ -438,3 +438,39 @@ def test_stream_sink_on_a_normal_stream_is_unchanged() -> None:
     sink.close()
     assert sink.counters()["written"] == 1 and sink.counters()["dropped"] == {}
     assert orjson.loads(out.getvalue())["message"] == "m"
+
+
+def test_flush_gives_up_on_a_writer_stuck_in_a_pipe_nobody_reads(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """``flush()`` waits for the writer thread a bounded time: one stuck in write(2) (a full
+    pipe, a hung disk) held the lock flush() waited for, forever (an application's
+    ``servicelog.flush()``, a server's shutdown)."""
+    from servicelog.sinks import base
+
+    monkeypatch.setattr(base, "DRAIN_TIMEOUT", 0.5)
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w")
+    sink = StreamSink(JsonRenderer(), stream, flush_interval=0.01)
+    try:
+        record = {**RECORD, "message": "x" * 1000}
+        for _ in range(200):  # 200 KB: more than the pipe holds (64 KiB)
+            sink.emit(record, 20)
+        time.sleep(0.2)  # the writer takes the batch and blocks in write(2)
+        started = time.monotonic()
+        sink.flush()
+        assert time.monotonic() - started < 3
+        assert "drain timed out" in capfd.readouterr().err
+    finally:
+        reader = threading.Thread(target=_read_all, args=(read_end,), daemon=True)
+        reader.start()
+        sink.close(5)
+        stream.close()
+        reader.join(5)
+    assert sink.counters()["written"] == 200
+
+
+def _read_all(fd: int) -> None:
+    while os.read(fd, 1 << 16):
+        pass
+    os.close(fd)

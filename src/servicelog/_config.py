@@ -315,6 +315,22 @@ def flush() -> None:
     current_runtime().pipeline.flush()
 
 
+def drain_for_shutdown() -> list[Any]:
+    """The end of a server's lifespan: :func:`~servicelog.sinks.base.drain_to_caller` (what
+    is logged afterwards is written at once), then the other sinks' ``flush()``. Returns the
+    buffered sinks switched, for ``write_by_writer`` if the lifespan starts again."""
+    from .sinks.base import BufferedSink, drain_to_caller
+
+    switched = drain_to_caller()
+    for route in current_runtime().pipeline.routes:
+        if not isinstance(route.sink, BufferedSink):
+            try:
+                route.sink.flush()
+            except Exception as exc:
+                _errors.report("flush", exc)
+    return switched
+
+
 def stats() -> dict[str, Any]:
     """Counters: internal errors by stage, records lost, and per sink what it was given,
     wrote, dropped (by reason) and still holds (``produced = written + dropped + queued``)."""

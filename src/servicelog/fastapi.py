@@ -9,7 +9,7 @@ It adds, idempotently:
 * the exception handlers (:class:`~servicelog.asgi.handlers.ErrorHandlers`): one JSON shape for
   the error hierarchy, ``HTTPException``, validation errors and anything else;
 * a lifespan composed with the app's own: servicelog's asyncio exception handler and the uvicorn
-  logger takeover at startup, sinks flushed at shutdown;
+  logger takeover at startup (at its end the middleware drains the sinks);
 * OpenAPI: the error schema as a component, and 422/500 listed on every route (declare more per
   route with :func:`error_responses`).
 
@@ -36,7 +36,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 
-from ._config import flush, settings
+from ._config import settings
 from .asgi.access_log import AccessLog
 from .asgi.exception_layer import call_handler, handler_for, lighten
 from .asgi.handlers import ErrorHandlers
@@ -254,11 +254,9 @@ def _compose_lifespan(app: FastAPI, gc_freeze: bool, *, replace_access_log: bool
 
             gc.collect()
             gc.freeze()
-        try:
-            async with user_lifespan(asgi_app) as state:
-                yield state
-        finally:
-            flush()
+        # (At its end the middleware drains the sinks: RequestContextMiddleware._lifespan_send.)
+        async with user_lifespan(asgi_app) as state:
+            yield state
 
     app.router.lifespan_context = lifespan
 

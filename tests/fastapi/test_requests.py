@@ -682,3 +682,82 @@ def test_a_request_leaves_no_garbage_cycle_behind(sink: MemorySink) -> None:
     baseline = _garbage_cycles_left_by(bare, 50)
     installed = _garbage_cycles_left_by(make_app(), 50)
     assert installed <= baseline + 10, (installed, baseline)
+
+
+async def test_after_the_lifespan_records_are_written_at_once_until_it_starts_again(
+    tmp_path: Any,
+) -> None:
+    """The lifespan's end drains the file and makes it write each record at once (the server
+    may die of a re-raised SIGTERM right after); a lifespan that starts again (a test client,
+    an embedded server) hands the writing back to the writer thread."""
+    from servicelog.render.json import JsonRenderer
+    from servicelog.sinks import FileSink
+
+    sink = FileSink(tmp_path / "app.jsonl", JsonRenderer())
+    servicelog.configure(stream="none", sinks=[sink])
+    try:
+        app = make_app()
+        log = servicelog.get_logger("shop")
+        await run_lifespan(app)
+        assert sink.interactive
+        log.info("after the shutdown")  # no flush: written at once
+        lines = (tmp_path / "app.jsonl").read_bytes().splitlines()
+        assert b"after the shutdown" in lines[-1]
+
+        incoming = iter([{"type": "lifespan.startup"}])
+        started = asyncio.Event()
+
+        async def receive() -> Any:
+            try:
+                return next(incoming)
+            except StopIteration:
+                await started.wait()
+                return {"type": "lifespan.shutdown"}
+
+        async def send(message: Any) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                assert not sink.interactive, "the writer thread writes again while serving"
+                log.info("serving again")
+                assert b"serving again" not in (tmp_path / "app.jsonl").read_bytes()
+                started.set()
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        await app(scope, receive, send)
+        assert started.is_set()
+        assert b"serving again" in (tmp_path / "app.jsonl").read_bytes()
+    finally:
+        servicelog.reset()
+
+
+async def test_any_asgi_app_wrapped_in_the_middleware_is_drained_at_its_lifespans_end(
+    tmp_path: Any,
+) -> None:
+    """Not only FastAPI through ``install()``: the middleware sees the lifespan's end of any
+    application it wraps."""
+    from servicelog.asgi import RequestContextMiddleware
+    from servicelog.render.json import JsonRenderer
+    from servicelog.sinks import FileSink
+
+    sink = FileSink(tmp_path / "app.jsonl", JsonRenderer())
+    servicelog.configure(stream="none", sinks=[sink])
+    log = servicelog.get_logger("bare")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                log.info("closing the pool")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    try:
+        assert await run_lifespan(RequestContextMiddleware(app)) == [
+            "lifespan.startup.complete",
+            "lifespan.shutdown.complete",
+        ]
+        assert b"closing the pool" in (tmp_path / "app.jsonl").read_bytes()
+        assert sink.interactive
+    finally:
+        servicelog.reset()

@@ -131,6 +131,19 @@ def test_shutdown_runs_both_lifespans_and_drains_the_file(server: Server) -> Non
     assert "shop stopping" in [r["message"] for r in in_file]
 
 
+def test_the_servers_last_lines_after_sigterm_are_written(server: Server) -> None:
+    """uvicorn re-raises a SIGTERM it handled once it has shut down, and the signal's default
+    action ends the process without ``atexit``: what uvicorn logs after the lifespan would
+    stay in the buffer. The lifespan's end makes the sinks write each record at once."""
+    httpx.get(server.url + "/items/1")
+    records, _ = server.stop()
+    assert server.proc.returncode == -signal.SIGTERM, "the exit still says: killed by SIGTERM"
+    in_file = [orjson.loads(line) for line in server.file.read_bytes().splitlines()]
+    for messages in ([r["message"] for r in records], [r["message"] for r in in_file]):
+        assert "Application shutdown complete." in messages
+        assert any(m.startswith("Finished server process") for m in messages), messages[-3:]
+
+
 def test_a_body_failing_midway_is_logged_once_and_the_connection_closed(
     streaming_server: Server,
 ) -> None:

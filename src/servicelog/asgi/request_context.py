@@ -18,7 +18,10 @@ A pure ASGI middleware. For every HTTP (and WebSocket) connection it:
    unhandled errors, if given) when no response was started, logs the exception once (unless a
    servicelog handler already did), answers a minimal JSON 500 with the request ID if still no
    response was started, and does not re-raise (the response is complete; the server would
-   only log the error a second time).
+   only log the error a second time);
+7. when the application has shut down (its lifespan), drains the sinks and has them write
+   each later record at once: uvicorn then logs its last lines and re-raises a SIGTERM it
+   handled, whose default action ends the process without ``atexit``.
 
 ``servicelog.fastapi.install(app)`` puts it where Starlette's ``ServerErrorMiddleware`` was, the
 outermost layer, and hands it that middleware's handler as ``error_app``: even unhandled 500s
@@ -37,6 +40,7 @@ from typing import Any
 
 from .. import _errors
 from .. import logger as _logger
+from .._config import drain_for_shutdown
 from ..context import _local_get, _scope_get
 from ..context import _scope as _scope_var
 from ..integrations.sentry import capture_unhandled
@@ -52,6 +56,7 @@ from ..record import (
     format_timestamp,
     thread_name,
 )
+from ..sinks.base import write_by_writer
 from .access_log import AccessLog, client_ip
 from .ids import _requests, continue_trace, next_request, parse_request_id, rejected_hint
 from .responses import minimal_500
@@ -179,13 +184,17 @@ class RequestContextMiddleware:
             self.access_log.logger if self.access_log else "servicelog.access"
         )
         self._redact_query = _query_redactor()
+        # The sinks the last lifespan's end set to write on the caller (see _lifespan_send).
+        self._switched: list[Any] = []
         if self.access_log and self.access_log.enabled:
             replace_uvicorn_access_log()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
+            await self.app(
+                scope, receive, self._lifespan_send(send) if kind == "lifespan" else send
+            )
             return
         state = scope.get("state")
         if state is None:
@@ -341,6 +350,26 @@ class RequestContextMiddleware:
                     )
         finally:
             _scope_var.reset(token)
+
+    def _lifespan_send(self, send: Send) -> Send:
+        """*send* for the lifespan: once the application has shut down, the sinks are drained
+        and write each later record at once (uvicorn 0.29+ then logs its last lines and
+        re-raises a SIGTERM it handled, whose default action ends the process without
+        ``atexit``); a startup hands the writing back to the writer threads."""
+
+        def send_lifespan(message: Message) -> Awaitable[None]:
+            kind = message.get("type")
+            try:
+                if kind == "lifespan.startup.complete":
+                    write_by_writer(self._switched)
+                    self._switched.clear()
+                elif kind == "lifespan.shutdown.complete" or kind == "lifespan.shutdown.failed":
+                    self._switched.extend(drain_for_shutdown())
+            except Exception as exc:
+                _errors.report("lifespan", exc)
+            return send(message)
+
+        return send_lifespan
 
     async def _answer_too_large(
         self,

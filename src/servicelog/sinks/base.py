@@ -285,7 +285,20 @@ class BufferedSink:
     # --- the writer's side --------------------------------------------------------------------
     def flush(self) -> None:
         """Write everything buffered now (any thread), including a batch the writer thread has
-        taken and is still writing: the lock is taken even when the buffer looks empty."""
+        taken and is still writing. While the writer thread runs, it writes and the caller
+        waits for it :data:`DRAIN_TIMEOUT` seconds at most (:meth:`drain`): a write that never
+        returns (a pipe nobody reads, a hung disk) must not hang the application's
+        ``servicelog.flush()`` or a server's shutdown; then the records still queued are
+        reported on stderr."""
+        thread = self._thread
+        if (
+            not self.interactive
+            and thread is not None
+            and thread is not threading.current_thread()
+            and thread.is_alive()
+        ):
+            self.drain(DRAIN_TIMEOUT)
+            return
         with self._flush_lock:
             self._flush_locked()
 
@@ -479,6 +492,12 @@ class BufferedSink:
         self.interactive = True
         self._wake_bytes = 0
 
+    def _write_by_writer(self) -> None:
+        """Undo :meth:`_write_on_caller`: records wait for the writer thread again."""
+        self.interactive = False
+        self._wake_bytes = 0 if self._closed else self.batch_bytes
+        self._ensure_writer()
+
     def _at_exit(self, timeout: float) -> None:
         """At interpreter exit, after the drain: finish helper work within *timeout* seconds
         (a rotating file set stops compressing and applies retention)."""
@@ -646,20 +665,43 @@ def _emit_held(blocking: bool = True) -> None:
             _errors.report("exit", exc)
 
 
+def drain_to_caller(timeout: float = DRAIN_TIMEOUT) -> list[BufferedSink]:
+    """Emit what is held upstream, drain every sink (*timeout* seconds at most in all), and
+    from then on write each record at once on the caller, on every sink whose drain finished
+    (a caller would wait for a writer stuck on a hung disk). For the end of a process: at exit,
+    and at the end of a server's lifespan (what the server logs after it, uvicorn's last
+    lines, is written even if the process then dies of a re-raised SIGTERM).
+
+    Returns:
+        The sinks this call switched (to hand back to :func:`write_by_writer`).
+    """
+    deadline = time.monotonic() + timeout
+    _emit_held()
+    switched = []
+    for sink in list(_sinks):
+        try:
+            if sink.drain(max(0.0, deadline - time.monotonic())):
+                if not sink.interactive:
+                    switched.append(sink)
+                sink._write_on_caller()
+        except Exception as exc:  # pragma: no cover - drain() guards itself
+            _errors.report(f"sink {sink.name} drain", exc)
+    return switched
+
+
+def write_by_writer(sinks: Iterable[BufferedSink]) -> None:
+    """Undo :func:`drain_to_caller` on *sinks* (a server's lifespan starts again)."""
+    for sink in sinks:
+        sink._write_by_writer()
+
+
 def _drain_at_exit(timeout: float = DRAIN_TIMEOUT) -> None:
     """At exit: emit what is held upstream, drain every sink, then let sinks with helper work
     (compression, retention) finish it within what is left of *timeout*."""
     deadline = time.monotonic() + timeout
-    _emit_held()
-    for sink in list(_sinks):
-        try:
-            if sink.drain(max(0.0, deadline - time.monotonic())):
-                # atexit runs handlers registered before servicelog's import after this one:
-                # their records are written at once. (Not on a sink whose drain timed out: a
-                # caller would wait for the writer stuck on a hung disk.)
-                sink._write_on_caller()
-        except Exception as exc:  # pragma: no cover - drain() guards itself
-            _errors.report(f"sink {sink.name} at exit", exc)
+    # atexit runs handlers registered before servicelog's import after this one: their
+    # records are written at once.
+    drain_to_caller(timeout)
     for sink in list(_sinks):
         try:
             sink._at_exit(max(0.0, deadline - time.monotonic()))
