@@ -78,6 +78,22 @@ def test_structlog_feeds_the_pipeline(sink: MemorySink) -> None:
     assert second["log.level"] == "error" and second["error.type"] == "KeyError"
 
 
+def test_a_later_structlog_configure_ending_in_a_renderer_still_logs(sink: MemorySink) -> None:
+    """A ``structlog.configure(processors=[..., SomeRenderer()])`` made after servicelog's
+    hands servicelog's logger the rendered text (str or bytes), positionally: it becomes the
+    message (it raised TypeError into the caller)."""
+    import structlog
+
+    structlog.configure(processors=[structlog.processors.JSONRenderer()])
+    structlog.get_logger("late").warning("as json", k=2)
+    structlog.configure(processors=[lambda _logger, _name, event: b"as bytes \xff"])
+    structlog.get_logger("late").info("ignored")
+    first, second = sink.records
+    assert (first["log.level"], first["log.logger"]) == ("warning", "late")
+    assert orjson.loads(first["message"]) == {"k": 2, "event": "as json"}
+    assert second["message"] == "as bytes \ufffd"
+
+
 def test_loguru_bind_contextualize_and_guide_style_extra(sink: MemorySink) -> None:
     from loguru import logger
 

@@ -88,7 +88,12 @@ class _Output:
         if method.startswith("__"):
             raise AttributeError(method)
 
-        def log(**event_dict: Any) -> None:
+        def log(*rendered: Any, **event_dict: Any) -> None:
+            if rendered:  # a structlog.configure() made later ends in a renderer: its text
+                text = rendered[0]
+                if isinstance(text, (bytes, bytearray)):
+                    text = bytes(text).decode("utf-8", "replace")
+                event_dict = {**event_dict, "event": text if isinstance(text, str) else repr(text)}
             self._emit(method, event_dict)
 
         return log
