@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel, field_validator
 
 import servicelog
 import servicelog.fastapi
@@ -139,6 +140,65 @@ async def test_validation_errors_never_echo_submitted_values(sink: MemorySink) -
     for leak in (secret, "not-a-number", "pw1", "1000"):
         assert leak not in response.text
         assert leak not in repr(sink.records)
+
+
+class _Login(BaseModel):
+    """Validators that quote the value they reject."""
+
+    password: str
+    pin: int
+    tag: str = "ok"
+
+    @field_validator("password")
+    @classmethod
+    def long_enough(cls, value: str) -> str:
+        if len(value) < 12:
+            raise ValueError(f"password {value} is too short; try {value}123 (was: {value})")
+        return value
+
+    @field_validator("pin")
+    @classmethod
+    def big_enough(cls, value: int) -> int:
+        if value <= 9999:
+            raise AssertionError(f"pin {value} too small; 123 and 9912 are not {value}")
+        return value
+
+    @field_validator("tag")
+    @classmethod
+    def known(cls, value: str) -> str:
+        raise ValueError(f"unknown tag {value}, card 4111 1111 1111 1111")
+
+
+async def test_a_validators_own_message_does_not_echo_the_submitted_value(
+    sink: MemorySink,
+) -> None:
+    """A validator's ``ValueError`` (or assertion) may quote the value it got: the value is
+    masked in ``msg`` (response and log), the rest of the message kept; a short value only
+    where it stands as a word. pydantic's own messages are left as they are."""
+    app = FastAPI()
+
+    @app.post("/login")
+    async def login(body: _Login) -> dict[str, str]:
+        return {}
+
+    servicelog.fastapi.install(app)
+    response = await call(
+        app, "POST", "/login", json={"password": "hunter2", "pin": 12, "tag": "a"}
+    )
+    assert response.status_code == 422
+    msgs = {e["loc"][-1]: e["msg"] for e in response.json()["error"]["details"]["errors"]}
+    assert msgs == {
+        "password": "Value error, password [REDACTED] is too short; try [REDACTED]123 "
+        "(was: [REDACTED])",
+        "pin": "Assertion failed, pin [REDACTED] too small; 123 and 9912 are not [REDACTED]",
+        "tag": "Value error, unknown tag [REDACTED], card ****-****-****-1111",
+    }
+    (logged,) = [r["validation.errors"] for r in sink.records if "validation.errors" in r]
+    assert {e["loc"][-1]: e["msg"] for e in logged} == msgs
+    assert "hunter2" not in repr(sink.records)
+    response = await call(app, "POST", "/login", json={"password": "x" * 12, "pin": "ab"})
+    (error,) = response.json()["error"]["details"]["errors"]
+    assert error["msg"] == "Input should be a valid integer, unable to parse string as an integer"
 
 
 async def test_a_huge_invalid_body_gives_a_small_answer(sink: MemorySink) -> None:

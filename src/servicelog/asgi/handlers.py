@@ -269,7 +269,11 @@ def _replaceable(handler: Any) -> bool:
 
 
 def safe_validation_errors(exc: Any) -> list[dict[str, Any]]:
-    """``loc``, ``type`` and ``msg`` of each error, never ``input``/``ctx``/``url``/the body."""
+    """``loc``, ``type`` and ``msg`` of each error, never ``input``/``ctx``/``url``/the body.
+
+    A ``msg`` written by the application (a validator's ``ValueError``, a custom error type)
+    may quote the submitted value: that value is masked in it, and the text redacted as a log
+    message is (``password=...``, card numbers, tokens)."""
     try:
         raw = exc.errors()
     except Exception:
@@ -278,13 +282,53 @@ def safe_validation_errors(exc: Any) -> list[dict[str, Any]]:
     for err in list(raw)[:MAX_ERRORS]:
         loc = [p if isinstance(p, (int, str)) else str(p) for p in err.get("loc", ())][:10]
         loc = [p[:100] if isinstance(p, str) else p for p in loc]
-        out.append(
-            {
-                "loc": loc,
-                "type": str(err.get("type", "invalid"))[:100],
-                "msg": str(err.get("msg", ""))[:MAX_MESSAGE],
-            }
-        )
+        kind = str(err.get("type", "invalid"))[:100]
+        msg = str(err.get("msg", ""))
+        if kind not in _PYDANTIC_OWN:
+            msg = _redact_text(_masked(msg, err.get("input")))
+        out.append({"loc": loc, "type": kind, "msg": msg[:MAX_MESSAGE]})
     if len(raw) > MAX_ERRORS:
         out.append({"loc": [], "type": "too_many_errors", "msg": f"{len(raw) - MAX_ERRORS} more"})
     return out
+
+
+def _pydantic_own() -> frozenset[str]:
+    """The error types whose message pydantic writes (it never quotes the input); not
+    ``value_error`` and ``assertion_error``, whose message is the application's."""
+    try:
+        from typing import get_args
+
+        from pydantic_core.core_schema import ErrorType
+    except ImportError:  # pragma: no cover - FastAPI requires pydantic
+        return frozenset()
+    return frozenset(get_args(ErrorType)) - {"value_error", "assertion_error"}
+
+
+_PYDANTIC_OWN = _pydantic_own()
+_MASK = "[REDACTED]"
+
+
+def _masked(msg: str, value: Any) -> str:
+    """*msg* without the submitted *value* (a string or a number) in it: every occurrence if
+    it is 6 characters or more, else where it stands as a word of its own (a short value is
+    also a common word or number)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return msg
+    text = str(value)
+    if not text or text not in msg:
+        return msg
+    if len(text) >= 6:
+        return msg.replace(text, _MASK)
+    import re
+
+    return re.sub(rf"(?<![0-9A-Za-z]){re.escape(text)}(?![0-9A-Za-z])", _MASK, msg)
+
+
+def _redact_text(text: str) -> str:
+    from ..redaction import redact_text
+
+    try:
+        return redact_text(text)
+    except Exception as exc:  # redaction never raises; if it did, say nothing of the text
+        _errors.report("redaction", exc)
+        return "Invalid value"
