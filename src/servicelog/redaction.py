@@ -1755,6 +1755,9 @@ class RedactionPolicy:
             url = _cut(url, self.max_text)
         # Split by hand rather than with urlsplit: it rejects some hostile URLs (unbalanced
         # IPv6 brackets) and respells others; what is not redacted must come out unchanged.
+        # The password first: it may hold "#" (and "/"), which would split it.
+        if "@" in url:
+            url, _ = self._sub(_USERINFO, url, ("url",), self._userinfo_repl)
         head, qmark, rest = url.partition("?")
         if qmark:
             query, hash_, fragment = rest.partition("#")

@@ -259,6 +259,25 @@ def test_the_whole_url_password_is_masked(pii: bool, url: str, expected: str) ->
 
 
 @pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://user:p#ss@db/x", f"postgres://user:{REDACTED}@db/x"),
+        ("https://u:a#b@host/path#frag", f"https://u:{REDACTED}@host/path#frag"),
+        ("amqp://u:S3cr/et#Pw@mq/v?x=1", f"amqp://u:{REDACTED}@mq/v?x=1"),
+        (
+            "git+https://u:ghtoken1@github.com/org/repo@v1.0#egg=x",
+            f"git+https://u:{REDACTED}@github.com/org/repo@v1.0#egg=x",
+        ),
+    ],
+)
+def test_redact_url_masks_a_password_holding_a_hash(url: str, expected: str) -> None:
+    """``redact_url`` split at "#" before it looked for the password: one with a "#" in it
+    was left whole."""
+    policy = RedactionPolicy()
+    assert policy.redact_url(url) == expected == policy.redact_text(url)
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "http://localhost:8000/users/john.doe@example.com",
