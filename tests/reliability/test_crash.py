@@ -483,6 +483,27 @@ def test_a_crash_logged_only_to_a_file_is_also_printed_on_stderr(tmp_path: Path)
     assert "the service crashed" in json.dumps(crashes[0])
 
 
+@pytest.mark.parametrize("where", ["main", "thread"])
+def test_the_crash_printed_on_stderr_is_redacted(tmp_path: Path, where: str) -> None:
+    """The traceback printed beside a files-only record is redacted as the record is: the
+    interpreter's own hook printed the secret in the exception's message (and source line)."""
+    crash = "raise RuntimeError('login failed password=hunter2 for bob')"
+    if where == "thread":
+        crash = (
+            "import threading\n"
+            "def work():\n"
+            "    " + crash + "\n"
+            "t = threading.Thread(target=work, name='worker-1'); t.start(); t.join()"
+        )
+    done = _crash('profile="production", stream="none", file="app.jsonl"', tmp_path, crash=crash)
+    assert done.returncode == (1 if where == "main" else 0)
+    assert "hunter2" not in done.stderr and "hunter2" not in (tmp_path / "app.jsonl").read_text()
+    assert "RuntimeError: login failed password=[REDACTED] for bob" in done.stderr
+    assert "Traceback (most recent call last)" in done.stderr
+    if where == "thread":
+        assert done.stderr.startswith("Exception in thread worker-1:\n")
+
+
 _CONSOLE = (
     "from servicelog import Route\n"
     "from servicelog.sinks.stream import ConsoleSink, StreamSink\n"

@@ -7,8 +7,8 @@ flushed, since the process may be about to end.
 Each hook *chains*: after logging, it calls the hook it replaced (Sentry's, an APM agent's, an
 IDE's), except the interpreter's default when a console or JSON sink on stdout or stderr was
 handed the record, where that hook would print the traceback a second time; otherwise
-(``stream="none"``: files only; a filtered route; a processor that dropped it) the default hook
-prints it on stderr too, as Python does without servicelog. A hook
+(``stream="none"``: files only; a filtered route; a processor that dropped it) the traceback is
+printed on stderr too, as Python does without servicelog, but redacted as the record is. A hook
 another library installs after ours usually chains to ours the same way; ``reset()`` then leaves
 that chain alone (restoring ours would drop theirs) and turns ours into a pass-through.
 """
@@ -144,11 +144,47 @@ class _ChainedHook:
                 logged = self.log(*args)
             except Exception:  # counted by emit_foreign; a hook must not raise, whatever mode
                 logged = False
-            if logged and self.previous is self.default and _terminal_took_it(before):
+            if self.previous is self.default:
+                if not (logged and _terminal_took_it(before)):
+                    _print_redacted(args)
                 return
         # Outside the guard: a failing third-party hook is reported by the interpreter, as it
         # would be without servicelog.
         self.previous(*args)
+
+
+def _print_redacted(args: tuple[Any, ...]) -> None:
+    """What the interpreter's own hook prints for *args* (``sys.excepthook``'s three, or
+    ``threading.excepthook``'s one), on stderr, redacted as the log record is: a secret in
+    the exception's message or a source line must not reach the console (or a journal that
+    keeps stderr) when the record went to a file only."""
+    import traceback
+
+    head = ""
+    if len(args) == 1:  # threading.ExceptHookArgs
+        hook_args = args[0]
+        if hook_args.exc_type is SystemExit:
+            return  # the default hook prints nothing for it either
+        name = hook_args.thread.name if hook_args.thread is not None else "unknown"
+        head = f"Exception in thread {name}:\n"
+        exc_type, exc, tb = hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback
+    else:
+        exc_type, exc, tb = args
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        from ..redaction import redact_text
+
+        text = redact_text(head + "".join(traceback.format_exception(exc_type, exc, tb)))
+    except Exception:  # never the raw text: the type, and why the rest is missing
+        kind = getattr(exc_type, "__name__", "exception")
+        text = f"{head}{kind} (its traceback could not be redacted; see the log)\n"
+    try:
+        stream.write(text)
+        stream.flush()
+    except Exception:  # a closed stderr: as the interpreter's hook, nothing more to do
+        pass
 
 
 def _terminal_counts(levelno: int) -> list[tuple[Any, int]]:
