@@ -83,6 +83,19 @@ def _clean_str(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _int_text(value: int) -> str:
+    """*value* in decimal, or past the interpreter's limit on int-to-text conversions
+    (``sys.set_int_max_str_digits``, 4,300 digits by default, where ``str()`` raises) its size
+    and its last 20 digits."""
+    try:
+        return str(value)
+    except ValueError:
+        digits = int(value.bit_length() * 0.30103) + 1  # log10(2) decimal digits a bit
+        sign = "-" if value < 0 else ""
+        last = str(abs(value) % 10**20).zfill(20)
+        return f"{sign}<int of about {digits} digits, ending ...{last}>"
+
+
 def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
     """Turn any value into something orjson always encodes: the safe, slow path.
 
@@ -98,7 +111,7 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
             return _clean_str(value)
         return value
     if isinstance(value, int) and not isinstance(value, Enum):
-        return value if -(2**63) <= value < 2**64 else str(value)
+        return value if -(2**63) <= value < 2**64 else _int_text(value)
     if isinstance(value, float):  # null, as orjson writes them on the fast path
         return value if math.isfinite(value) else None
     if isinstance(value, (datetime, date, time)):
@@ -121,7 +134,10 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
                 # orjson takes only exact str keys: a str subclass (a ``StrEnum`` member) is
                 # written as its text, as a value of that type is, not dropped with the record.
                 k = str.__str__(key) if isinstance(key, str) else _safe_repr(key)
-                out[jsonable(k)] = jsonable(item, depth + 1, seen)
+                try:  # one value that fails costs that value, not the fields after it
+                    out[jsonable(k)] = jsonable(item, depth + 1, seen)
+                except Exception as exc:  # pragma: no cover - jsonable guards every type
+                    out[jsonable(k)] = f"<error: {type(exc).__name__}>"
         except Exception as exc:
             out["<error>"] = f"iterating raised {type(exc).__name__}"
         return out
