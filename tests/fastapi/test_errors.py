@@ -11,7 +11,7 @@ from pydantic import BaseModel, field_validator
 
 import servicelog
 import servicelog.fastapi
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from servicelog import errors
 from servicelog.sinks import MemorySink
 
@@ -199,6 +199,35 @@ async def test_a_validators_own_message_does_not_echo_the_submitted_value(
     response = await call(app, "POST", "/login", json={"password": "x" * 12, "pin": "ab"})
     (error,) = response.json()["error"]["details"]["errors"]
     assert error["msg"] == "Input should be a valid integer, unable to parse string as an integer"
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [
+        errors.BaseAPIException("odd", status_code=999),
+        errors.BaseAPIException("not an error", status_code=200),
+        errors.BaseAPIException("text", status_code="404"),  # type: ignore[arg-type]
+        HTTPException(999, detail="odd"),
+    ],
+    ids=["api-999", "api-200", "api-str", "http-999"],
+)
+async def test_an_exception_with_an_impossible_status_is_answered_500(
+    sink: MemorySink, raised: Exception
+) -> None:
+    """A status no server can send (999: uvicorn then dropped the connection, the client got
+    no answer) or no error has (200) is answered 500, and logged as a server error saying so."""
+    app = FastAPI()
+
+    @app.get("/odd")
+    async def odd() -> None:
+        raise raised
+
+    servicelog.fastapi.install(app)
+    response = await call(app, "GET", "/odd")
+    assert response.status_code == 500
+    assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+    (logged,) = [r for r in sink.records if "is not a valid status" in r["message"]]
+    assert logged["log.level"] == "error" and logged["http.response.status_code"] == 500
 
 
 async def test_a_huge_invalid_body_gives_a_small_answer(sink: MemorySink) -> None:

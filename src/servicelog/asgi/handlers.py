@@ -30,6 +30,7 @@ from starlette.responses import Response
 from .. import _errors
 from ..errors import BaseAPIException
 from ..logger import get_logger
+from ..record import safe_repr
 from .request_context import mark_logged, replaced_by_body_limit
 from .responses import ErrorFormat, error_content, minimal_500, phrase
 from .tracebacks import log_exception
@@ -151,7 +152,7 @@ class ErrorHandlers:
 
     # --- the handlers -------------------------------------------------------------------------
     async def api_exception(self, request: Request, exc: BaseAPIException) -> Response:
-        status = exc.status_code
+        status, invalid = _error_status(exc.status_code)
         fields = {
             "http.response.status_code": status,
             "error.code": exc.code,
@@ -159,7 +160,7 @@ class ErrorHandlers:
         }
         server = status >= 500
         if server:
-            log_exception(self._log, f"Server error: {exc.message}", exc, fields)
+            log_exception(self._log, f"Server error: {exc.message}{invalid}", exc, fields)
             mark_logged(exc)
         elif not replaced_by_body_limit(request.scope):
             self._log.warning(f"Client error: {exc.message}", **fields)
@@ -175,12 +176,12 @@ class ErrorHandlers:
         )
 
     async def http_exception(self, request: Request, exc: HTTPException) -> Response:
-        status = exc.status_code
+        status, invalid = _error_status(exc.status_code, low=100)
         raw: Any = exc.detail  # FastAPI's HTTPException allows any JSON value
         detail = raw if isinstance(raw, str) else phrase(status)
         fields = {"http.response.status_code": status}
         if status >= 500:
-            self._log.error(f"HTTP {status}: {detail}", **fields)
+            self._log.error(f"HTTP {status}: {detail}{invalid}", **fields)
         elif status >= 400 and not replaced_by_body_limit(request.scope):
             # (Not below 400, a 304 for a conditional GET: the access record says it.)
             self._log.warning(f"HTTP {status}: {detail}", **fields)
@@ -290,6 +291,14 @@ def safe_validation_errors(exc: Any) -> list[dict[str, Any]]:
     if len(raw) > MAX_ERRORS:
         out.append({"loc": [], "type": "too_many_errors", "msg": f"{len(raw) - MAX_ERRORS} more"})
     return out
+
+
+def _error_status(status: object, low: int = 400) -> tuple[int, str]:
+    """*status* if it is an HTTP status from *low* to 599, else 500 and why, for the log (a
+    server cannot send a status line of 999: the client got no answer at all)."""
+    if type(status) is int and low <= status <= 599:
+        return status, ""
+    return 500, f" (status_code {safe_repr(status)[:40]} is not a valid status: answered 500)"
 
 
 def _pydantic_own() -> frozenset[str]:
