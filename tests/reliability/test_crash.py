@@ -194,6 +194,48 @@ def test_a_multiprocessing_fork_child_drains_before_os_exit(log_dir: Path) -> No
     assert (verdict.lost, verdict.duplicates) == (0, 0), verdict.summary()
 
 
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_a_child_that_configures_itself_drains_before_it_ends(tmp_path: Path, method: str) -> None:
+    """ "forkserver" and "spawn" children import the main module again, and its
+    ``configure()`` makes the child's own sinks: a forkserver child ends with os._exit, and
+    no fork hook of its parent's registered its drain (it wrote none of its 2,001 records)."""
+    script = tmp_path / "main.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import multiprocessing, sys, servicelog
+            servicelog.configure(profile="production", stream="none", file=sys.argv[2])
+            log = servicelog.get_logger("child")
+
+            def child():
+                for i in range(2000):
+                    log.info("from the child", i=i)
+                log.error("child done")
+
+            if __name__ == "__main__":
+                procs = [multiprocessing.get_context(sys.argv[1]).Process(target=child)
+                         for _ in range(2)]
+                for proc in procs:
+                    proc.start()
+                for proc in procs:
+                    proc.join()
+                assert [proc.exitcode for proc in procs] == [0, 0]
+            """
+        )
+    )
+    out_file = tmp_path / "app.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(script), method, str(out_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    messages = [json.loads(line)["message"] for line in out_file.read_text().splitlines()]
+    assert (messages.count("from the child"), messages.count("child done")) == (4000, 2)
+
+
 def test_forking_while_threads_log_never_deadlocks(log_dir: Path) -> None:
     """Forks (gunicorn --preload) while 4 threads log and the writer holds its locks: every
     child logs, exits within its deadline, and writes only its own records."""

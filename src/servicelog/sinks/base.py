@@ -156,6 +156,10 @@ class BufferedSink:
         self._thread: threading.Thread | None = None
         self._reset_state()
         _sinks.add(self)
+        # A multiprocessing child that makes its sinks itself ("forkserver", "spawn": the main
+        # module's configure() runs again there) registers its own exit drain; a forkserver
+        # child ends with os._exit(), and no fork hook of its parent's ran for it.
+        _watch_multiprocessing()
         if not interactive:
             self._start_writer()
 
@@ -621,10 +625,12 @@ def _after_fork_in_child() -> None:
 
 
 # --- multiprocessing children -----------------------------------------------------------------
-# A child started by multiprocessing's "fork" method ends with os._exit(), so atexit never runs
-# in it (measured: 2 of 2,000 queued records written). multiprocessing runs its own finalizers
-# first, so register one there, in each child, after multiprocessing has cleared the registry
-# it inherited (``BaseProcess._after_fork``). Only if the application imported it already.
+# A child started by multiprocessing's "fork" or "forkserver" method ends with os._exit(), so
+# atexit never runs in it (measured: 2 of 2,000 queued records written; a forkserver child,
+# whose sinks the main module's configure() makes in the child: none). multiprocessing runs its
+# own finalizers first, so register one there, in each child, after multiprocessing has cleared
+# the registry it inherited (``BaseProcess._after_fork``). Only if the application imported it
+# already: from the fork hook, and from every new sink (in a forkserver child, at its import).
 class _Token:
     pass
 
@@ -642,7 +648,14 @@ def _watch_multiprocessing() -> None:
     util.register_after_fork(_mp_token, _register_mp_finalizer)
 
 
-def _register_mp_finalizer(_: object) -> None:
+_mp_finalizer_pid = 0  # the process whose multiprocessing finalizers drain the sinks
+
+
+def _register_mp_finalizer(_: object = None) -> None:
+    global _mp_finalizer_pid
+    if _mp_finalizer_pid == os.getpid():
+        return
+    _mp_finalizer_pid = os.getpid()
     util = sys.modules["multiprocessing.util"]
     util.Finalize(None, _drain_at_exit, exitpriority=-100)
 
