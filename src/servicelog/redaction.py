@@ -56,7 +56,7 @@ from operator import itemgetter
 from typing import Any, Final, NamedTuple, TypeVar
 
 from . import _errors
-from .record import DROPPED_FIELDS
+from .record import DROPPED_FIELDS, safe_repr
 
 __all__ = [
     "DEFAULT_KEYS",
@@ -1128,10 +1128,11 @@ class RedactionPolicy:
             return self._walk_opaque(value, path)
         except RecursionError:
             return _TOO_DEEP
-        except Exception:
+        except Exception as exc:
             # Something we did not foresee: we could not look inside this value, so it must
-            # not be written as it is.
+            # not be written as it is. Counted, and said on stderr (at most once a minute).
             _errors.counters["redaction_failed"] += 1
+            _errors.report("redaction", exc)
             return REDACTION_FAILED
 
     def _walk_opaque(self, value: Any, path: KeyPath) -> Any:
@@ -1204,7 +1205,8 @@ class RedactionPolicy:
         new_fields = self._walk_mapping(fields, path, depth, active)
         if new_fields is fields or not isinstance(new_fields, dict):
             return value if new_fields is fields else new_fields  # unchanged, or "<cycle>"
-        inner = ", ".join(f"{name}={item!r}" for name, item in new_fields.items())
+        # (safe_repr: a field whose repr raises is written as the renderers write it.)
+        inner = ", ".join(f"{name}={safe_repr(item)}" for name, item in new_fields.items())
         return _cap_repr(f"{type(value).__name__}({inner})")
 
     def _walk_sequence(self, value: Any, path: KeyPath, depth: int, active: set[int]) -> Any:

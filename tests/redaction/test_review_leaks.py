@@ -56,6 +56,22 @@ def test_a_namedtuple_is_checked_by_its_field_names(
     assert rendered(out) == out
 
 
+class _NoRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_a_namedtuple_with_a_field_whose_repr_raises_is_still_redacted(
+    policy: RedactionPolicy,
+) -> None:
+    """Building the redacted repr called that field's repr, which raised: the whole value was
+    "[REDACTION FAILED]". The field is written as the renderers write it."""
+    out = policy.redact_mapping({"creds": Creds(_NoRepr(), "hunter2")})["creds"]
+    assert out == (
+        f"Creds(user=<unrepresentable _NoRepr: repr() raised RuntimeError>, password='{REDACTED}')"
+    )
+
+
 def test_a_clean_namedtuple_is_left_as_it_is(policy: RedactionPolicy) -> None:
     """Nothing to redact: the value itself, which the renderer writes as its repr."""
     point = collections.namedtuple("Point", "x y")
