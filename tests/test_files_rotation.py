@@ -574,3 +574,10 @@ def test_a_custom_rotation_function_that_logs_does_not_block_close(tmp_path: Pat
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the lock were still held
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("tz", ["Mars/Base", "../../etc/passwd", "", 5])
+def test_a_bad_time_zone_is_a_config_error(tmp_path: Path, tz: Any) -> None:
+    """An unknown zone name raised zoneinfo's own ``ZoneInfoNotFoundError``, naming no option."""
+    with pytest.raises(servicelog.ConfigError, match="option 'tz'"):
+        RotatingFileSink(tmp_path / "app.jsonl", JsonRenderer(), tz=tz)

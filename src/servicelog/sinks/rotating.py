@@ -575,7 +575,12 @@ class RotatingFileSink(FileSink):
         if isinstance(tz, str):
             from zoneinfo import ZoneInfo
 
-            tz = ZoneInfo(tz)
+            try:
+                tz = ZoneInfo(tz)
+            except (KeyError, ValueError, OSError) as exc:  # ZoneInfoNotFoundError: a KeyError
+                raise ConfigError("tz", tz, "an IANA time zone name, such as 'Europe/Paris'") from exc
+        elif tz is not None and not isinstance(tz, tzinfo):
+            raise ConfigError("tz", tz, "a datetime.tzinfo, an IANA time zone name, or None")
         self.tz = tz
         self.rotation = parse_rotation(rotation, tz)
         self.keep, self.max_age = parse_retention(retention)
