@@ -501,3 +501,33 @@ def test_a_message_given_as_event_is_the_message() -> None:
     assert [orjson.loads(line)["message"] for line in sink.lines] == ["placed", "late", "failed"]
     assert orjson.loads(sink.lines[0])["order"] == 7
     assert servicelog.stats()["errors"] == {}
+
+
+def test_a_record_just_over_the_limit_keeps_nearly_all_of_its_long_value() -> None:
+    """Long values are cut as little as the line needs (each long value was cut to a quarter
+    of the limit: a 17,000-character value kept 4,119 of the 16 KiB allowed)."""
+    sink = configure_lines(profile="production")
+    servicelog.get_logger("t").info("big", blob="a" * 8000 + "b" * 9000, small="kept")
+    (line,) = sink.lines
+    obj = check_ecs(line)
+    assert len(line) <= 16384 < len(line) + 1000
+    assert obj["truncated"] is True and obj["small"] == "kept"
+    assert obj["blob"].startswith("a" * 7500) and obj["blob"].endswith("b" * 7500)
+
+
+def test_fields_dropped_to_fit_spare_the_error_and_the_service() -> None:
+    """With too many fields, the error and the service's fields are kept before the
+    application's own (they went first: they come last in a record)."""
+    sink = configure_lines(profile="production", max_line_bytes=1024)
+    fields = {f"context_{i}": "c" * 60 for i in range(12)}
+    try:
+        raise ValueError("the order was not found")
+    except ValueError:
+        servicelog.get_logger("t").exception("lookup failed", **fields)
+    (line,) = sink.lines
+    obj = check_ecs(line)
+    assert len(line) <= 1024 and obj["log.dropped_fields"] > 0
+    assert obj["error.type"] == "ValueError"
+    assert obj["error.message"] == "the order was not found"
+    assert "Traceback" in obj["error.stack_trace"]
+    assert obj["service.name"] and obj["event.dataset"] and obj["log.logger"] == "t"

@@ -232,19 +232,22 @@ class JsonRenderer:
         return _escape_breaks(orjson.dumps(jsonable(record), option=_OPTIONS))
 
     def _truncate(self, record: Record, size: int) -> bytes:
-        """Cut a record to fit: shorten long values, then drop fields, keeping the head."""
+        """Cut a record to fit: shorten long values (as little as needed), then drop fields,
+        keeping the head and the fields that say what happened and where, first."""
         limit = self.max_line_bytes
-        budget = max(256, limit // 4)
-        while budget >= 64:
-            cut: Record = {}
-            for key, value in record.items():
-                cut[key] = _shorten(value, budget)
-            cut["truncated"] = True
-            cut["log.original_bytes"] = size
-            line = self._dump(cut)
+        # The largest per-value budget (in characters) with which the whole record fits: short
+        # values are kept whole, long ones cut to it (a single long value keeps nearly the
+        # whole line, not a quarter of it).
+        low, high, best = 64, limit, None
+        while low <= high:
+            budget = (low + high) // 2
+            line = self._cut_values(record, size, budget)
             if len(line) <= limit:
-                return line
-            budget //= 2
+                best, low = line, budget + 1
+            else:
+                high = budget - 1
+        if best is not None:
+            return best
         # Still too long (very many fields): keep the head fields and as many others as fit.
         # The head is cut in characters; escaped, one may take 6 bytes (U+2028, ESC): shorter
         # until the head fits.
@@ -258,21 +261,53 @@ class JsonRenderer:
         # Fields the redaction policy already dropped (max_items) count too.
         earlier = record.get(DROPPED_FIELDS)
         dropped = earlier if type(earlier) is int and earlier > 0 else 0
-        for key, value in record.items():
+        # The error, the logger, the service and the trace first (a longer cut for the error's
+        # text and trace), then the rest in order.
+        first = [k for k in _KEEP_FIRST if k in record]
+        for key in first + [k for k in record if k not in _KEEP_FIRST_SET]:
             if key in head or key == DROPPED_FIELDS:
                 continue
             if base + 48 > limit:  # full: no field fits any more, count the rest
                 dropped += 1
                 continue
-            item = {key: _shorten(value, 64)}
-            extra = len(self._dump(item)) - 2
-            if base + extra + 40 <= limit:
-                head[key] = item[key]
-                base += extra
+            value = record[key]
+            for keep in (512, 64) if key in _KEEP_LONGER else (64,):
+                item = {key: _shorten(value, keep)}
+                extra = len(self._dump(item)) - 2
+                if base + extra + 40 <= limit:
+                    head[key] = item[key]
+                    base += extra
+                    break
             else:
                 dropped += 1
         head[DROPPED_FIELDS] = dropped
         return self._dump(head)
+
+    def _cut_values(self, record: Record, size: int, budget: int) -> bytes:
+        cut: Record = {key: _shorten(value, budget) for key, value in record.items()}
+        cut["truncated"] = True
+        cut["log.original_bytes"] = size
+        return self._dump(cut)
+
+
+#: Kept first when a record's fields must be dropped to fit (after the time, level, message).
+_KEEP_FIRST = (
+    "ecs.version",  # required by the ECS logging spec, with the time, level and message
+    "log.logger",
+    "error.type",
+    "error.message",
+    "error.stack_trace",
+    "service.name",
+    "service.environment",
+    "event.dataset",
+    "request_id",
+    "trace.id",
+    "span.id",
+    "http.response.status_code",
+    "process.pid",
+)
+_KEEP_FIRST_SET = frozenset(_KEEP_FIRST)
+_KEEP_LONGER = frozenset({"error.message", "error.stack_trace"})
 
 
 def _shorten(value: Any, budget: int) -> Any:
