@@ -45,6 +45,28 @@ def test_stdlib_extra_fields_become_top_level_fields(sink: MemorySink) -> None:
     assert "extra" not in record
 
 
+def test_the_applications_own_stdlib_handler_keeps_its_call_sites(tmp_path: Any) -> None:
+    """Without call sites (production), servicelog turned the stdlib's caller lookup off for
+    the whole process: a handler the application kept wrote "(unknown file):0", and
+    ``stack_info=True`` was lost. It stays on while such a handler exists."""
+    own = logging.FileHandler(tmp_path / "own.log")
+    own.setFormatter(logging.Formatter("%(filename)s:%(lineno)d %(message)s"))
+    mine = logging.getLogger("app.own")
+    mine.addHandler(own)
+    try:
+        memory = MemorySink()
+        servicelog.configure(profile="production", stream="none", sinks=[memory], capture=ALL)
+        mine.warning("with its stack", stack_info=True)
+        servicelog.flush()
+        assert (tmp_path / "own.log").read_text().startswith("test_frontends.py:")
+        (record,) = memory.records
+        assert "Stack (most recent call last)" in record["log.origin.stack"]
+    finally:
+        mine.removeHandler(own)
+        own.close()
+        servicelog.reset()
+
+
 def test_stdlib_exception_and_bad_format_args(sink: MemorySink) -> None:
     try:
         1 / 0  # noqa: B018

@@ -209,12 +209,22 @@ def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> Ser
     )
     _set_levels(level, levels)
     on_levels("stdlib", _apply_levels)
-    if not callsite:
+    if not callsite and not _other_handlers(loggers, handler):
         # The logging docs' own optimisation: without a source file, Logger.findCaller() does not
         # walk the stack on every call (about 1 us). Records then carry no pathname/lineno, which
-        # servicelog does not use when call sites are off.
+        # servicelog does not use when call sites are off. Not when the application kept handlers
+        # of its own (a FileHandler formatting %(filename)s would write "(unknown file)").
         logging._srcfile = None
     return handler
+
+
+def _other_handlers(loggers: list[logging.Logger], ours: logging.Handler) -> bool:
+    """Whether a logger holds a handler that is neither servicelog's nor a placeholder."""
+    return any(
+        handler is not ours and type(handler) is not logging.NullHandler
+        for lg in loggers
+        for handler in lg.handlers
+    )
 
 
 def _set_levels(level: int, levels: dict[str, int]) -> None:
