@@ -578,7 +578,9 @@ class RotatingFileSink(FileSink):
             try:
                 tz = ZoneInfo(tz)
             except (KeyError, ValueError, OSError) as exc:  # ZoneInfoNotFoundError: a KeyError
-                raise ConfigError("tz", tz, "an IANA time zone name, such as 'Europe/Paris'") from exc
+                raise ConfigError(
+                    "tz", tz, "an IANA time zone name, such as 'Europe/Paris'"
+                ) from exc
         elif tz is not None and not isinstance(tz, tzinfo):
             raise ConfigError("tz", tz, "a datetime.tzinfo, an IANA time zone name, or None")
         self.tz = tz
