@@ -177,8 +177,6 @@ class bound_context:
         return self._fields
 
     def __exit__(self, *exc: object) -> None:
-        if exc and exc[1] is not None:  # the block raised: its fields go with the exception
-            remember_context(exc[1])
         top = _entered.get()
         if top is not None and top[0] is self:  # blocks close innermost first
             _entered.set(top[2])
@@ -204,7 +202,7 @@ class bound_context:
         return self.__enter__()
 
     async def __aexit__(self, *exc: object) -> None:
-        self.__exit__(*exc)
+        self.__exit__()
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """Use as a decorator: the fields are bound during each call."""
@@ -258,36 +256,9 @@ def wrap(func: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         # A copy per call: what one call binds does not reach the next, and calls may overlap
         # (a context can be entered by one thread at a time).
-        call = ctx.copy()
-        try:
-            return call.run(func, *args, **kwargs)
-        except BaseException as exc:
-            remember_context(exc, call)  # for the thread's crash record
-            raise
+        return ctx.copy().run(func, *args, **kwargs)
 
     return run
-
-
-#: The attribute of an exception that holds the context it was raised in (see
-#: :func:`remember_context`).
-CONTEXT_ATTR = "__servicelog_context__"
-
-
-def remember_context(exc: object, ctx: contextvars.Context | None = None) -> None:
-    """Keep on *exc* the context it leaves (*ctx*, or the current one), unless an inner block
-    kept one already: a crash hook runs after the ``with bound_context(...)`` blocks and the
-    ``wrap()``ped call it came through have ended, and logs the crash in that context."""
-    try:
-        if getattr(exc, CONTEXT_ATTR, None) is None:
-            setattr(exc, CONTEXT_ATTR, ctx if ctx is not None else contextvars.copy_context())
-    except Exception:  # an exception with __slots__ or read-only attributes: without it
-        pass
-
-
-def context_of(exc: object) -> contextvars.Context | None:
-    """The context :func:`remember_context` kept on *exc*, if any."""
-    ctx = getattr(exc, CONTEXT_ATTR, None)
-    return ctx if isinstance(ctx, contextvars.Context) else None
 
 
 def run_in_executor(

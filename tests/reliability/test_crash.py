@@ -546,29 +546,6 @@ def test_the_crash_printed_on_stderr_is_redacted(tmp_path: Path, where: str) -> 
         assert done.stderr.startswith("Exception in thread worker-1:\n")
 
 
-def test_a_crash_record_has_the_context_the_exception_left(tmp_path: Path) -> None:
-    """The crash hooks run after the ``bound_context`` blocks and the ``wrap()``ped call the
-    exception came through have ended: the record now has their fields, as the lines logged
-    before the crash have."""
-    crash = (
-        "import threading\n"
-        "from servicelog.context import wrap\n"
-        "def work():\n"
-        "    raise RuntimeError('thread crashed')\n"
-        "with servicelog.bound_context(request_id='r-42'):\n"
-        "    t = threading.Thread(target=wrap(work)); t.start(); t.join()\n"
-        "with servicelog.bound_context(job='j-7'):\n"
-        "    with servicelog.bound_context(step=2):\n"
-        "        raise ValueError('main crashed')"
-    )
-    done = _crash('profile="production", stream="none", file="app.jsonl"', tmp_path, crash=crash)
-    assert done.returncode == 1
-    records = [json.loads(line) for line in (tmp_path / "app.jsonl").read_text().splitlines()]
-    thread, main = [r for r in records if r["log.logger"] == "servicelog.uncaught"]
-    assert thread["error.type"] == "RuntimeError" and thread["request_id"] == "r-42"
-    assert main["error.type"] == "ValueError" and (main["job"], main["step"]) == ("j-7", 2)
-
-
 _CONSOLE = (
     "from servicelog import Route\n"
     "from servicelog.sinks.stream import ConsoleSink, StreamSink\n"

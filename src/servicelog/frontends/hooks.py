@@ -21,11 +21,9 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from ..context import context_of
 from ._build import emit_foreign
 
 __all__ = ["asyncio_exception_handler", "install", "install_asyncio_handler", "reset"]
@@ -83,26 +81,13 @@ def _showwarning(
     )
 
 
-def _in_its_context(exc: BaseException) -> Callable[..., Any]:
-    """What runs a call in the context *exc* was raised in (its ``bound_context`` fields, a
-    ``wrap()``ped thread's context: see :func:`~servicelog.context.remember_context`), or in
-    the current one."""
-    ctx = context_of(exc)
-    return ctx.copy().run if ctx is not None else _call
-
-
-def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    return func(*args, **kwargs)
-
-
 def _log_uncaught(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> bool:
     if issubclass(exc_type, KeyboardInterrupt):
         return False  # not an error: the previous hook (the default one prints it) handles it
     losses = _losses()
-    _in_its_context(exc)(
-        emit_foreign,
+    emit_foreign(
         50,
         f"Uncaught exception: {exc_type.__name__}",
         "servicelog.uncaught",
@@ -121,8 +106,7 @@ def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
     name = args.thread.name if args.thread is not None else "unknown"
     exc = args.exc_value if args.exc_value is not None else args.exc_type()
     losses = _losses()
-    _in_its_context(exc)(
-        emit_foreign,
+    emit_foreign(
         40,
         f"Uncaught exception in thread {name}: {args.exc_type.__name__}",
         "servicelog.uncaught",
