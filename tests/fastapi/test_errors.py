@@ -230,6 +230,30 @@ async def test_an_exception_with_an_impossible_status_is_answered_500(
     assert logged["log.level"] == "error" and logged["http.response.status_code"] == 500
 
 
+async def test_an_http_status_enum_is_a_valid_status(sink: MemorySink) -> None:
+    """``HTTPStatus.NOT_FOUND`` is an int subclass: a 404 (it was answered 500)."""
+    from http import HTTPStatus
+
+    class Gone(errors.BaseAPIException):
+        status_code = HTTPStatus.NOT_FOUND
+
+    app = FastAPI()
+
+    @app.get("/a")
+    async def a() -> None:
+        raise HTTPException(status_code=HTTPStatus.NOT_FOUND, detail="no such item")
+
+    @app.get("/b")
+    async def b() -> None:
+        raise Gone("missing")
+
+    servicelog.fastapi.install(app)
+    for path in ("/a", "/b"):
+        response = await call(app, "GET", path)
+        assert response.status_code == 404
+    assert not [r for r in sink.records if r["log.level"] == "error"]
+
+
 async def test_a_huge_invalid_body_gives_a_small_answer(sink: MemorySink) -> None:
     items = [{"bad": "x" * 100}] * 5000
     response = await call(make_app(), "POST", "/orders", json=items)

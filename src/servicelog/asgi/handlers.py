@@ -296,8 +296,9 @@ def safe_validation_errors(exc: Any) -> list[dict[str, Any]]:
 def _error_status(status: object, low: int = 400) -> tuple[int, str]:
     """*status* if it is an HTTP status from *low* to 599, else 500 and why, for the log (a
     server cannot send a status line of 999: the client got no answer at all)."""
-    if type(status) is int and low <= status <= 599:
-        return status, ""
+    # (An int subclass too: HTTPStatus.NOT_FOUND is a status; a bool is not.)
+    if isinstance(status, int) and not isinstance(status, bool) and low <= status <= 599:
+        return int(status), ""
     return 500, f" (status_code {safe_repr(status)[:40]} is not a valid status: answered 500)"
 
 
