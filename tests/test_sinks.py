@@ -474,3 +474,32 @@ def _read_all(fd: int) -> None:
     while os.read(fd, 1 << 16):
         pass
     os.close(fd)
+
+
+def test_a_report_on_a_full_stderr_pipe_does_not_hang_the_caller() -> None:
+    """stderr may be the very pipe nobody reads that a sink is stuck on (``2>&1``): the
+    report that a drain timed out blocked the caller there forever. It is given up after a
+    moment instead."""
+    code = (
+        "import fcntl, os, sys\n"
+        "flags = fcntl.fcntl(2, fcntl.F_GETFL)\n"
+        "fcntl.fcntl(2, fcntl.F_SETFL, flags | os.O_NONBLOCK)\n"
+        "try:\n"
+        "    while True:\n"
+        "        os.write(2, b'x' * 4096)\n"
+        "except BlockingIOError:\n"
+        "    pass\n"
+        "fcntl.fcntl(2, fcntl.F_SETFL, flags)\n"
+        "from servicelog import _errors\n"
+        "_errors._write_stderr('servicelog: a report\\n')\n"
+        "print('returned', flush=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"returned\n"
+    finally:
+        proc.kill()
+        proc.communicate()

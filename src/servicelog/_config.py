@@ -315,20 +315,33 @@ def flush() -> None:
     current_runtime().pipeline.flush()
 
 
-def drain_for_shutdown() -> list[Any]:
+#: The sinks a server's lifespan end set to write on the caller (:func:`drain_for_shutdown`),
+#: for :func:`resume_writers` when a lifespan starts again (any application's).
+_switched: list[Any] = []
+
+
+def drain_for_shutdown() -> None:
     """The end of a server's lifespan: :func:`~servicelog.sinks.base.drain_to_caller` (what
-    is logged afterwards is written at once), then the other sinks' ``flush()``. Returns the
-    buffered sinks switched, for ``write_by_writer`` if the lifespan starts again."""
+    is logged afterwards is written at once), then the other sinks' ``flush()``."""
     from .sinks.base import BufferedSink, drain_to_caller
 
-    switched = drain_to_caller()
+    _switched.extend(drain_to_caller())
     for route in current_runtime().pipeline.routes:
         if not isinstance(route.sink, BufferedSink):
             try:
                 route.sink.flush()
             except Exception as exc:
                 _errors.report("flush", exc)
-    return switched
+
+
+def resume_writers() -> None:
+    """A lifespan starts (again, in this process: a test client, an embedded server): the
+    sinks an earlier lifespan's end switched hand the writing back to their writer threads."""
+    from .sinks.base import write_by_writer
+
+    switched = list(_switched)
+    _switched.clear()
+    write_by_writer(switched)
 
 
 def stats() -> dict[str, Any]:

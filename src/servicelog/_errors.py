@@ -99,10 +99,31 @@ def _due(key: str) -> bool:
 
 
 def _write_stderr(text: str) -> None:
+    """Write *text* on stderr, never blocking for more than half a second: stderr may be the
+    very pipe nobody reads that a sink is stuck on (``2>&1``, a journal stream), and a report
+    about it must not hang the caller in turn. Then the text is not written."""
     stream = sys.__stderr__ or sys.stderr
     try:
-        stream.write(text)
-        stream.flush()
+        if stream is None:
+            return
+        stream.flush()  # (what the application wrote first keeps its place)
+        fd = stream.fileno()
+    except Exception:  # no descriptor (a StringIO in tests): a plain write cannot block
+        try:
+            stream.write(text)
+            stream.flush()
+        except Exception:
+            pass
+        return
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if not poller.poll(500):  # no room within 0.5 s: a pipe nobody reads
+            return
+        # One write of less than PIPE_BUF bytes: all of it, at once, or nothing.
+        os.write(fd, text.encode("utf-8", "backslashreplace")[: select.PIPE_BUF - 1])
     except Exception:
         pass
 

@@ -729,6 +729,39 @@ async def test_after_the_lifespan_records_are_written_at_once_until_it_starts_ag
         servicelog.reset()
 
 
+async def test_another_apps_lifespan_start_hands_the_writing_back(tmp_path: Any) -> None:
+    """The switch at a lifespan's end is process-wide: so is its undo (a second application
+    served after the first one stopped kept writing every record on the caller)."""
+    from servicelog.render.json import JsonRenderer
+    from servicelog.sinks import FileSink
+
+    sink = FileSink(tmp_path / "app.jsonl", JsonRenderer())
+    servicelog.configure(stream="none", sinks=[sink])
+    try:
+        await run_lifespan(make_app())
+        assert sink.interactive
+        second = make_app()
+        started = asyncio.Event()
+        incoming = iter([{"type": "lifespan.startup"}])
+
+        async def receive() -> Any:
+            try:
+                return next(incoming)
+            except StopIteration:
+                await started.wait()
+                return {"type": "lifespan.shutdown"}
+
+        async def send(message: Any) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                assert not sink.interactive
+                started.set()
+
+        await second({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+        assert started.is_set() and sink.interactive  # (the second one's end)
+    finally:
+        servicelog.reset()
+
+
 async def test_any_asgi_app_wrapped_in_the_middleware_is_drained_at_its_lifespans_end(
     tmp_path: Any,
 ) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 
 from .. import _errors
 from .. import logger as _logger
-from .._config import drain_for_shutdown
+from .._config import drain_for_shutdown, resume_writers
 from ..context import _local_get, _scope_get
 from ..context import _scope as _scope_var
 from ..integrations.sentry import capture_unhandled
@@ -56,7 +56,6 @@ from ..record import (
     format_timestamp,
     thread_name,
 )
-from ..sinks.base import write_by_writer
 from .access_log import AccessLog, client_ip
 from .ids import _requests, continue_trace, next_request, parse_request_id, rejected_hint
 from .responses import minimal_500
@@ -184,8 +183,6 @@ class RequestContextMiddleware:
             self.access_log.logger if self.access_log else "servicelog.access"
         )
         self._redact_query = _query_redactor()
-        # The sinks the last lifespan's end set to write on the caller (see _lifespan_send).
-        self._switched: list[Any] = []
         if self.access_log and self.access_log.enabled:
             replace_uvicorn_access_log()
 
@@ -361,10 +358,9 @@ class RequestContextMiddleware:
             kind = message.get("type")
             try:
                 if kind == "lifespan.startup.complete":
-                    write_by_writer(self._switched)
-                    self._switched.clear()
+                    resume_writers()
                 elif kind == "lifespan.shutdown.complete" or kind == "lifespan.shutdown.failed":
-                    self._switched.extend(drain_for_shutdown())
+                    drain_for_shutdown()
             except Exception as exc:
                 _errors.report("lifespan", exc)
             return send(message)

@@ -174,6 +174,7 @@ class BufferedSink:
         self._seq = itertools.count(1)
         self._left = 0  # records that left the queue: taken by the writer, or dropped
         self._drain_stuck_at = -1  # _left when a drain last waited in vain for the writer
+        self._timeout_said_at = 0.0  # when a drain's timeout was last reported on stderr
         self._admit = self.max_records
         # Lines are appended while below _room; the writer is woken at _wake_bytes. _bytes counts
         # the bytes waiting. Producers add to it without a lock, so it is approximate (a
@@ -289,11 +290,11 @@ class BufferedSink:
     # --- the writer's side --------------------------------------------------------------------
     def flush(self) -> None:
         """Write everything buffered now (any thread), including a batch the writer thread has
-        taken and is still writing. While the writer thread runs, it writes and the caller
+        taken and is still writing. If the writer thread is writing when called, the caller
         waits for it :data:`DRAIN_TIMEOUT` seconds at most (:meth:`drain`): a write that never
         returns (a pipe nobody reads, a hung disk) must not hang the application's
         ``servicelog.flush()`` or a server's shutdown; then the records still queued are
-        reported on stderr."""
+        reported on stderr. Otherwise the caller writes at once (microseconds, not a wait)."""
         thread = self._thread
         if (
             not self.interactive
@@ -301,10 +302,15 @@ class BufferedSink:
             and thread is not threading.current_thread()
             and thread.is_alive()
         ):
-            self.drain(DRAIN_TIMEOUT)
-            return
-        with self._flush_lock:
+            if not self._flush_lock.acquire(blocking=False):
+                self.drain(DRAIN_TIMEOUT)
+                return
+        else:
+            self._flush_lock.acquire()
+        try:
             self._flush_locked()
+        finally:
+            self._flush_lock.release()
 
     def _flush_locked(self) -> None:
         self._flusher = threading.get_ident()
@@ -419,10 +425,12 @@ class BufferedSink:
                 return True
         left = target - self._left
         what = f"{left} record(s) still queued" if left > 0 else "a batch still being written"
-        waited = time.monotonic() - start
-        _errors._write_stderr(
-            f"servicelog: sink {self.name}: drain timed out after {waited:.1f}s; {what}\n"
-        )
+        now = time.monotonic()
+        if now - self._timeout_said_at >= 60 or self._timeout_said_at == 0:  # once a minute
+            self._timeout_said_at = now
+            _errors._write_stderr(
+                f"servicelog: sink {self.name}: drain timed out after {now - start:.1f}s; {what}\n"
+            )
         return False
 
     def _drain_by_writer(self, target: int, deadline: float) -> bool:
