@@ -110,10 +110,15 @@ def test_a_later_structlog_configure_ending_in_a_renderer_still_logs(sink: Memor
     structlog.get_logger("late").warning("as json", k=2)
     structlog.configure(processors=[lambda _logger, _name, event: b"as bytes \xff"])
     structlog.get_logger("late").info("ignored")
-    first, second = sink.records
+    structlog.configure(processors=[structlog.dev.ConsoleRenderer(colors=True)])
+    structlog.get_logger("late").info("signed in", password="hunter2")
+    first, second, third = sink.records
     assert (first["log.level"], first["log.logger"]) == ("warning", "late")
     assert orjson.loads(first["message"]) == {"k": 2, "event": "as json"}
     assert second["message"] == "as bytes \ufffd"
+    # The colours, between the key and its "=", hid the password from redaction.
+    assert "hunter2" not in third["message"] and "\x1b" not in third["message"]
+    assert "password=[REDACTED]" in third["message"]
 
 
 def test_loguru_bind_contextualize_and_guide_style_extra(sink: MemorySink) -> None:

@@ -15,6 +15,7 @@ structlog configuration restored.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import MutableMapping
 from typing import Any
@@ -47,6 +48,9 @@ def _name(context: MutableMapping[str, Any], default: str) -> str:
     """The logger name a record gets: a bound ``logger_name`` / ``logger``, else the one the
     logger was created with."""
     return str(context.get("logger_name") or context.get("logger") or default)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # terminal escape sequences (colours, styles)
 
 
 class _Output:
@@ -93,7 +97,10 @@ class _Output:
                 text = rendered[0]
                 if isinstance(text, (bytes, bytearray)):
                     text = bytes(text).decode("utf-8", "replace")
-                event_dict = {**event_dict, "event": text if isinstance(text, str) else repr(text)}
+                text = text if isinstance(text, str) else repr(text)
+                # Without ConsoleRenderer's colours: between a key and its "=" they hide
+                # "password=..." from redaction (and they are noise in a JSON line).
+                event_dict = {**event_dict, "event": _ANSI.sub("", text)}
             self._emit(method, event_dict)
 
         return log
