@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, field_validator, model_validator
 
 import servicelog
 import servicelog.fastapi
@@ -167,6 +167,58 @@ class _Login(BaseModel):
     @classmethod
     def known(cls, value: str) -> str:
         raise ValueError(f"unknown tag {value}, card 4111 1111 1111 1111")
+
+
+class _Signup(BaseModel):
+    """A model validator (it gets the whole object), a list field, an upper-cased quote."""
+
+    password: str
+    confirm: str
+    codes: list[str] = []
+    coupon: str = ""
+
+    @field_validator("codes")
+    @classmethod
+    def known_codes(cls, value: list[str]) -> list[str]:
+        if value:
+            raise ValueError(f"code {value[0]} is not known")
+        return value
+
+    @field_validator("coupon")
+    @classmethod
+    def live_coupon(cls, value: str) -> str:
+        if value:
+            raise ValueError(f"coupon {value.upper()} expired")
+        return value
+
+    @model_validator(mode="after")
+    def same(self) -> _Signup:
+        if self.password != self.confirm:
+            raise ValueError(f"{self.password} and {self.confirm} differ")
+        return self
+
+
+async def test_values_inside_objects_and_lists_are_masked_in_any_case(sink: MemorySink) -> None:
+    app = FastAPI()
+
+    @app.post("/signup")
+    async def signup(body: _Signup) -> dict[str, str]:
+        return {}
+
+    servicelog.fastapi.install(app)
+    payloads = [
+        {"password": "hunter2xyz", "confirm": "hunter3xyz"},
+        {"password": "p", "confirm": "p", "codes": ["SECRET-CODE-1"]},
+        {"password": "p", "confirm": "p", "coupon": "summer-sale-k3y"},
+    ]
+    for payload in payloads:
+        response = await call(app, "POST", "/signup", json=payload)
+        assert response.status_code == 422
+        for secret in ("hunter2xyz", "hunter3xyz", "SECRET-CODE-1", "SUMMER-SALE-K3Y"):
+            assert secret.lower() not in response.text.lower()
+    assert "REDACTED" in response.text
+    for secret in ("hunter2xyz", "SECRET-CODE-1", "summer-sale-k3y"):
+        assert secret.lower() not in repr(sink.records).lower()
 
 
 async def test_a_validators_own_message_does_not_echo_the_submitted_value(

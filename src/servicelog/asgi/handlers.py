@@ -20,6 +20,7 @@ returned.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -319,19 +320,39 @@ _MASK = "[REDACTED]"
 
 
 def _masked(msg: str, value: Any) -> str:
-    """*msg* without the submitted *value* (a string or a number) in it: every occurrence if
-    it is 6 characters or more, else where it stands as a word of its own (a short value is
-    also a common word or number)."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return msg
-    text = str(value)
-    if not text or text not in msg:
-        return msg
-    if len(text) >= 6:
-        return msg.replace(text, _MASK)
-    import re
+    """*msg* without the submitted *value* in it, nor any string or number inside it (a model
+    validator gets the whole object, a list validator the list), in any letter case (a
+    validator may quote the value upper-cased): every occurrence of one of 6 characters or
+    more, a shorter one where it stands as a word of its own (it is also a common word or
+    number)."""
+    for text in sorted(_leaves(value), key=len, reverse=True):  # longest first
+        if len(text) >= 6:
+            msg = re.sub(re.escape(text), _MASK, msg, flags=re.IGNORECASE)
+        else:
+            pattern = rf"(?<![0-9A-Za-z]){re.escape(text)}(?![0-9A-Za-z])"
+            msg = re.sub(pattern, _MASK, msg, flags=re.IGNORECASE)
+    return msg
 
-    return re.sub(rf"(?<![0-9A-Za-z]){re.escape(text)}(?![0-9A-Za-z])", _MASK, msg)
+
+def _leaves(value: Any, depth: int = 0, out: set[str] | None = None) -> set[str]:
+    """The strings and numbers in *value* (mappings and sequences followed, 4 levels and 200
+    values at most), as text."""
+    found = set() if out is None else out
+    if len(found) >= 200 or depth > 4:
+        return found
+    if isinstance(value, str):
+        if value:
+            found.add(value[:1000])
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        found.add(str(value) if abs(value) < 10**50 else "")
+    elif isinstance(value, dict):
+        for item in list(value.values())[:200]:
+            _leaves(item, depth + 1, found)
+    elif isinstance(value, (list, tuple)):
+        for item in value[:200]:
+            _leaves(item, depth + 1, found)
+    found.discard("")
+    return found
 
 
 def _redact_text(text: str) -> str:
