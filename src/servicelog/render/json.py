@@ -238,10 +238,13 @@ class JsonRenderer:
         # The largest per-value budget (in characters) with which the whole record fits: short
         # values are kept whole, long ones cut to it (a single long value keeps nearly the
         # whole line, not a quarter of it).
+        # Each value is made writable (and a container rendered to text) once, not at every
+        # step of the search.
+        prepared = _prepared(record)
         low, high, best = 64, limit, None
         while low <= high:
             budget = (low + high) // 2
-            line = self._cut_values(record, size, budget)
+            line = _cut_values(prepared, size, budget)
             if len(line) <= limit:
                 best, low = line, budget + 1
             else:
@@ -283,11 +286,35 @@ class JsonRenderer:
         head[DROPPED_FIELDS] = dropped
         return self._dump(head)
 
-    def _cut_values(self, record: Record, size: int, budget: int) -> bytes:
-        cut: Record = {key: _shorten(value, budget) for key, value in record.items()}
-        cut["truncated"] = True
-        cut["log.original_bytes"] = size
-        return self._dump(cut)
+
+def _prepared(record: Record) -> list[tuple[str, Any, str | None]]:
+    """Each field as ``(key, writable value, its JSON text if it is a container or object)``
+    (:func:`jsonable` and the rendering done once, for :func:`_cut_values`)."""
+    out: list[tuple[str, Any, str | None]] = []
+    for key, value in record.items():
+        safe = jsonable(value)
+        if safe is None or isinstance(safe, (str, bool, int, float)):
+            out.append((key, safe, None))
+        else:
+            try:
+                text = orjson.dumps(safe).decode("utf-8")
+            except Exception:
+                text = _safe_repr(value)
+            out.append((key, safe, text))
+    return out
+
+
+def _cut_values(prepared: list[tuple[str, Any, str | None]], size: int, budget: int) -> bytes:
+    """The record with every value cut to about *budget* characters (as :func:`_shorten`)."""
+    cut: Record = {}
+    for key, safe, text in prepared:
+        if text is None:
+            cut[key] = _shorten(safe, budget) if type(safe) is str else safe
+        else:
+            cut[key] = safe if len(text) <= budget else _shorten(text, budget)
+    cut["truncated"] = True
+    cut["log.original_bytes"] = size
+    return _escape_breaks(orjson.dumps(cut, option=_OPTIONS))
 
 
 #: Kept first when a record's fields must be dropped to fit (after the time, level, message).
