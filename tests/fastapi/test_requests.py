@@ -14,7 +14,7 @@ import pytest
 
 import servicelog
 import servicelog.fastapi
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from servicelog.sinks import MemorySink
 
 from .conftest import make_app
@@ -794,3 +794,121 @@ async def test_any_asgi_app_wrapped_in_the_middleware_is_drained_at_its_lifespan
         assert sink.interactive
     finally:
         servicelog.reset()
+
+
+def _ws_app() -> Any:
+    app = FastAPI()
+
+    @app.websocket("/echo")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                await ws.send_text(await ws.receive_text())
+        except WebSocketDisconnect:
+            pass
+
+    @app.websocket("/deny")
+    async def deny(ws: WebSocket) -> None:
+        await ws.close(code=1008)
+
+    @app.websocket("/crash")
+    async def crash(ws: WebSocket) -> None:
+        await ws.accept()
+        raise RuntimeError("ws boom")
+
+    @app.websocket("/left")
+    async def left(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.receive_text()  # the client's leaving raises WebSocketDisconnect, uncaught
+        await ws.receive_text()
+
+    servicelog.fastapi.install(app)
+    return app
+
+
+async def _ws_call(
+    app: Any, path: str, texts: list[str], headers: list[tuple[bytes, bytes]] | None = None
+) -> list[dict[str, Any]]:
+    """A client session on *app* (ASGI, as a server drives it): connect, send *texts*, then
+    leave; what the application sent. An exception of the application propagates."""
+    raw_path, _, query = path.partition("?")
+    incoming = [{"type": "websocket.connect"}]
+    incoming += [{"type": "websocket.receive", "text": t} for t in texts]
+    incoming.append({"type": "websocket.disconnect", "code": 1000})
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> Any:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.sleep(3600)  # pragma: no cover - a session that never ends
+        return None  # pragma: no cover
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": raw_path,
+        "raw_path": raw_path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"shop"), *(headers or [])],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "subprotocols": [],
+        "state": {},
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_a_websocket_connection_gets_one_access_record(sink: MemorySink) -> None:
+    """Accepted (101, info), denied (403, warning), failed (error, outcome failure), and left
+    by its client with the disconnect uncaught (101, info: not the application's failure); the
+    connection's scope (request ID, trace) on each, the query redacted, no body size."""
+    app = _ws_app()
+    sent = await _ws_call(app, "/echo?token=abc", ["hi"], [(b"x-request-id", b"ws-req-1")])
+    assert sent[0]["type"] == "websocket.accept"
+    assert (b"x-request-id", b"ws-req-1") in sent[0]["headers"]
+    assert sent[1] == {"type": "websocket.send", "text": "hi"}
+    sent = await _ws_call(app, "/deny", [])
+    assert [m["type"] for m in sent] == ["websocket.close"]
+    with pytest.raises(RuntimeError, match="ws boom"):
+        await _ws_call(app, "/crash", [])
+    with pytest.raises(WebSocketDisconnect):  # to the server, which closes the connection
+        await _ws_call(app, "/left", ["one"])
+    servicelog.flush()
+    records = {r["url.path"]: r for r in access(sink)}
+    assert list(records) == ["/echo", "/deny", "/crash", "/left"]
+    echo = records["/echo"]
+    assert echo["message"] == "WebSocket /echo 101" and echo["log.level"] == "info"
+    assert (echo["request_id"], echo["network.protocol"]) == ("ws-req-1", "websocket")
+    assert echo["http.request.method"] == "GET" and echo["url.query"] == "token=[REDACTED]"
+    assert "http.response.body.bytes" not in echo and echo["event.duration"] > 0
+    deny = records["/deny"]
+    assert (deny["http.response.status_code"], deny["log.level"]) == (403, "warning")
+    assert records["/crash"]["log.level"] == "error"
+    assert records["/crash"]["event.outcome"] == "failure"
+    assert records["/left"]["log.level"] == "info" and "event.outcome" not in records["/left"]
+    assert all(r["trace.id"] and r["span.id"] for r in records.values())
+
+
+async def test_a_skipped_websocket_path_gets_no_access_record(sink: MemorySink) -> None:
+    from servicelog.asgi import AccessLog
+
+    app = FastAPI()
+
+    @app.websocket("/live")
+    async def live(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.close()
+
+    servicelog.fastapi.install(app, access_log=AccessLog(skip={"/live"}))
+    sent = await _ws_call(app, "/live", [])
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+    servicelog.flush()
+    assert access(sink) == []

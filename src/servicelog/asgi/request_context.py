@@ -9,9 +9,10 @@ A pure ASGI middleware. For every HTTP (and WebSocket) connection it:
    request (``servicelog.bind``) reach the access record;
 3. sets ``request.state.request_id`` (and ``request.state.trace``);
 4. adds the ``X-Request-ID`` header to every response it sees start (and to a WebSocket's
-   ``websocket.accept``);
-5. writes one access record when an HTTP response ends (``event.outcome: failure`` and level error
-   when the application raised, even after its response started); with buffered sinks it is
+   ``websocket.accept`` or denial response);
+5. writes one access record when an HTTP response ends, or a WebSocket connection
+   (``event.outcome: failure`` and level error when the application raised, even after its
+   response started); with buffered sinks it is
    built and emitted at the end of the event loop's iteration, in a burst with the others
    (``Pipeline.defer_build``), from the values and the context of the response's end;
 6. if the application raises, answers with ``error_app`` (the application's own handler for
@@ -242,7 +243,7 @@ class RequestContextMiddleware:
                 )
             header = (header_key, request_id.encode("latin-1"))
             if kind == "websocket":
-                await self.app(scope, receive, _accept_with(header, send))
+                await self._websocket(scope, receive, send, header, start, agent)
                 return
             status = 0
             body_bytes = 0
@@ -367,6 +368,64 @@ class RequestContextMiddleware:
 
         return send_lifespan
 
+    async def _websocket(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        header: tuple[bytes, bytes],
+        start: int,
+        agent: bytes | None,
+    ) -> None:
+        """A WebSocket connection: the request ID on its ``websocket.accept`` (or denial
+        response), and one access record when it ends: 101 if it was accepted, 403 if it was
+        closed before (the server's answer), the denial response's own status, or 500 if the
+        application ended or raised before either (the server answers 500)."""
+        status = 0
+
+        def send_ws(message: Message) -> Awaitable[None]:
+            nonlocal status
+            kind = message["type"]
+            if kind == "websocket.accept":
+                status = 101
+                message = _with_header(message, header)
+            elif kind == "websocket.http.response.start":  # the denial response extension
+                status = message.get("status", 403)
+                message = _with_header(message, header)
+            elif kind == "websocket.close" and not status:
+                status = 403
+            return send(message)
+
+        failed = False
+        try:
+            await self.app(scope, receive, send_ws)
+        except BaseException as exc:
+            # The client going away is how a connection ends, not a failure of the app's.
+            if not isinstance(exc, (CancelledError, KeyboardInterrupt, SystemExit)) and (
+                type(exc).__name__ != "WebSocketDisconnect"
+            ):
+                failed = True
+            raise
+        finally:
+            options = self.access_log
+            if options is not None and options.enabled:
+                self._write_access(
+                    scope, status or 500, start, 0, options, agent, failed, self._ws_record
+                )
+
+    def _ws_record(self, *args: Any) -> Record | None:
+        """The access record of a WebSocket connection: the HTTP one, for the upgrade request
+        (``GET``), with ``network.protocol: websocket``, without a body size, its duration the
+        connection's."""
+        record = self._access_record(*args)
+        if record is not None:
+            path = record.get("url.path", "")
+            record[MESSAGE] = f"WebSocket {path} {record['http.response.status_code']}"
+            record["http.request.method"] = "GET"
+            record["network.protocol"] = "websocket"
+            record.pop("http.response.body.bytes", None)
+        return record
+
     async def _answer_too_large(
         self,
         scope: Scope,
@@ -422,6 +481,7 @@ class RequestContextMiddleware:
         options: AccessLog,
         agent: bytes | None,
         failed: bool = False,
+        build: Callable[..., Record | None] | None = None,
     ) -> None:
         try:
             path = scope.get("path", "")
@@ -448,7 +508,7 @@ class RequestContextMiddleware:
             except RuntimeError:  # no running loop (a sync test harness): built at once
                 loop = _NO_LOOP
             _logger._runtime.pipeline.defer_build(
-                self._access_record,
+                build or self._access_record,
                 (scope, status, duration, body_bytes, options, agent, failed, _time_ns(),
                  thread_name(), levelno),
                 levelno,
@@ -572,17 +632,6 @@ def _with_header(message: Message, header: tuple[bytes, bytes]) -> Message:
     if all(key.lower() != header[0] for key, _ in headers):
         headers.append(header)
     return {**message, "headers": headers}
-
-
-def _accept_with(header: tuple[bytes, bytes], send: Send) -> Send:
-    """*send* that adds *header* to a WebSocket's ``websocket.accept`` (unless it is there)."""
-
-    def send_accept(message: Message) -> Awaitable[None]:
-        if message["type"] == "websocket.accept":
-            message = _with_header(message, header)
-        return send(message)
-
-    return send_accept
 
 
 class _NoLoop:
