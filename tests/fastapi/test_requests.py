@@ -532,6 +532,27 @@ async def run_lifespan(app: Any) -> list[str]:
     return answers
 
 
+async def serve_lifespan(app: Any, serving: Callable[[], None]) -> None:
+    """Start *app*'s lifespan, call *serving* once it has started, then shut it down."""
+    incoming = iter([{"type": "lifespan.startup"}])
+    called = asyncio.Event()
+
+    async def receive() -> Any:
+        try:
+            return next(incoming)
+        except StopIteration:
+            await called.wait()
+            return {"type": "lifespan.shutdown"}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            serving()
+            called.set()
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    assert called.is_set(), "the lifespan never started"
+
+
 @pytest.mark.parametrize("ours", [False, True])
 async def test_uvicorns_access_log_is_off_only_when_ours_replaces_it(
     sink: MemorySink, ours: bool
@@ -704,26 +725,12 @@ async def test_after_the_lifespan_records_are_written_at_once_until_it_starts_ag
         lines = (tmp_path / "app.jsonl").read_bytes().splitlines()
         assert b"after the shutdown" in lines[-1]
 
-        incoming = iter([{"type": "lifespan.startup"}])
-        started = asyncio.Event()
+        def serving() -> None:
+            assert not sink.interactive, "the writer thread writes again while serving"
+            log.info("serving again")
+            assert b"serving again" not in (tmp_path / "app.jsonl").read_bytes()
 
-        async def receive() -> Any:
-            try:
-                return next(incoming)
-            except StopIteration:
-                await started.wait()
-                return {"type": "lifespan.shutdown"}
-
-        async def send(message: Any) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                assert not sink.interactive, "the writer thread writes again while serving"
-                log.info("serving again")
-                assert b"serving again" not in (tmp_path / "app.jsonl").read_bytes()
-                started.set()
-
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        await app(scope, receive, send)
-        assert started.is_set()
+        await serve_lifespan(app, serving)
         assert b"serving again" in (tmp_path / "app.jsonl").read_bytes()
     finally:
         servicelog.reset()
@@ -740,24 +747,9 @@ async def test_another_apps_lifespan_start_hands_the_writing_back(tmp_path: Any)
     try:
         await run_lifespan(make_app())
         assert sink.interactive
-        second = make_app()
-        started = asyncio.Event()
-        incoming = iter([{"type": "lifespan.startup"}])
-
-        async def receive() -> Any:
-            try:
-                return next(incoming)
-            except StopIteration:
-                await started.wait()
-                return {"type": "lifespan.shutdown"}
-
-        async def send(message: Any) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                assert not sink.interactive
-                started.set()
-
-        await second({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
-        assert started.is_set() and sink.interactive  # (the second one's end)
+        seen: list[bool] = []
+        await serve_lifespan(make_app(), lambda: seen.append(sink.interactive))
+        assert seen == [False] and sink.interactive  # (the second one's end)
     finally:
         servicelog.reset()
 
