@@ -531,3 +531,21 @@ def test_fields_dropped_to_fit_spare_the_error_and_the_service() -> None:
     assert obj["error.message"] == "the order was not found"
     assert "Traceback" in obj["error.stack_trace"]
     assert obj["service.name"] and obj["event.dataset"] and obj["log.logger"] == "t"
+
+
+def test_a_record_cut_to_fit_with_odd_keys_is_written() -> None:
+    """A StrEnum key and a key with a lone surrogate: the cut record was handed to orjson with
+    them as they were, which raised, and the record was lost."""
+    import enum
+
+    class Key(enum.StrEnum):
+        NOTE = "note"
+
+    sink = configure_lines(profile="production", max_line_bytes=1024)
+    log = servicelog.get_logger("t")
+    log.info("enum key", **{Key.NOTE: "y" * 5000})  # type: ignore[arg-type]
+    log.info("surrogate key", **{"bad\udc80key": "z" * 5000})
+    first, second = (check_ecs(line) for line in sink.lines)
+    assert first["truncated"] is True and first["note"].startswith("yyy")
+    assert second["truncated"] is True and any(k.startswith("bad") for k in second)
+    assert all(len(line) <= 1024 for line in sink.lines)

@@ -106,7 +106,6 @@ def _write_stderr(text: str) -> None:
     try:
         if stream is None:
             return
-        stream.flush()  # (what the application wrote first keeps its place)
         fd = stream.fileno()
     except Exception:  # no descriptor (a StringIO in tests): a plain write cannot block
         try:
@@ -122,8 +121,16 @@ def _write_stderr(text: str) -> None:
         poller.register(fd, select.POLLOUT)
         if not poller.poll(500):  # no room within 0.5 s: a pipe nobody reads
             return
-        # One write of less than PIPE_BUF bytes: all of it, at once, or nothing.
-        os.write(fd, text.encode("utf-8", "backslashreplace")[: select.PIPE_BUF - 1])
+        stream.flush()  # what the application wrote first keeps its place (there is room)
+        data = text.encode("utf-8", "backslashreplace")
+        if len(data) >= select.PIPE_BUF:
+            # One write of less than PIPE_BUF bytes goes whole or not at all; cut at a
+            # character's start, and still end the line.
+            cut = select.PIPE_BUF - 5
+            while cut and (data[cut] & 0xC0) == 0x80:
+                cut -= 1
+            data = data[:cut] + b"...\n"
+        os.write(fd, data)
     except Exception:
         pass
 

@@ -221,6 +221,24 @@ async def test_values_inside_objects_and_lists_are_masked_in_any_case(sink: Memo
         assert secret.lower() not in repr(sink.records).lower()
 
 
+def test_masking_covers_long_values_and_withholds_what_it_cannot_check() -> None:
+    """A value of any length is masked whole (a 1,000-character cut left its tail); with too
+    many parts to check, or a message too long, the message is withheld; pydantic's prefix
+    and short words differing in case are left alone."""
+    from servicelog.asgi.handlers import _masked
+
+    secret = "k" * 1500 + "THE-SECRET-TAIL"
+    assert _masked(f"Value error, token {secret} is not valid", secret) == (
+        "Value error, token [REDACTED] is not valid"
+    )
+    many = [f"item{i:04d}" for i in range(600)]
+    assert "item0599" not in _masked("Value error, duplicate entry item0599", many)
+    assert "withheld" in _masked("Value error, " + "x" * 5000, "y")
+    assert _masked("Value error, kind value and note disagree", {"kind": "Value", "x": "and"}) == (
+        "Value error, kind value [REDACTED] note disagree"
+    )
+
+
 async def test_a_validators_own_message_does_not_echo_the_submitted_value(
     sink: MemorySink,
 ) -> None:

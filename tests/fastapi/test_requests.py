@@ -889,6 +889,35 @@ async def test_a_websocket_connection_gets_one_access_record(sink: MemorySink) -
     assert all(r["trace.id"] and r["span.id"] for r in records.values())
 
 
+async def test_a_websocket_client_gone_during_the_handshake_is_499_not_a_failure(
+    sink: MemorySink,
+) -> None:
+    """The server could not send the accept (uvicorn raises ``ClientDisconnected``): the
+    record said 101, error, failure."""
+
+    class ClientDisconnected(OSError):  # uvicorn.protocols.utils's, by name
+        pass
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+
+    async def receive() -> Any:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        raise ClientDisconnected
+
+    from servicelog.asgi import RequestContextMiddleware
+
+    scope = {"type": "websocket", "path": "/slow", "headers": [], "query_string": b""}
+    with pytest.raises(ClientDisconnected):
+        await RequestContextMiddleware(app)(scope, receive, send)
+    servicelog.flush()
+    (record,) = access(sink)
+    assert (record["http.response.status_code"], record["log.level"]) == (499, "warning")
+    assert "event.outcome" not in record
+
+
 async def test_a_skipped_websocket_path_gets_no_access_record(sink: MemorySink) -> None:
     from servicelog.asgi import AccessLog
 

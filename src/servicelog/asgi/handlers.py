@@ -20,7 +20,6 @@ returned.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -319,39 +318,73 @@ _PYDANTIC_OWN = _pydantic_own()
 _MASK = "[REDACTED]"
 
 
+#: A message written by the application longer than this is withheld whole (pydantic's own are
+#: short): checking it for every submitted value would let a client choose the cost.
+MAX_CHECKED_MESSAGE = 2000
+#: The most strings and numbers looked for in one message; with more, it is withheld whole.
+MAX_LEAVES = 500
+_WITHHELD = "Invalid value (the message is withheld: it may quote the submitted value)"
+_PREFIXES = ("Value error, ", "Assertion failed, ")  # what pydantic puts before the message
+
+
 def _masked(msg: str, value: Any) -> str:
     """*msg* without the submitted *value* in it, nor any string or number inside it (a model
-    validator gets the whole object, a list validator the list), in any letter case (a
-    validator may quote the value upper-cased): every occurrence of one of 6 characters or
-    more, a shorter one where it stands as a word of its own (it is also a common word or
-    number)."""
-    for text in sorted(_leaves(value), key=len, reverse=True):  # longest first
-        if len(text) >= 6:
-            msg = re.sub(re.escape(text), _MASK, msg, flags=re.IGNORECASE)
-        else:
-            pattern = rf"(?<![0-9A-Za-z]){re.escape(text)}(?![0-9A-Za-z])"
-            msg = re.sub(pattern, _MASK, msg, flags=re.IGNORECASE)
-    return msg
+    validator gets the whole object, a list validator the list): every occurrence of one of 6
+    characters or more, in any letter case (a validator may quote it upper-cased); a shorter
+    one, as written, where it stands as a word of its own (it is also a common word or
+    number). A message too long, or a value with too many parts to check, is withheld."""
+    prefix = next((p for p in _PREFIXES if msg.startswith(p)), "")
+    text = msg[len(prefix) :]
+    leaves = _leaves(value)
+    if len(text) > MAX_CHECKED_MESSAGE or leaves is None:
+        return _WITHHELD
+    lowered = text.lower()
+    spans: list[tuple[int, int]] = []
+    for leaf in leaves:
+        if not leaf or len(leaf) > len(text):
+            continue
+        long = len(leaf) >= 6
+        haystack, needle = (lowered, leaf.lower()) if long else (text, leaf)
+        start = haystack.find(needle)
+        while start >= 0:
+            end = start + len(needle)
+            if long or (
+                (start == 0 or not text[start - 1].isalnum())
+                and (end == len(text) or not text[end].isalnum())
+            ):
+                spans.append((start, end))
+            start = haystack.find(needle, start + 1)
+    if not spans:
+        return msg
+    out, last = [], 0
+    for start, end in sorted(spans):
+        if end <= last:
+            continue
+        out.append(text[last:start] if start > last else "")
+        out.append(_MASK)
+        last = max(last, end)
+    out.append(text[last:])
+    return prefix + "".join(out)
 
 
-def _leaves(value: Any, depth: int = 0, out: set[str] | None = None) -> set[str]:
-    """The strings and numbers in *value* (mappings and sequences followed, 4 levels and 200
-    values at most), as text."""
-    found = set() if out is None else out
-    if len(found) >= 200 or depth > 4:
-        return found
-    if isinstance(value, str):
-        if value:
-            found.add(value[:1000])
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        found.add(str(value) if abs(value) < 10**50 else "")
-    elif isinstance(value, dict):
-        for item in list(value.values())[:200]:
-            _leaves(item, depth + 1, found)
-    elif isinstance(value, (list, tuple)):
-        for item in value[:200]:
-            _leaves(item, depth + 1, found)
-    found.discard("")
+def _leaves(value: Any) -> list[str] | None:
+    """The strings and numbers in *value*, as text (mappings and sequences followed, 4 levels
+    deep); ``None`` if there are more than :data:`MAX_LEAVES`."""
+    found: list[str] = []
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            if isinstance(item, float) or -(10**50) < item < 10**50:
+                found.append(str(item))
+        elif depth < 4 and isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif depth < 4 and isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+        if len(found) > MAX_LEAVES or len(stack) > 10 * MAX_LEAVES:
+            return None
     return found
 
 

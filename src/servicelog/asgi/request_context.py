@@ -379,39 +379,43 @@ class RequestContextMiddleware:
     ) -> None:
         """A WebSocket connection: the request ID on its ``websocket.accept`` (or denial
         response), and one access record when it ends: 101 if it was accepted, 403 if it was
-        closed before (the server's answer), the denial response's own status, or 500 if the
-        application ended or raised before either (the server answers 500)."""
+        closed before (the server's answer), the denial response's own status, 499 if the
+        client left before the handshake, or 500 if the application ended or raised before
+        either (the server answers 500)."""
         status = 0
 
-        def send_ws(message: Message) -> Awaitable[None]:
+        async def send_ws(message: Message) -> None:
+            # (A coroutine of our own: a connection sends few messages, and the status counts
+            # once the server took the message; a client gone mid-handshake makes it raise.)
             nonlocal status
             kind = message["type"]
             if kind == "websocket.accept":
+                await send(_with_header(message, header))
                 status = 101
-                message = _with_header(message, header)
             elif kind == "websocket.http.response.start":  # the denial response extension
+                await send(_with_header(message, header))
                 status = message.get("status", 403)
-                message = _with_header(message, header)
-            elif kind == "websocket.close" and not status:
-                status = 403
-            return send(message)
+            else:
+                await send(message)
+                if kind == "websocket.close" and not status:
+                    status = 403
 
-        failed = False
+        failed = left = False
         try:
             await self.app(scope, receive, send_ws)
         except BaseException as exc:
             # The client going away is how a connection ends, not a failure of the app's.
-            if not isinstance(exc, (CancelledError, KeyboardInterrupt, SystemExit)) and (
-                type(exc).__name__ != "WebSocketDisconnect"
-            ):
+            left = type(exc).__name__ in _CLIENT_LEFT
+            if not left and not isinstance(exc, (CancelledError, KeyboardInterrupt, SystemExit)):
                 failed = True
             raise
         finally:
             options = self.access_log
             if options is not None and options.enabled:
-                self._write_access(
-                    scope, status or 500, start, 0, options, agent, failed, self._ws_record
-                )
+                # No handshake: the client left first (499, as for HTTP), or the server
+                # answers 500.
+                status = status or (499 if left else 500)
+                self._write_access(scope, status, start, 0, options, agent, failed, self._ws_record)
 
     def _ws_record(self, *args: Any) -> Record | None:
         """The access record of a WebSocket connection: the HTTP one, for the upgrade request
@@ -577,6 +581,10 @@ class RequestContextMiddleware:
             _errors.report("access log", exc)
             return None
 
+
+#: Exceptions that say a WebSocket's client went away (Starlette's, uvicorn's), by name: no
+#: failure of the application's.
+_CLIENT_LEFT = frozenset({"WebSocketDisconnect", "ClientDisconnected"})
 
 #: Starlette's request-body limit: the scope key it sets while it acts, and its 413's body.
 _BODY_LIMIT = "starlette.max_body_size"

@@ -291,7 +291,10 @@ def _prepared(record: Record) -> list[tuple[str, Any, str | None]]:
     """Each field as ``(key, writable value, its JSON text if it is a container or object)``
     (:func:`jsonable` and the rendering done once, for :func:`_cut_values`)."""
     out: list[tuple[str, Any, str | None]] = []
-    for key, value in record.items():
+    for raw_key, value in record.items():
+        # As jsonable() writes keys: a str subclass (a StrEnum) as its text, others as their
+        # repr, lone surrogates escaped (orjson takes none of these as they are).
+        key = jsonable(str.__str__(raw_key) if isinstance(raw_key, str) else _safe_repr(raw_key))
         safe = jsonable(value)
         if safe is None or isinstance(safe, (str, bool, int, float)):
             out.append((key, safe, None))

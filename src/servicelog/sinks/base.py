@@ -169,6 +169,8 @@ class BufferedSink:
         self._count_lock = threading.Lock()
         self._wake = threading.Event()
         self._space = threading.Event()
+        # Notified when the writer has taken a batch: a drain waits on it (no polling).
+        self._taken = threading.Condition(threading.Lock())
         # The fast path admits record number n while n <= _admit and the buffer has room:
         # ``itertools.count`` is one C call, exact under the GIL (a ``+= 1`` is not).
         self._seq = itertools.count(1)
@@ -290,11 +292,12 @@ class BufferedSink:
     # --- the writer's side --------------------------------------------------------------------
     def flush(self) -> None:
         """Write everything buffered now (any thread), including a batch the writer thread has
-        taken and is still writing. If the writer thread is writing when called, the caller
+        taken and is still writing. While the writer thread runs, it writes and the caller
         waits for it :data:`DRAIN_TIMEOUT` seconds at most (:meth:`drain`): a write that never
         returns (a pipe nobody reads, a hung disk) must not hang the application's
         ``servicelog.flush()`` or a server's shutdown; then the records still queued are
-        reported on stderr. Otherwise the caller writes at once (microseconds, not a wait)."""
+        reported on stderr. (The caller never writes itself then: a pipe with a little room
+        left would take the writer's batch and block the caller's.)"""
         thread = self._thread
         if (
             not self.interactive
@@ -302,15 +305,10 @@ class BufferedSink:
             and thread is not threading.current_thread()
             and thread.is_alive()
         ):
-            if not self._flush_lock.acquire(blocking=False):
-                self.drain(DRAIN_TIMEOUT)
-                return
-        else:
-            self._flush_lock.acquire()
-        try:
+            self.drain(DRAIN_TIMEOUT)
+            return
+        with self._flush_lock:
             self._flush_locked()
-        finally:
-            self._flush_lock.release()
 
     def _flush_locked(self) -> None:
         self._flusher = threading.get_ident()
@@ -346,6 +344,8 @@ class BufferedSink:
                 self._admit = self._left + self.max_records
             self._stalled = False
             self._space.set()
+            with self._taken:
+                self._taken.notify_all()
             if not self._deliver(data, lines):
                 return
         if self._pending:
@@ -441,13 +441,16 @@ class BufferedSink:
         ones do not wait again: a crash's drain, then the exit's, cost one timeout, not two."""
         if self._drain_stuck_at == self._left and self._flush_lock.locked():
             return False  # a drain waited in vain, and the writer has taken nothing since
-        while self._left < target:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._drain_stuck_at = self._left
-                return False
-            self._wake.set()
-            time.sleep(min(remaining, 0.002))  # (not _space: producers waiting for room use it)
+        with self._taken:
+            while self._left < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._drain_stuck_at = self._left
+                    return False
+                self._wake.set()
+                # Woken when the writer takes a batch (records dropped meanwhile move _left
+                # without a notification: checked again every 50 ms).
+                self._taken.wait(min(remaining, 0.05))
         # Taken; written once the writer lets go of the lock it writes under.
         if not self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             self._drain_stuck_at = self._left
