@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -503,3 +504,41 @@ def test_a_report_on_a_full_stderr_pipe_does_not_hang_the_caller() -> None:
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_a_signal_drain_inside_a_flush_wait_does_not_deadlock() -> None:
+    """A signal handler's drain (``install_signal_handlers``) that interrupts a ``flush()``
+    while it holds the condition it waits on: with a plain lock, the handler blocked on it and
+    the writer (which notifies under it) blocked too, for ever."""
+    code = textwrap.dedent(
+        """
+        import faulthandler, os, signal, threading, time
+        from servicelog.sinks.base import BufferedSink, install_signal_handlers
+
+        class Slow(BufferedSink):
+            name = "slow"
+            def write_batch(self, data):
+                time.sleep(0.01)
+
+        sink = Slow(lambda record: b"x\\n", flush_interval=0.05)
+        signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+        install_signal_handlers([signal.SIGUSR1], timeout=1.0)
+        once = [True]
+
+        class SignallingEvent(threading.Event):
+            def set(self):
+                super().set()
+                if (once[0] and threading.current_thread() is threading.main_thread()
+                        and sink._taken._is_owned()):
+                    once[0] = False
+                    os.kill(os.getpid(), signal.SIGUSR1)  # inside the wait's lock
+
+        sink._wake = SignallingEvent()
+        faulthandler.dump_traceback_later(20, exit=True)
+        sink.emit({}, 20)
+        sink.flush()
+        print("returned", not once[0], sink.written, flush=True)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "returned True 1", done.stderr[-2000:]

@@ -237,6 +237,19 @@ def test_masking_covers_long_values_and_withholds_what_it_cannot_check() -> None
     assert _masked("Value error, kind value and note disagree", {"kind": "Value", "x": "and"}) == (
         "Value error, kind value [REDACTED] note disagree"
     )
+    # Found on the text itself (lower() of "İ" is two characters: spans shifted), "ß" quoted
+    # upper-cased, a value nested deeper than looked, a number written with separators.
+    assert _masked("Value error, İİİİ code secretvalue42 rejected", "secretvalue42") == (
+        "Value error, İİİİ code [REDACTED] rejected"
+    )
+    assert _masked("Value error, code WEISSWURST-GEHEIM", "weißwurst-geheim").endswith(
+        "code [REDACTED]"
+    )
+    deep = {"d": {"l1": {"l2": {"l3": {"l4": "deep-secret-99"}}}}}
+    assert "deep-secret" not in _masked("Value error, deep-secret-99 rejected", deep)
+    assert _masked("Value error, 4,111,111,111,111,111.00 over", 4111111111111111) == (
+        "Value error, [REDACTED] over"
+    )
 
 
 async def test_a_validators_own_message_does_not_echo_the_submitted_value(

@@ -20,6 +20,7 @@ returned.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -330,46 +331,41 @@ _PREFIXES = ("Value error, ", "Assertion failed, ")  # what pydantic puts before
 def _masked(msg: str, value: Any) -> str:
     """*msg* without the submitted *value* in it, nor any string or number inside it (a model
     validator gets the whole object, a list validator the list): every occurrence of one of 6
-    characters or more, in any letter case (a validator may quote it upper-cased); a shorter
-    one, as written, where it stands as a word of its own (it is also a common word or
-    number). A message too long, or a value with too many parts to check, is withheld."""
+    characters or more, in any letter case (a validator may quote it upper-cased), and of a
+    number in its common spellings; a shorter one, as written, where it stands as a word of
+    its own (it is also a common word or number). A message too long, or a value too deep or
+    with too many parts to check, is withheld whole."""
     prefix = next((p for p in _PREFIXES if msg.startswith(p)), "")
     text = msg[len(prefix) :]
     leaves = _leaves(value)
     if len(text) > MAX_CHECKED_MESSAGE or leaves is None:
         return _WITHHELD
-    lowered = text.lower()
-    spans: list[tuple[int, int]] = []
+    long: set[str] = set()
+    short: set[str] = set()
     for leaf in leaves:
-        if not leaf or len(leaf) > len(text):
+        if not leaf or len(leaf) > 4 * len(text):
             continue
-        long = len(leaf) >= 6
-        haystack, needle = (lowered, leaf.lower()) if long else (text, leaf)
-        start = haystack.find(needle)
-        while start >= 0:
-            end = start + len(needle)
-            if long or (
-                (start == 0 or not text[start - 1].isalnum())
-                and (end == len(text) or not text[end].isalnum())
-            ):
-                spans.append((start, end))
-            start = haystack.find(needle, start + 1)
-    if not spans:
-        return msg
-    out, last = [], 0
-    for start, end in sorted(spans):
-        if end <= last:
+        if len(leaf) < 6:
+            short.add(leaf)
             continue
-        out.append(text[last:start] if start > last else "")
-        out.append(_MASK)
-        last = max(last, end)
-    out.append(text[last:])
-    return prefix + "".join(out)
+        # (upper(): "ß" becomes "SS", which IGNORECASE does not match against "ß".)
+        long.update(f for f in (leaf, leaf.upper(), leaf.casefold()) if len(f) >= 6)
+    patterns = []
+    if long:  # one pass, longest first, case-insensitive on the text itself (no index shift)
+        alternatives = "|".join(map(re.escape, sorted(long, key=len, reverse=True)))
+        patterns.append(re.compile(alternatives, re.IGNORECASE))
+    if short:
+        alternatives = "|".join(map(re.escape, sorted(short, key=len, reverse=True)))
+        patterns.append(re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])"))
+    for pattern in patterns:
+        text = pattern.sub(_MASK, text)
+    return prefix + text
 
 
 def _leaves(value: Any) -> list[str] | None:
-    """The strings and numbers in *value*, as text (mappings and sequences followed, 4 levels
-    deep); ``None`` if there are more than :data:`MAX_LEAVES`."""
+    """The strings and numbers in *value*, as text (mappings and sequences followed; a number
+    also as ``1,234``, ``1234.00`` and ``1,234.00``); ``None`` if there are more than
+    :data:`MAX_LEAVES`, or containers deeper than 4 levels."""
     found: list[str] = []
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
@@ -379,11 +375,16 @@ def _leaves(value: Any) -> list[str] | None:
         elif isinstance(item, (int, float)) and not isinstance(item, bool):
             if isinstance(item, float) or -(10**50) < item < 10**50:
                 found.append(str(item))
-        elif depth < 4 and isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif depth < 4 and isinstance(item, (list, tuple)):
-            stack.extend((v, depth + 1) for v in item)
-        if len(found) > MAX_LEAVES or len(stack) > 10 * MAX_LEAVES:
+                try:
+                    found.extend((f"{item:,}", f"{item:.2f}", f"{item:,.2f}"))
+                except (ValueError, OverflowError):  # nan, inf
+                    pass
+        elif isinstance(item, (dict, list, tuple)):
+            if depth >= 4:
+                return None  # deeper than we look: what it holds could be quoted
+            items = item.values() if isinstance(item, dict) else item
+            stack.extend((v, depth + 1) for v in items)
+        if len(found) > 4 * MAX_LEAVES or len(stack) > 10 * MAX_LEAVES:
             return None
     return found
 

@@ -170,7 +170,9 @@ class BufferedSink:
         self._wake = threading.Event()
         self._space = threading.Event()
         # Notified when the writer has taken a batch: a drain waits on it (no polling).
-        self._taken = threading.Condition(threading.Lock())
+        # Re-entrant: a signal handler's drain may interrupt a drain holding it (waiting on
+        # it releases every level, so the writer can still notify).
+        self._taken = threading.Condition(threading.RLock())
         # The fast path admits record number n while n <= _admit and the buffer has room:
         # ``itertools.count`` is one C call, exact under the GIL (a ``+= 1`` is not).
         self._seq = itertools.count(1)
