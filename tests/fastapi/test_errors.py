@@ -234,6 +234,8 @@ def test_masking_covers_long_values_and_withholds_what_it_cannot_check() -> None
     many = [f"item{i:04d}" for i in range(600)]
     assert "item0599" not in _masked("Value error, duplicate entry item0599", many)
     assert "withheld" in _masked("Value error, " + "x" * 5000, "y")
+    many_long = {f"k{i}": f"v{i:03d}" * 100 for i in range(200)}  # 100,000+ characters to seek
+    assert "withheld" in _masked("Value error, " + "x" * 1990, many_long)
     assert _masked("Value error, kind value and note disagree", {"kind": "Value", "x": "and"}) == (
         "Value error, kind value [REDACTED] note disagree"
     )

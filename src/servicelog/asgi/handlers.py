@@ -324,6 +324,8 @@ _MASK = "[REDACTED]"
 MAX_CHECKED_MESSAGE = 2000
 #: The most strings and numbers looked for in one message; with more, it is withheld whole.
 MAX_LEAVES = 500
+#: The most text (in characters) the values looked for in one message may add up to.
+MAX_PATTERN = 100_000
 _WITHHELD = "Invalid value (the message is withheld: it may quote the submitted value)"
 _PREFIXES = ("Value error, ", "Assertion failed, ")  # what pydantic puts before the message
 
@@ -343,13 +345,15 @@ def _masked(msg: str, value: Any) -> str:
     long: set[str] = set()
     short: set[str] = set()
     for leaf in leaves:
-        if not leaf or len(leaf) > 4 * len(text):
+        if not leaf or len(leaf) > len(text):  # (its other forms are no shorter)
             continue
         if len(leaf) < 6:
             short.add(leaf)
             continue
         # (upper(): "ß" becomes "SS", which IGNORECASE does not match against "ß".)
-        long.update(f for f in (leaf, leaf.upper(), leaf.casefold()) if len(f) >= 6)
+        long.update(f for f in (leaf, leaf.upper(), leaf.casefold()) if len(f) <= len(text))
+    if sum(map(len, long)) + sum(map(len, short)) > MAX_PATTERN:
+        return _WITHHELD  # the client would choose the cost of the search
     patterns = []
     if long:  # one pass, longest first, case-insensitive on the text itself (no index shift)
         alternatives = "|".join(map(re.escape, sorted(long, key=len, reverse=True)))
