@@ -661,14 +661,7 @@ def _watch_multiprocessing() -> None:
     util.register_after_fork(_mp_token, _register_mp_finalizer)
 
 
-_mp_finalizer_pid = 0  # the process whose multiprocessing finalizers drain the sinks
-
-
-def _register_mp_finalizer(_: object = None) -> None:
-    global _mp_finalizer_pid
-    if _mp_finalizer_pid == os.getpid():
-        return
-    _mp_finalizer_pid = os.getpid()
+def _register_mp_finalizer(_: object) -> None:
     util = sys.modules["multiprocessing.util"]
     util.Finalize(None, _drain_at_exit, exitpriority=-100)
 
