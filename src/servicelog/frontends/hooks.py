@@ -223,8 +223,8 @@ def _terminal_took_it(before: list[tuple[Any, int]]) -> bool:
     default hook would print its traceback: one of the sinks of :func:`_terminal_counts`
     (taken before the crash was logged) was handed a record since, so no processor or rate
     limit dropped it on the way (what the sink could not write is counted as lost, and then
-    the hook prints it too). If not (``stream="none"``: files only; a filtered route; a
-    processor that dropped it), the interpreter's hook prints it on stderr. A crash is never
+    the traceback is printed too). If not (``stream="none"``: files only; a filtered route; a
+    processor that dropped it), :func:`_print_redacted` prints it on stderr. A crash is never
     silent for whoever runs the program; at worst its traceback shows twice."""
     try:
         return any(sink.produced > count for sink, count in before)
