@@ -266,16 +266,16 @@ class JsonRenderer:
         dropped = earlier if type(earlier) is int and earlier > 0 else 0
         # The error, the logger, the service and the trace first (a longer cut for the error's
         # text and trace), then the rest in order.
-        first = [k for k in _KEEP_FIRST if k in record]
-        for key in first + [k for k in record if k not in _KEEP_FIRST_SET]:
+        first = [k for k in _KEEP_FIRST if k in prepared]
+        for raw_key in first + [k for k in prepared if k not in _KEEP_FIRST_SET]:
+            key, safe, text = prepared[raw_key]
             if key in head or key == DROPPED_FIELDS:
                 continue
             if base + 48 > limit:  # full: no field fits any more, count the rest
                 dropped += 1
                 continue
-            value = record[key]
             for keep in (512, 64) if key in _KEEP_LONGER else (64,):
-                item = {key: _shorten(value, keep)}
+                item = {key: _cut(safe, text, keep)}
                 extra = len(self._dump(item)) - 2
                 if base + extra + 40 <= limit:
                     head[key] = item[key]
@@ -287,34 +287,40 @@ class JsonRenderer:
         return self._dump(head)
 
 
-def _prepared(record: Record) -> list[tuple[str, Any, str | None]]:
-    """Each field as ``(key, writable value, its JSON text if it is a container or object)``
-    (:func:`jsonable` and the rendering done once, for :func:`_cut_values`)."""
-    out: list[tuple[str, Any, str | None]] = []
+Prepared = dict[Any, tuple[str, Any, str | None]]
+
+
+def _prepared(record: Record) -> Prepared:
+    """Each field, by its key, as ``(key as written, writable value, its JSON text if it is a
+    container or object)``: :func:`jsonable` and the rendering done once, for :func:`_cut`."""
+    out: Prepared = {}
     for raw_key, value in record.items():
         # As jsonable() writes keys: a str subclass (a StrEnum) as its text, others as their
         # repr, lone surrogates escaped (orjson takes none of these as they are).
         key = jsonable(str.__str__(raw_key) if isinstance(raw_key, str) else _safe_repr(raw_key))
         safe = jsonable(value)
         if safe is None or isinstance(safe, (str, bool, int, float)):
-            out.append((key, safe, None))
+            out[raw_key] = (key, safe, None)
         else:
             try:
                 text = orjson.dumps(safe).decode("utf-8")
             except Exception:
                 text = _safe_repr(value)
-            out.append((key, safe, text))
+            out[raw_key] = (key, safe, text)
     return out
 
 
-def _cut_values(prepared: list[tuple[str, Any, str | None]], size: int, budget: int) -> bytes:
-    """The record with every value cut to about *budget* characters (as :func:`_shorten`)."""
-    cut: Record = {}
-    for key, safe, text in prepared:
-        if text is None:
-            cut[key] = _shorten(safe, budget) if type(safe) is str else safe
-        else:
-            cut[key] = safe if len(text) <= budget else _shorten(text, budget)
+def _cut(safe: Any, text: str | None, budget: int) -> Any:
+    """A prepared value (see :func:`_prepared`) cut to about *budget* characters, as
+    :func:`_shorten` cuts it, without rendering it again."""
+    if text is None:
+        return _shorten(safe, budget)
+    return safe if len(text) <= budget else _shorten(text, budget)
+
+
+def _cut_values(prepared: Prepared, size: int, budget: int) -> bytes:
+    """The record with every value cut to about *budget* characters."""
+    cut: Record = {key: _cut(safe, text, budget) for key, safe, text in prepared.values()}
     cut["truncated"] = True
     cut["log.original_bytes"] = size
     return _escape_breaks(orjson.dumps(cut, option=_OPTIONS))
