@@ -188,12 +188,27 @@ def import_problem(harness: Harness) -> str | None:
 
 
 def server_args() -> list[str]:
+    """uvicorn's options: uvloop and httptools when installed (see :func:`speedups_note`)."""
     args = ["--no-access-log"]
     if importlib.util.find_spec("uvloop"):
         args += ["--loop", "uvloop"]
     if importlib.util.find_spec("httptools"):
         args += ["--http", "httptools"]
     return args
+
+
+def speedups_note() -> str | None:
+    """A warning when uvloop or httptools is missing (the ``bench`` extra, which ``./run bench``
+    installs): uvicorn then runs on asyncio and h11, about twice the server's own work per
+    request, and every ratio to bare moves toward 1. ``None`` when both are there."""
+    missing = [name for name in ("uvloop", "httptools") if not importlib.util.find_spec(name)]
+    if not missing:
+        return None
+    return (
+        f"WARNING: {' and '.join(missing)} not installed: uvicorn runs without them, so these "
+        "figures are not comparable with the research note's (install the bench extra: "
+        "`pip install -e '.[bench]'`, or run `./run bench`)"
+    )
 
 
 # --- one server ---------------------------------------------------------------------------------
@@ -1099,6 +1114,10 @@ def run_benchmark(
         f"Priority: {info['priority']}.\n",
         flush=True,
     )
+    note = speedups_note()
+    if note:
+        print(f"**{note}**\n", flush=True)
+        print(note, file=sys.stderr)
     checks = run_checks(keys, harness, tmp)
     scenarios = [(p, k) for p in paths for k in keys]
     results = run_rounds(scenarios, cfg, harness, tmp)

@@ -13,6 +13,7 @@ It does not replace the HTTP benchmark: a server's own work is not in it.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -71,6 +72,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if importlib.util.find_spec("uvloop") is None:
+        sys.exit("http_inprocess: uvloop is not installed (pip install -e '.[bench]')")
     keys = args.only.split(",")
     runs: dict[str, list[float]] = {key: [] for key in keys}
     for number in range(args.rounds):

@@ -42,6 +42,7 @@ from http_bench import (
     raised_priority,
     run_wrk,
     server_args,
+    speedups_note,
     start_server,
     stop_server,
 )
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nice", type=int, default=-20)
     args = parser.parse_args(argv)
     nice = ["nice", "-n", str(args.nice)] if args.nice else []
+    note = speedups_note()
+    if note:
+        print(note, flush=True)
     entries = [parse_entry(text, nice) for text in args.variants]
     ratios: list[list[float]] = [[] for _ in entries]
     width = max(len(e.name) for e in entries)

@@ -55,6 +55,7 @@ from http_bench import (
     preflight,
     process_ticks,
     raised_priority,
+    speedups_note,
     start_server,
     stop_server,
     variant_keys,
@@ -403,6 +404,10 @@ def run_benchmark(
         f"{cfg.rounds} round(s), order rotated. Priority: {priority}.\n",
         flush=True,
     )
+    note = speedups_note()
+    if note:
+        print(f"**{note}**\n", flush=True)
+        print(note, file=sys.stderr)
     results = run_rounds(keys, cfg, harness, tmp)
     rows = summarise(results)
     print(f"## Latency at {cfg.rate:,} req/s (medians of {cfg.rounds} round(s); added: paired)\n")
