@@ -956,10 +956,10 @@ class RedactionPolicy:
                 if kind is str:
                     if item not in clean:
                         return False
-                elif not (
-                    kind is int or kind is float or kind is bool or item is None
-                ) and not self._known_clean(item, depth + 1):
-                    return False
+                elif not (kind is int or kind is float or kind is bool or item is None) and (
+                    _pair_name(item) is not None or not self._known_clean(item, depth + 1)
+                ):
+                    return False  # a (name, value) pair: its name may deny its value
             return True
         return False
 
@@ -1227,7 +1227,16 @@ class RedactionPolicy:
         try:
             out: list[Any] | None = None
             for i, item in enumerate(items):
-                new = self._walk(item, (*path, i), depth + 1, active)
+                kind = type(item)
+                name = _pair_name(item) if kind is tuple or kind is list else None
+                if name is not None and self._key_info(name, (*path, i))[0] == _DENY:
+                    # A (name, value) pair, as in ASGI's or httpx's raw headers or a dict's
+                    # items(): the value of a denied name is redacted, as under a mapping key.
+                    secret = item[1]
+                    hidden = self._deny_value(secret, (*path, i, name), name)
+                    new = item if hidden is secret else type(item)((item[0], hidden))
+                else:
+                    new = self._walk(item, (*path, i), depth + 1, active)
                 if out is None and new is not item:
                     out = items[:i]
                 if out is not None:
@@ -1792,6 +1801,22 @@ def _key_text(key: object) -> str | None:
     if isinstance(key, bytes):
         return key.decode("utf-8", "backslashreplace")
     return None
+
+
+def _pair_name(item: object) -> str | None:
+    """The name of *item* if it is a ``(name, value)`` pair (a tuple or list of two whose first
+    item is text or bytes: a raw header, a dict's item), else ``None``. A name written as a
+    bytes repr (``"b'authorization'"``, as sentry-sdk serialises an ASGI scope's headers) is
+    judged by its text."""
+    if type(item) is not tuple and type(item) is not list:
+        return None
+    pair: tuple[Any, ...] | list[Any] = item
+    if len(pair) != 2:
+        return None
+    name = _key_text(pair[0])
+    if name is not None and len(name) > 3 and name[0] == "b" and name[1] in "'\"":
+        return name[2:-1] if name[-1] == name[1] else name
+    return name
 
 
 def _unique_key(key: Any, taken: Mapping[Any, Any], counters: dict[Any, int]) -> Any:

@@ -18,25 +18,40 @@ pytest.importorskip("sentry_sdk")
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, json
+    import asyncio, json, logging, sys
     import httpx, sentry_sdk
     from sentry_sdk.transport import Transport
     from fastapi import FastAPI
     import servicelog, servicelog.fastapi
+    from servicelog.integrations.sentry import before_send
 
+    mode = sys.argv[1]  # "plain", "before_send" or "no_redaction"
     events = []
 
     class Capture(Transport):  # the envelope as it would be sent; no network here
         def capture_envelope(self, envelope):
             events.extend(i.payload.json for i in envelope.items if i.type == "event")
 
-    sentry_sdk.init(dsn="http://key@127.0.0.1:9/1", transport=Capture, traces_sample_rate=0)
-    servicelog.configure(service="shop", profile="production", stream="none")
+    sentry_sdk.init(
+        dsn="http://key@127.0.0.1:9/1", transport=Capture, traces_sample_rate=0,
+        before_send=before_send if mode == "before_send" else None,
+    )
+    servicelog.configure(
+        service="shop", profile="production", stream="none",
+        redaction=mode != "no_redaction",
+    )
     app = FastAPI()
 
     @app.get("/boom")
     async def boom():
         raise RuntimeError("db exploded")
+
+    @app.get("/leak")
+    async def leak(page: int = 1):
+        api_key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
+        dsn = "postgres://app:hunter2@db/shop"
+        logging.getLogger("payments").warning("retrying with token=tok_abcdefghijkl0123")
+        raise RuntimeError(f"connect failed: {dsn} (key {api_key}, page {page})")
 
     @app.get("/ok")
     async def ok():
@@ -48,6 +63,12 @@ SCRIPT = textwrap.dedent(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             answers = [await client.get(path) for path in ("/boom", "/ok")]
+            leak = await client.get(
+                "/leak?page=2&password=hunter2", headers={"X-Session-Token": "tok_abcdefghijkl0123"}
+            )
+        # sentry-sdk's own events (its logging integration, capture_message)
+        logging.getLogger("payments").error("charge failed for card 4111 1111 1111 1111")
+        sentry_sdk.capture_message("login failed password=hunter2")
         sentry_sdk.flush()
         layer, kinds = app.middleware_stack, []
         while layer is not None:
@@ -55,16 +76,10 @@ SCRIPT = textwrap.dedent(
             layer = getattr(layer, "app", None)
         print(json.dumps({
             "layers": kinds,
-            "statuses": [r.status_code for r in answers],
+            "statuses": [r.status_code for r in answers] + [leak.status_code],
             "request_id": answers[0].headers["x-request-id"],
-            "events": [
-                {
-                    "exception": e["exception"]["values"][-1]["value"],
-                    "tags": e.get("tags", {}),
-                    "url": e.get("request", {}).get("url"),
-                }
-                for e in events
-            ],
+            "leak_request_id": leak.headers["x-request-id"],
+            "events": events,
         }))
 
     asyncio.run(main())
@@ -72,22 +87,74 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def out() -> Any:
-    """What the script printed (run once for the module)."""
+def run_script(mode: str) -> Any:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def exception_events(out: Any) -> list[Any]:
+    return [e for e in out["events"] if "exception" in e]
+
+
+SECRETS = ("hunter2", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "tok_abcdefghijkl0123", "4111 1111")
+
+
+@pytest.fixture(scope="module")
+def out() -> Any:
+    """What the script printed, sentry-sdk initialised without servicelog's before_send."""
+    return run_script("plain")
+
+
 def test_an_unhandled_exception_reaches_sentry_once_tagged_with_the_request_id(out: Any) -> None:
-    assert out["statuses"] == [500, 200]
-    (event,) = out["events"]
-    assert event["exception"] == "db exploded"
-    assert event["tags"]["request_id"] == out["request_id"]
-    assert event["url"] == "http://t/boom"
+    assert out["statuses"] == [500, 200, 500]
+    boom, leak = exception_events(out)
+    assert boom["exception"]["values"][-1]["value"] == "db exploded"
+    assert boom["tags"]["request_id"] == out["request_id"]
+    assert boom["request"]["url"] == "http://t/boom"
+    assert leak["tags"]["request_id"] == out["leak_request_id"]
+
+
+def test_the_event_servicelog_sends_is_redacted_as_its_log_line_is(out: Any) -> None:
+    # The exception's message, the frame's local variables, the query string, the request
+    # headers and the breadcrumb of a log line: each held a secret, none reaches Sentry.
+    _, leak = exception_events(out)
+    text = json.dumps(leak)
+    for secret in SECRETS[:3]:
+        assert secret not in text
+    assert leak["exception"]["values"][-1]["value"] == (
+        "connect failed: postgres://app:[REDACTED]@db/shop (key [REDACTED], page 2)"
+    )
+    frame = leak["exception"]["values"][-1]["stacktrace"]["frames"][-1]
+    assert frame["function"] == "leak"
+    assert frame["vars"]["dsn"] == "'postgres://app:[REDACTED]@db/shop'"  # not in sentry's list
+    assert frame["vars"]["page"] == "2"  # what is not secret stays
+    assert leak["request"]["query_string"] == "page=2&password=[REDACTED]"
+    crumbs = [
+        c["message"] for c in leak["breadcrumbs"]["values"] if c.get("category") == "payments"
+    ]
+    assert crumbs == ["retrying with token=[REDACTED]"]
+    assert leak["contexts"]["trace"]["trace_id"]  # IDs are left as they are
+
+
+def test_sentrys_own_events_are_redacted_with_before_send() -> None:
+    out = run_script("before_send")
+    assert len(out["events"]) == 4  # /boom, /leak, the logging error, the message
+    text = json.dumps(out["events"])
+    for secret in SECRETS:
+        assert secret not in text
+    messages = {e.get("logentry", {}).get("message") or e.get("message") for e in out["events"]}
+    assert "login failed password=[REDACTED]" in messages
+    assert "charge failed for card ****-****-****-1111" in messages
+
+
+def test_with_redaction_off_the_event_is_sent_as_it_is() -> None:
+    # configure(redaction=False): the log lines are not redacted, nor is the Sentry event.
+    out = run_script("no_redaction")
+    _, leak = exception_events(out)
+    assert "hunter2" in leak["exception"]["values"][-1]["value"]
 
 
 def test_sentrys_patched_exception_middleware_is_kept(out: Any) -> None:
@@ -96,3 +163,37 @@ def test_sentrys_patched_exception_middleware_is_kept(out: Any) -> None:
     layers = out["layers"]
     assert "ExceptionMiddleware" in layers
     assert "ExceptionLayer" not in layers
+
+
+def test_scrub_event_takes_any_shape_and_drops_what_it_cannot_redact() -> None:
+    from servicelog import _errors
+    from servicelog.integrations.sentry import scrub_event
+    from servicelog.redaction import default_policy
+
+    policy = default_policy()
+    odd: dict[str, Any] = {
+        "message": 3,
+        "logentry": {"message": "token=abcdefghijklmnop", "params": ["password=hunter2"]},
+        "exception": {"values": "not a list"},
+        "threads": [{"value": "password=hunter2", "stacktrace": {"frames": [None, {"vars": 1}]}}],
+        "breadcrumbs": object(),
+        "request": {"url": None, "headers": [("a", "b")], "data": "password=hunter2"},
+        "contexts": {"trace": {"trace_id": "0af7651916cd43dd8448eb211c80319c"}, "app": "x"},
+    }
+    out = scrub_event(odd, policy)
+    assert out is odd
+    assert "hunter2" not in repr(out) and "abcdefghijklmnop" not in repr(out)
+    assert out["contexts"]["trace"]["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+
+    class Broken:
+        def redact_text(self, text: str) -> str:
+            raise RuntimeError("bug")
+
+    _errors.clear()
+    _errors.set_strict(False)  # count, as in production (tests otherwise raise)
+    try:
+        assert scrub_event({"message": "password=hunter2"}, Broken()) is None
+        assert _errors.snapshot()["errors"] == {"sentry redaction": 1}
+    finally:
+        _errors.set_strict(None)
+        _errors.clear()

@@ -409,6 +409,32 @@ def test_redact_headers_keeps_the_shape_and_the_scheme(policy: RedactionPolicy) 
     }
 
 
+def test_name_value_pairs_are_judged_by_their_name(policy: RedactionPolicy) -> None:
+    # A scope's raw headers logged as a field (or httpx's .raw, or a dict's items()): the value
+    # of a denied name is redacted as under a mapping key, also when the same record comes back
+    # and its strings are known clean (the fast path).
+    headers = [(b"authorization", b"Bearer abc"), (b"x-session-token", b"tok_0123456789abcd")]
+    headers += [(b"accept", b"*/*")]
+    for _ in range(3):
+        out = policy(record(headers=headers, items=[["password", "hunter2"], ["user", "bob"]]))
+        assert out["headers"] == [
+            (b"authorization", REDACTED),
+            (b"x-session-token", REDACTED),
+            (b"accept", b"*/*"),
+        ]
+        assert out["items"] == [["password", REDACTED], ["user", "bob"]]
+    # as sentry-sdk serialises an ASGI scope's headers: reprs of bytes
+    sentry = {"scope": {"headers": [["b'authorization'", "b'Basic dTpw'"], ["b'host'", "b'x'"]]}}
+    assert policy.redact_mapping(sentry) == {
+        "scope": {"headers": [["b'authorization'", REDACTED], ["b'host'", "b'x'"]]}
+    }
+    # not pairs: left alone
+    assert policy.redact_mapping([("password", 1, 2), ("a", "b")]) == [
+        ("password", 1, 2),
+        ("a", "b"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

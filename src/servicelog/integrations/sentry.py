@@ -1,32 +1,167 @@
-"""Sentry: the exceptions servicelog answers still reach a Sentry client the app initialised.
+"""Sentry: the exceptions servicelog answers still reach a Sentry client the app initialised,
+redacted as servicelog's own records are.
 
 Starlette's stack re-raises an unhandled exception to the server, and sentry-sdk's ASGI
 integration, wrapped around the application, reports it on its way out. The request-context
 middleware answers it instead (a 500 with the request ID, logged once) and does not re-raise,
-so it hands the exception to Sentry itself. servicelog never imports sentry-sdk: nothing
-happens unless the application imported and initialised it.
+so it hands the exception to Sentry itself, with the event redacted by the configured policy
+(the log line of the same exception is, so the Sentry event must not carry what the log line
+hides). servicelog never imports sentry-sdk: nothing happens unless the application imported
+and initialised it.
+
+Events that sentry-sdk makes on its own (its logging integration, ``capture_message``, its
+other integrations) are redacted too when the application passes :func:`before_send` to
+``sentry_sdk.init``::
+
+    sentry_sdk.init(dsn=..., before_send=servicelog.integrations.sentry.before_send)
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from .. import _errors
 
-__all__ = ["capture_unhandled"]
+__all__ = ["before_send", "capture_unhandled", "scrub_event"]
+
+Event = dict[str, Any]
 
 
 def capture_unhandled(exc: BaseException, request_id: str | None = None) -> None:
     """Report *exc* to the active Sentry client, if the app has one, tagged with the request
-    ID that its log lines carry (never raises)."""
+    ID that its log lines carry and redacted by the configured policy (never raises)."""
     sentry = sys.modules.get("sentry_sdk")
     if sentry is None:
         return
     try:
-        if sentry.get_client().is_active():
-            # The request's own scope (sentry's ASGI integration opened it outside us) adds
-            # the request data; its dedupe drops this event if the exception reaches it too.
-            tags = {"request_id": request_id} if request_id else None
-            sentry.capture_exception(exc, tags=tags)
+        if not sentry.get_client().is_active():
+            return
+        # The request's own scope (sentry's ASGI integration opened it outside us) adds the
+        # request data; its dedupe drops this event if the exception reaches it too. A new
+        # scope forked from it adds the tag and the redaction, whose processor runs last
+        # (after the request data was added).
+        new_scope = getattr(sentry, "new_scope", None) or sentry.push_scope  # 2.x, else 1.x
+        with new_scope() as scope:
+            if request_id:
+                scope.set_tag("request_id", request_id)
+            policy = _configured_policy()
+            if policy is not None:
+                scope.add_event_processor(_processor(policy))
+            sentry.capture_exception(exc)
     except Exception as failure:  # an old or broken sentry-sdk
         _errors.report("sentry", failure)
+
+
+def before_send(event: Event, hint: Any = None) -> Event | None:
+    """sentry-sdk's ``before_send``: *event* redacted by servicelog's policy (the configured
+    one, else the default), as :func:`scrub_event` says. Chain it from your own::
+
+        def my_before_send(event, hint):
+            event = servicelog.integrations.sentry.before_send(event, hint)
+            ...
+    """
+    from ..redaction import get_policy
+
+    return scrub_event(event, get_policy())
+
+
+def scrub_event(event: Event, policy: Any) -> Event | None:
+    """*event* (a Sentry event, as sentry-sdk hands it to ``before_send`` or an event
+    processor) with the fields that carry a program's data redacted by *policy* (a
+    :class:`~servicelog.redaction.RedactionPolicy`), in place:
+
+    * the message (``message``, ``logentry``), every exception's message (``value``) and the
+      local variables of every stack frame (``vars``), in ``exception`` and ``threads``;
+    * breadcrumbs' messages and data (the log lines sentry-sdk collected before the event);
+    * the request: its URL and query string (passwords, tokens), headers, cookies, body and
+      environment;
+    * ``extra``, ``tags``, ``user`` and ``contexts`` (the ``trace`` context, IDs only, is
+      left as it is).
+
+    File names, function names and source lines are left as they are. ``None`` (the event is
+    dropped, and the failure counted) if the event could not be redacted: an event that might
+    leak is not sent; servicelog's own log line of an exception carries it anyway.
+    """
+    try:
+        _scrub(event, policy)
+    except Exception as exc:  # a shape of event not foreseen: not sent as it is
+        _errors.report("sentry redaction", exc)
+        return None
+    return event
+
+
+def _configured_policy() -> Any:
+    """The policy ``configure()`` installed, or ``None`` (``redaction=False``: nothing is
+    redacted, as in the log lines)."""
+    from .._config import settings
+    from ..redaction import RedactionPolicy
+
+    policy = getattr(settings(), "redaction", None)
+    return policy if isinstance(policy, RedactionPolicy) else None
+
+
+def _processor(policy: Any) -> Callable[[Event, Any], Event | None]:
+    def redact(event: Event, hint: Any) -> Event | None:
+        return scrub_event(event, policy)
+
+    return redact
+
+
+def _scrub(event: Event, policy: Any) -> None:
+    text: Callable[[str], str] = policy.redact_text
+    mapping: Callable[[Any], Any] = policy.redact_mapping
+    if isinstance(event.get("message"), str):
+        event["message"] = text(event["message"])
+    logentry = event.get("logentry")
+    if isinstance(logentry, dict):
+        for key in ("message", "formatted"):
+            if isinstance(logentry.get(key), str):
+                logentry[key] = text(logentry[key])
+        if "params" in logentry:
+            logentry["params"] = mapping(logentry["params"])
+    for kind in ("exception", "threads"):
+        for item in _values(event.get(kind)):
+            if isinstance(item.get("value"), str):
+                item["value"] = text(item["value"])
+            stacktrace = item.get("stacktrace")
+            if isinstance(stacktrace, dict):
+                for frame in _dicts(stacktrace.get("frames")):
+                    if "vars" in frame:
+                        frame["vars"] = mapping(frame["vars"])
+    for crumb in _values(event.get("breadcrumbs")):
+        if isinstance(crumb.get("message"), str):
+            crumb["message"] = text(crumb["message"])
+        if "data" in crumb:
+            crumb["data"] = mapping(crumb["data"])
+    request = event.get("request")
+    if isinstance(request, dict):
+        if isinstance(request.get("url"), str):
+            request["url"] = policy.redact_url(request["url"])
+        if isinstance(request.get("query_string"), str):
+            request["query_string"] = policy.redact_query(request["query_string"])
+        if isinstance(request.get("headers"), (dict, list)):
+            request["headers"] = policy.redact_headers(request["headers"])
+        for key in ("cookies", "data", "env"):
+            if key in request:
+                request[key] = mapping(request[key])
+    for key in ("extra", "tags", "user"):
+        if key in event:
+            event[key] = mapping(event[key])
+    contexts = event.get("contexts")
+    if isinstance(contexts, dict):
+        for key, value in contexts.items():
+            if key != "trace":
+                contexts[key] = mapping(value)
+
+
+def _values(container: Any) -> list[dict[str, Any]]:
+    """The dicts of an ``{"values": [...]}`` interface (or of a plain list of them)."""
+    if isinstance(container, dict):
+        container = container.get("values")
+    return _dicts(container)
+
+
+def _dicts(items: Any) -> list[dict[str, Any]]:
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
