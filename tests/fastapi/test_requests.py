@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import uuid
@@ -869,8 +870,11 @@ async def test_a_websocket_connection_gets_one_access_record(sink: MemorySink) -
     assert sent[1] == {"type": "websocket.send", "text": "hi"}
     sent = await _ws_call(app, "/deny", [])
     assert [m["type"] for m in sent] == ["websocket.close"]
-    with pytest.raises(RuntimeError, match="ws boom"):
-        await _ws_call(app, "/crash", [])
+    sent = await _ws_call(app, "/crash", [], [(b"x-request-id", b"ws-crash")])
+    # logged here (once, with the request ID) and closed as an internal error: the server
+    # would log it without the ID and drop the connection without a close frame
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+    assert sent[1]["code"] == 1011
     with pytest.raises(WebSocketDisconnect):  # to the server, which closes the connection
         await _ws_call(app, "/left", ["one"])
     servicelog.flush()
@@ -885,8 +889,50 @@ async def test_a_websocket_connection_gets_one_access_record(sink: MemorySink) -
     assert (deny["http.response.status_code"], deny["log.level"]) == (403, "warning")
     assert records["/crash"]["log.level"] == "error"
     assert records["/crash"]["event.outcome"] == "failure"
+    (crash,) = [r for r in sink.records if r["message"] == "Unhandled exception"]
+    assert crash["request_id"] == "ws-crash" and crash["error.message"] == "ws boom"
+    assert (crash["url.path"], crash["network.protocol"]) == ("/crash", "websocket")
     assert records["/left"]["log.level"] == "info" and "event.outcome" not in records["/left"]
     assert all(r["trace.id"] and r["span.id"] for r in records.values())
+
+
+async def test_a_websocket_app_failing_before_the_handshake_gets_a_json_500(
+    sink: MemorySink,
+) -> None:
+    """With the denial response extension (uvicorn offers it), the minimal JSON 500 with the
+    request ID, as for HTTP, and the exception logged once; without it, the exception
+    propagates and the server answers 500 (as without servicelog)."""
+    from servicelog.asgi import RequestContextMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("no db")
+
+    async def receive() -> Any:
+        return {"type": "websocket.connect"}
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/ws", "headers": [(b"x-request-id", b"ws-500")]}
+    scope["extensions"] = {"websocket.http.response": {}}
+    await RequestContextMiddleware(app)(scope, receive, send)
+    start, body = sent
+    assert (start["type"], start["status"]) == ("websocket.http.response.start", 500)
+    assert (b"x-request-id", b"ws-500") in start["headers"]
+    assert json.loads(body["body"])["error"]["request_id"] == "ws-500"
+    servicelog.flush()
+    (crash,) = [r for r in sink.records if r["message"] == "Unhandled exception"]
+    assert crash["request_id"] == "ws-500"
+    (record,) = access(sink)
+    assert (record["http.response.status_code"], record["event.outcome"]) == (500, "failure")
+
+    del scope["extensions"]
+    sent.clear()
+    with pytest.raises(RuntimeError, match="no db"):
+        await RequestContextMiddleware(app)(scope, receive, send)
+    assert sent == []
 
 
 async def test_a_websocket_client_gone_during_the_handshake_is_499_not_a_failure(

@@ -90,6 +90,14 @@ def streaming_server(tmp_path: Path) -> Iterator[Server]:
     srv.kill()
 
 
+@pytest.fixture
+def websocket_server(tmp_path: Path) -> Iterator[Server]:
+    """A real server of ``tests/apps/websocket_app.py`` (WebSocket routes)."""
+    srv = Server(tmp_path, "tests.apps.websocket_app:app")
+    yield srv
+    srv.kill()
+
+
 def test_every_response_of_a_real_server_carries_the_request_id(server: Server) -> None:
     responses = [
         httpx.get(server.url + path)
@@ -239,3 +247,53 @@ def test_a_client_leaving_midway_is_one_access_record_and_no_error(
     assert slow[0]["http.response.body.bytes"] < 50 * len(b"chunk 49\n")
     assert not [r for r in records if r["log.level"] in ("error", "critical")], records
     assert b"Traceback" not in stderr
+
+
+def test_a_failing_websocket_app_is_logged_once_with_the_request_id_and_answered(
+    websocket_server: Server,
+) -> None:
+    """uvicorn logged a WebSocket application's exception itself, without the request ID, and
+    dropped an accepted connection without a close frame. Now: one error record with the
+    request ID; an accepted connection is closed with 1011, and one not yet accepted gets the
+    JSON 500 with the request ID, as an HTTP request does."""
+    client = pytest.importorskip("websockets.sync.client")
+    from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+    url = f"ws://127.0.0.1:{websocket_server.port}"
+    with client.connect(url + "/ws/echo", additional_headers={"X-Request-ID": "ws-ok"}) as ws:
+        assert ws.response is not None and ws.response.headers["x-request-id"] == "ws-ok"
+        ws.send("hi")
+        assert ws.recv() == "hi"
+    with client.connect(url + "/ws/crash", additional_headers={"X-Request-ID": "ws-crash"}) as ws:
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    with pytest.raises(InvalidStatus) as denied:
+        client.connect(url + "/ws/early", additional_headers={"X-Request-ID": "ws-early"})
+    response = denied.value.response
+    assert response.status_code == 500 and response.headers["x-request-id"] == "ws-early"
+    assert orjson.loads(response.body)["error"]["request_id"] == "ws-early"
+    records, stderr = websocket_server.stop()
+    failures = [r for r in records if r.get("error.type") == "RuntimeError"]
+    assert sorted(r["request_id"] for r in failures) == ["ws-crash", "ws-early"]
+    assert not [r for r in records if r["message"].startswith("Exception in ASGI application")]
+    assert b"Traceback" not in stderr
+    access = {
+        r["url.path"]: r
+        for r in records
+        if r["log.logger"] == "servicelog.access" and r["url.path"] != "/health"
+    }
+    assert {path: r["http.response.status_code"] for path, r in access.items()} == {
+        "/ws/echo": 101,
+        "/ws/crash": 101,
+        "/ws/early": 500,
+    }
+    assert access["/ws/crash"]["event.outcome"] == "failure"
+    # uvicorn's own WebSocket access lines (on its error logger) are replaced, as its HTTP ones
+    uvicorn = [r["message"] for r in records if r["log.logger"] == "uvicorn.error"]
+    assert not [m for m in uvicorn if "[accepted]" in m or m.startswith("connection ")], uvicorn
+    # uvicorn's websockets-sansio protocol does not count a denial response as a completed
+    # handshake, and says so once (it sends nothing more)
+    errors = [r["message"] for r in records if r["log.logger"] == "uvicorn.error"]
+    errors = [m for m in errors if m.startswith(("ASGI", "Exception"))]
+    assert errors in ([], ["ASGI callable returned without completing handshake."]), errors

@@ -381,13 +381,21 @@ class RequestContextMiddleware:
         response), and one access record when it ends: 101 if it was accepted, 403 if it was
         closed before (the server's answer), the denial response's own status, 499 if the
         client left before the handshake, or 500 if the application ended or raised before
-        either (the server answers 500)."""
+        either (the server answers 500).
+
+        An exception of the application's is logged here, once, in the connection's scope (with
+        its request ID), and answered: after the handshake by closing the connection with code
+        1011 (internal error; the server would drop it without a close frame), before it by a
+        500 denial response with the request ID (where the server offers the denial response
+        extension; else it propagates and the server answers 500). A client that went away
+        (``WebSocketDisconnect``) ends the connection; that is no failure."""
         status = 0
+        closed = False
 
         async def send_ws(message: Message) -> None:
             # (A coroutine of our own: a connection sends few messages, and the status counts
             # once the server took the message; a client gone mid-handshake makes it raise.)
-            nonlocal status
+            nonlocal status, closed
             kind = message["type"]
             if kind == "websocket.accept":
                 await send(_with_header(message, header))
@@ -397,17 +405,44 @@ class RequestContextMiddleware:
                 status = message.get("status", 403)
             else:
                 await send(message)
-                if kind == "websocket.close" and not status:
-                    status = 403
+                if kind == "websocket.close":
+                    closed = True
+                    status = status or 403
 
         failed = left = False
         try:
             await self.app(scope, receive, send_ws)
-        except BaseException as exc:
+        except Exception as exc:
             # The client going away is how a connection ends, not a failure of the app's.
             left = type(exc).__name__ in _CLIENT_LEFT
-            if not left and not isinstance(exc, (CancelledError, KeyboardInterrupt, SystemExit)):
-                failed = True
+            if left:
+                raise
+            failed = True
+            # Answered here: before the handshake where the server takes a denial response,
+            # or once accepted or closed. Else (no such extension, or a denial response cut
+            # off) the server answers, as it does without this middleware.
+            if not (
+                (not status and "websocket.http.response" in (scope.get("extensions") or ()))
+                or status == 101
+                or closed
+            ):
+                raise
+            if not getattr(exc, _LOGGED, False):
+                fields = {"url.path": scope.get("path"), "network.protocol": "websocket"}
+                log_exception(self._log, "Unhandled exception", exc, fields)
+                mark_logged(exc)
+            capture_unhandled(exc, self._request_id(scope))
+            try:
+                if not status:
+                    await self._deny_500(scope, send_ws)
+                elif status == 101 and not closed:
+                    await send_ws({"type": "websocket.close", "code": 1011, "reason": ""})
+            except Exception as failure:  # the client went away meanwhile: nothing to answer
+                if type(failure).__name__ not in _CLIENT_LEFT and not isinstance(failure, OSError):
+                    _errors.report("websocket answer", failure)
+        except BaseException as exc:
+            if not isinstance(exc, (CancelledError, KeyboardInterrupt, SystemExit)):
+                failed = True  # pragma: no cover - an exception that is no Exception
             raise
         finally:
             options = self.access_log
@@ -416,6 +451,20 @@ class RequestContextMiddleware:
                 # answers 500.
                 status = status or (499 if left else 500)
                 self._write_access(scope, status, start, 0, options, agent, failed, self._ws_record)
+
+    @staticmethod
+    def _request_id(scope: Scope) -> str | None:
+        rid = scope.get("state", {}).get("request_id")
+        return rid if isinstance(rid, str) else None
+
+    @staticmethod
+    async def _deny_500(scope: Scope, send: Send) -> None:
+        """The minimal JSON 500 as a WebSocket denial response (the request ID's header is
+        added by *send*)."""
+        body = minimal_500(RequestContextMiddleware._request_id(scope))
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "websocket.http.response.start", "status": 500, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
 
     def _ws_record(self, *args: Any) -> Record | None:
         """The access record of a WebSocket connection: the HTTP one, for the upgrade request
@@ -670,3 +719,27 @@ def replace_uvicorn_access_log() -> None:
     from ..frontends import stdlib
 
     stdlib.SILENCED.add("uvicorn.access")
+    # A WebSocket connection's access lines, which uvicorn (and the websockets library it
+    # drives) write on its error logger: the WebSocket access record replaces them.
+    errors = logging.getLogger("uvicorn.error")
+    if _not_websocket_access not in errors.filters:
+        errors.addFilter(_not_websocket_access)
+
+
+#: The messages (before formatting) of uvicorn's WebSocket access lines, and of the websockets
+#: library's, at info level on ``uvicorn.error``.
+_WEBSOCKET_ACCESS = frozenset(
+    {
+        '%s - "WebSocket %s" [accepted]',
+        '%s - "WebSocket %s" 403',
+        '%s - "WebSocket %s" %d',
+        "connection open",
+        "connection rejected (%d %s)",
+        "connection closed",
+    }
+)
+
+
+def _not_websocket_access(record: logging.LogRecord) -> bool:
+    msg = record.msg
+    return not (record.levelno == logging.INFO and type(msg) is str and msg in _WEBSOCKET_ACCESS)
