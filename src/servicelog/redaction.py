@@ -577,6 +577,7 @@ def _cut_tail(text: str, half: int) -> str:
 
 # --- the policy -------------------------------------------------------------------------------
 _EXEMPT, _PLAIN, _DENY = 0, 1, 2
+_PLAIN_INFO = (_PLAIN, None)  # the key rule's answer for what is no (name, value) pair
 _PAIR_ALLOWED, _PAIR_DENIED, _PAIR_WORD = 0, 1, 2  # _pair_rule()'s answers
 _SCALARS = frozenset({int, float, bool, type(None)})
 _ALWAYS_CLEAN = (None, True, False)
@@ -951,15 +952,29 @@ class RedactionPolicy:
         if cls is list or cls is tuple:
             # The same leaf test as for a dict's values, written twice on purpose: collecting a
             # dict's values into a list for one shared loop cost ~150 ns per nested record.
+            key_cache = self._key_cache.get
             for item in value:
                 kind = type(item)
                 if kind is str:
                     if item not in clean:
                         return False
-                elif not (kind is int or kind is float or kind is bool or item is None) and (
-                    _pair_name(item) is not None or not self._known_clean(item, depth + 1)
-                ):
-                    return False  # a (name, value) pair: its name may deny its value
+                elif kind is tuple or kind is list:
+                    # A (name, value) pair: its name, seen before, must not deny its value.
+                    if len(item) == 2:
+                        first = item[0]
+                        if type(first) is str and first[:1] != "b":  # not a bytes repr
+                            info = key_cache(first)
+                        else:
+                            name = _pair_name(item)
+                            info = _PLAIN_INFO if name is None else key_cache(name)
+                        if info is None or info[0] == _DENY:
+                            return False
+                    if not self._known_clean(item, depth + 1):
+                        return False
+                elif not (
+                    kind is int or kind is float or kind is bool or item is None
+                ) and not self._known_clean(item, depth + 1):
+                    return False
             return True
         return False
 
