@@ -549,3 +549,47 @@ def test_a_record_cut_to_fit_with_odd_keys_is_written() -> None:
     assert first["truncated"] is True and first["note"].startswith("yyy")
     assert second["truncated"] is True and any(k.startswith("bad") for k in second)
     assert all(len(line) <= 1024 for line in sink.lines)
+
+
+class UUID:  # named as uuid6's and uuid_utils' classes are, which orjson refuses
+    def __str__(self) -> str:
+        return "0190b2a6-7c1e-7d60-bbdf-0b6bfada5f31"
+
+
+class Picky(str):
+    """A str subclass whose own methods fail."""
+
+    def __getitem__(self, index: Any) -> str:
+        raise RuntimeError("no slicing")
+
+    def encode(self, *args: Any, **kwargs: Any) -> bytes:
+        raise RuntimeError("no encoding")
+
+
+def test_odd_values_in_a_record_cut_to_fit_are_written() -> None:
+    """Review 2026-11-30: each of these lost the record (or broke the limit) once it had to be
+    cut: a UUID class of another package, a str subclass whose methods raise, a message that a
+    processor made a 4,000-digit int among many fields, and a huge dropped-fields count."""
+    sink = configure_lines(profile="production", max_line_bytes=1024)
+    log = servicelog.get_logger("t")
+    log.info("uuid", order=UUID(), blob="x" * 5000)
+    log.info("picky", note=Picky("p" * 5000))
+    log.info("fast uuid", order=UUID())
+    (first, second, fast) = (check_ecs(line) for line in sink.lines)
+    assert first["order"] == fast["order"] == "0190b2a6-7c1e-7d60-bbdf-0b6bfada5f31"
+    assert first["truncated"] is True and second["note"].startswith("ppp")
+    renderer = JsonRenderer(1024)
+    many = {f"field{i}": "v" * 20 for i in range(100)}
+    for record in (
+        {"@timestamp": "t", "log.level": "info", "message": 10**4000, **many},
+        {
+            "@timestamp": "t",
+            "log.level": "info",
+            "message": "m",
+            "log.dropped_fields": 10**60,
+            **many,
+        },
+    ):
+        line = renderer(record)
+        assert len(line) <= 1024 and orjson.loads(line)["truncated"] is True
+    assert servicelog.stats()["errors"] == {}

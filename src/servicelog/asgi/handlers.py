@@ -21,7 +21,7 @@ returned.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -273,21 +273,28 @@ def _replaceable(handler: Any) -> bool:
 def safe_validation_errors(exc: Any) -> list[dict[str, Any]]:
     """``loc``, ``type`` and ``msg`` of each error, never ``input``/``ctx``/``url``/the body.
 
-    A ``msg`` written by the application (a validator's ``ValueError``, a custom error type)
-    may quote the submitted value: that value is masked in it, and the text redacted as a log
-    message is (``password=...``, card numbers, tokens)."""
+    A ``msg`` written by the application (a validator's ``ValueError``, a custom error type,
+    or a pydantic error type whose message is not pydantic's) may quote the submitted value:
+    that value, and any other value of the request's body, is masked in it (see
+    :func:`_masked`), and the text redacted as a log message is (``password=...``, card
+    numbers, tokens). The search has a budget for the whole request: past it, messages are
+    withheld rather than searched (a client must not choose the cost)."""
     try:
         raw = exc.errors()
     except Exception:
         return [{"loc": [], "type": "invalid", "msg": "Invalid request"}]
     out: list[dict[str, Any]] = []
+    budget = [MASKING_BUDGET]
+    others: list[str] | None = None  # the body's strings and numbers, found once
     for err in list(raw)[:MAX_ERRORS]:
         loc = [p if isinstance(p, (int, str)) else str(p) for p in err.get("loc", ())][:10]
         loc = [p[:100] if isinstance(p, str) else p for p in loc]
         kind = str(err.get("type", "invalid"))[:100]
         msg = str(err.get("msg", ""))
-        if kind not in _PYDANTIC_OWN:
-            msg = _redact_text(_masked(msg, err.get("input")))
+        if not _pydantic_wrote(kind, msg, err.get("ctx")):
+            if others is None:  # a validator may quote another field (``info.data``)
+                others = _leaves(getattr(exc, "body", None)) or []
+            msg = _redact_text(_masked(msg, err.get("input"), others, budget))
         out.append({"loc": loc, "type": kind, "msg": msg[:MAX_MESSAGE]})
     if len(raw) > MAX_ERRORS:
         out.append({"loc": [], "type": "too_many_errors", "msg": f"{len(raw) - MAX_ERRORS} more"})
@@ -316,6 +323,23 @@ def _pydantic_own() -> frozenset[str]:
 
 
 _PYDANTIC_OWN = _pydantic_own()
+
+
+def _pydantic_wrote(kind: str, msg: str, ctx: Any) -> bool:
+    """Whether *msg* is pydantic's own message for error type *kind*: the application can
+    raise ``PydanticCustomError("string_pattern_mismatch", "code {code} is wrong", ...)`` too,
+    so the type's name alone does not tell; pydantic's template for it, filled with *ctx*,
+    must give *msg* exactly."""
+    if kind not in _PYDANTIC_OWN:
+        return False
+    try:
+        from pydantic_core import PydanticKnownError
+
+        return bool(PydanticKnownError(kind, ctx).message() == msg)  # type: ignore[arg-type]
+    except Exception:  # a context the template does not take: not pydantic's message
+        return False
+
+
 _MASK = "[REDACTED]"
 
 
@@ -324,52 +348,145 @@ _MASK = "[REDACTED]"
 MAX_CHECKED_MESSAGE = 2000
 #: The most strings and numbers looked for in one message; with more, it is withheld whole.
 MAX_LEAVES = 500
-#: The most text (in characters) the values looked for in one message may add up to.
+#: The most text (in characters) the values found in one message may add up to.
 MAX_PATTERN = 100_000
+#: The work (characters of message times characters and forms of values) one request's
+#: masking may do: a few milliseconds. Past it, the remaining messages are withheld.
+MASKING_BUDGET = 20_000_000
 _WITHHELD = "Invalid value (the message is withheld: it may quote the submitted value)"
 _PREFIXES = ("Value error, ", "Assertion failed, ")  # what pydantic puts before the message
 
 
-def _masked(msg: str, value: Any) -> str:
+def _masked(
+    msg: str, value: Any, others: Sequence[str] = (), budget: list[int] | None = None
+) -> str:
     """*msg* without the submitted *value* in it, nor any string or number inside it (a model
-    validator gets the whole object, a list validator the list): every occurrence of one of 6
-    characters or more, in any letter case (a validator may quote it upper-cased), and of a
-    number in its common spellings; a shorter one, as written, where it stands as a word of
-    its own (it is also a common word or number). A message too long, or a value too deep or
-    with too many parts to check, is withheld whole."""
+    validator gets the whole object, a list validator the list), nor any of *others* (the
+    body's other values, which a validator may quote too), in the forms a message quotes them
+    in: as given, stripped of surrounding spaces, as ``repr()`` writes it (escaped), and for a
+    number or a numeric string its common spellings (``1234``, ``1,234``, ``1234.00``,
+    ``1,234.00``). One of 6 characters or more is masked in any letter case (a validator may
+    quote it upper-cased); a shorter one as written, where it stands as a word of its own (it
+    is also a common word or number).
+
+    Each form is first looked for with a plain substring test (linear); only those found go
+    into the replacing pattern. The work is charged to *budget* (a one-item list, shared by
+    the request's messages); a message it cannot pay for is withheld whole, as is one too long
+    or a value too deep or with too many parts to check."""
     prefix = next((p for p in _PREFIXES if msg.startswith(p)), "")
     text = msg[len(prefix) :]
     leaves = _leaves(value)
     if len(text) > MAX_CHECKED_MESSAGE or leaves is None:
         return _WITHHELD
+    if budget is None:
+        budget = [MASKING_BUDGET]
+    forms = _forms([*leaves, *others], len(text))
+    # The substring tests: each is linear in the text and the form.
+    cost = len(text) * len(forms) + sum(map(len, forms))
+    if cost > budget[0]:
+        budget[0] = 0
+        return _WITHHELD
+    budget[0] -= cost
+    folded = text.casefold()
     long: set[str] = set()
     short: set[str] = set()
-    for leaf in leaves:
-        if not leaf or len(leaf) > len(text):  # (its other forms are no shorter)
-            continue
-        if len(leaf) < 6:
-            short.add(leaf)
-            continue
-        # (upper(): "ß" becomes "SS", which IGNORECASE does not match against "ß".)
-        long.update(f for f in (leaf, leaf.upper(), leaf.casefold()) if len(f) <= len(text))
-    if sum(map(len, long)) + sum(map(len, short)) > MAX_PATTERN:
-        return _WITHHELD  # the client would choose the cost of the search
+    codes: set[str] = set()  # short, of letters and digits both: no common word
+    for form in forms:
+        if len(form) < 6:
+            if form.casefold() in folded:
+                if any(c.isdigit() for c in form) and any(c.isalpha() for c in form):
+                    codes.update((form, form.upper(), form.casefold()))
+                elif form in text:
+                    short.add(form)
+        elif form.casefold() in folded:
+            # (upper(): "ß" becomes "SS", which IGNORECASE does not match against "ß".)
+            long.update(f for f in (form, form.upper(), form.casefold()) if len(f) <= len(text))
+    if not long and not short and not codes:
+        return prefix + text
+    found = sum(map(len, long)) + sum(map(len, short)) + sum(map(len, codes))
+    # The pattern may try each of them at every position of the text.
+    cost = len(text) * found
+    if found > MAX_PATTERN or cost > budget[0]:
+        budget[0] = max(0, budget[0] - cost)
+        return _WITHHELD
+    budget[0] -= cost
     patterns = []
     if long:  # one pass, longest first, case-insensitive on the text itself (no index shift)
         alternatives = "|".join(map(re.escape, sorted(long, key=len, reverse=True)))
         patterns.append(re.compile(alternatives, re.IGNORECASE))
-    if short:
-        alternatives = "|".join(map(re.escape, sorted(short, key=len, reverse=True)))
-        patterns.append(re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])"))
+    for words, flags in ((short, 0), (codes, re.IGNORECASE)):
+        if words:
+            alternatives = "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+            patterns.append(re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", flags))
     for pattern in patterns:
         text = pattern.sub(_MASK, text)
     return prefix + text
 
 
+def _forms(leaves: list[str], longest: int) -> set[str]:
+    """The forms of *leaves* a message may quote (see :func:`_masked`), none empty or longer
+    than *longest* characters."""
+    forms: set[str] = set()
+    for leaf in leaves:
+        stripped = leaf.strip()
+        if not stripped or len(stripped) > longest:
+            continue
+        forms.add(stripped)
+        if len(leaf) <= longest:
+            forms.add(leaf)
+            forms.add(repr(leaf)[1:-1])  # tabs, newlines, backslashes and quotes escaped
+        if len(stripped) <= 40 and stripped[0] in _NUMBER_START:
+            forms.update(_number_forms(stripped))
+            if len(stripped) == 10 and _ISO_DATE.fullmatch(stripped):
+                forms.update(_date_forms(stripped))
+    return {f for f in forms if f and len(f) <= longest}
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _date_forms(text: str) -> tuple[str, ...]:
+    """An ISO date's other common spellings (``1987-03-14`` as ``14.03.1987``, ``03/14/1987``,
+    ``14 March 1987``, ...); none for what is not a date."""
+    from datetime import date
+
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return ()
+    formats = ("%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d-%m-%Y", "%Y%m%d")
+    names = (f"{day.day} {day:%B %Y}", f"{day:%B} {day.day}, {day.year}", f"{day:%d %b %Y}")
+    return tuple(day.strftime(f) for f in formats) + names
+
+
+_NUMBER_START = frozenset("+-.0123456789")
+
+
+def _number_forms(text: str) -> tuple[str, ...]:
+    """A numeric string's other spellings (``"87654321.0"`` is quoted as ``87654321``; an
+    amount as ``98,765.40``); none for what is not a number."""
+    try:
+        number = float(text.replace(",", ""))
+    except ValueError:
+        return ()
+    return _spellings(number)
+
+
+def _spellings(number: float) -> tuple[str, ...]:
+    try:
+        forms = [str(number), f"{number:,}", f"{number:.2f}", f"{number:,.2f}"]
+        if isinstance(number, float) and number.is_integer():
+            whole = int(number)
+            forms += [str(whole), f"{whole:,}"]
+    except (ValueError, OverflowError):  # nan, inf
+        return ()
+    return tuple(forms)
+
+
 def _leaves(value: Any) -> list[str] | None:
     """The strings and numbers in *value*, as text (mappings and sequences followed; a number
-    also as ``1,234``, ``1234.00`` and ``1,234.00``); ``None`` if there are more than
-    :data:`MAX_LEAVES`, or containers deeper than 4 levels."""
+    also in its other spellings: ``1,234``, ``1234.00``, ``1,234.00``, and ``7`` for ``7.0``);
+    ``None`` if there are more than :data:`MAX_LEAVES`, or containers deeper than 4 levels."""
     found: list[str] = []
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
@@ -379,10 +496,7 @@ def _leaves(value: Any) -> list[str] | None:
         elif isinstance(item, (int, float)) and not isinstance(item, bool):
             if isinstance(item, float) or -(10**50) < item < 10**50:
                 found.append(str(item))
-                try:
-                    found.extend((f"{item:,}", f"{item:.2f}", f"{item:,.2f}"))
-                except (ValueError, OverflowError):  # nan, inf
-                    pass
+                found.extend(_spellings(item))
         elif isinstance(item, (dict, list, tuple)):
             if depth >= 4:
                 return None  # deeper than we look: what it holds could be quoted

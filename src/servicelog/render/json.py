@@ -49,6 +49,8 @@ def default(value: Any) -> Any:
         return _iso(value)
     if type(value).__name__ == "Decimal":
         return str(value)
+    if type(value).__name__ == "UUID":
+        return _uuid(value)
     if isinstance(value, (set, frozenset)):
         return _sorted_list(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -58,6 +60,18 @@ def default(value: Any) -> Any:
     if isinstance(value, BaseException):
         return f"{type(value).__qualname__}: {value}"
     return _safe_repr(value)
+
+
+def _uuid(value: Any) -> Any:
+    """A UUID as orjson takes it: the stdlib's ``uuid.UUID`` itself, another class of that name
+    (``uuid6``, ``uuid_utils``: orjson refuses them) as its text."""
+    if type(value).__module__ == "uuid":
+        return value
+    try:
+        text = str(value)
+    except Exception:
+        return _safe_repr(value)
+    return text if type(text) is str and len(text) <= 64 else _safe_repr(value)
 
 
 def _iso(value: datetime | date | time) -> str:
@@ -105,6 +119,8 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
     if value is None or value is True or value is False:
         return value
     if isinstance(value, str):
+        if type(value) is not str:  # a subclass: its text (its own methods may do anything)
+            value = str.__str__(value)
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
@@ -117,7 +133,7 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
     if isinstance(value, (datetime, date, time)):
         return _iso(value)
     if type(value).__name__ == "UUID":
-        return value
+        return _uuid(value)
     if depth >= _MAX_DEPTH:
         return "<max depth>"
     if isinstance(value, Mapping):
@@ -255,7 +271,8 @@ class JsonRenderer:
         # The head is cut in characters; escaped, one may take 6 bytes (U+2028, ESC): shorter
         # until the head fits.
         for keep in (512, 256, 128, 64, 16):
-            head = {k: _shorten(record.get(k, ""), keep) for k in (TIMESTAMP, LEVEL, MESSAGE)}
+            # (From the prepared values: a raw one may be an int of 4,000 digits.)
+            head = {k: _cut(*prepared.get(k, ("", "", None))[1:], keep) for k in _HEAD}
             head["truncated"] = True
             head["log.original_bytes"] = size
             base = len(self._dump(head))
@@ -263,7 +280,8 @@ class JsonRenderer:
                 break
         # Fields the redaction policy already dropped (max_items) count too.
         earlier = record.get(DROPPED_FIELDS)
-        dropped = earlier if type(earlier) is int and earlier > 0 else 0
+        # (At most 12 digits: the room kept for the count below is 40 bytes.)
+        dropped = min(earlier, _MAX_DROPPED) if type(earlier) is int and earlier > 0 else 0
         # The error, the logger, the service and the trace first (a longer cut for the error's
         # text and trace), then the rest in order.
         first = [k for k in _KEEP_FIRST if k in prepared]
@@ -326,6 +344,9 @@ def _cut_values(prepared: Prepared, size: int, budget: int) -> bytes:
     return _escape_breaks(orjson.dumps(cut, option=_OPTIONS))
 
 
+_HEAD = (TIMESTAMP, LEVEL, MESSAGE)
+_MAX_DROPPED = 10**12 - 1
+
 #: Kept first when a record's fields must be dropped to fit (after the time, level, message).
 _KEEP_FIRST = (
     "ecs.version",  # required by the ECS logging spec, with the time, level and message
@@ -349,6 +370,8 @@ _KEEP_LONGER = frozenset({"error.message", "error.stack_trace"})
 def _shorten(value: Any, budget: int) -> Any:
     """Cut a value to about *budget* characters of JSON."""
     if isinstance(value, str):
+        if type(value) is not str:  # a subclass: its text (its slicing may do anything)
+            value = str.__str__(value)
         if len(value) <= budget:
             return value
         # Keep the head and the tail: a stack trace's last lines name the error.
