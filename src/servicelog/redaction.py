@@ -47,7 +47,7 @@ import numbers
 import os
 import re
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from enum import Enum
@@ -963,7 +963,8 @@ class RedactionPolicy:
                     if len(item) == 2:
                         first = item[0]
                         if type(first) is str and first[:1] != "b":  # not a bytes repr
-                            info = key_cache(first)
+                            long = len(first) > _MAX_PAIR_NAME  # text, not a name
+                            info = _PLAIN_INFO if long else key_cache(first)
                         else:
                             name = _pair_name(item)
                             info = _PLAIN_INFO if name is None else key_cache(name)
@@ -1110,7 +1111,7 @@ class RedactionPolicy:
                 return self._walk_sequence(value, path, depth, active)
             if isinstance(value, tuple) and isinstance(getattr(cls, "_fields", None), tuple):
                 return self._walk_namedtuple(value, path, depth, active)
-            if isinstance(value, (list, tuple)):
+            if isinstance(value, (list, tuple, deque)):
                 return self._walk_sequence(value, path, depth, active)
             if isinstance(value, (set, frozenset)):
                 return self._walk_set(value, path, depth, active)
@@ -1233,7 +1234,12 @@ class RedactionPolicy:
             return _CYCLE
         # The C-level iterator, as orjson reads a list or tuple subclass, not an override.
         keep = self.max_items
-        iterator = list.__iter__(value) if isinstance(value, list) else tuple.__iter__(value)
+        if isinstance(value, list):
+            iterator = list.__iter__(value)
+        elif isinstance(value, tuple):
+            iterator = tuple.__iter__(value)
+        else:  # a deque (written as its repr)
+            iterator = iter(value)
         items = list(islice(iterator, keep + 1))
         more = len(value) - keep + 1 if len(items) > keep else 0
         if more:
@@ -1242,16 +1248,7 @@ class RedactionPolicy:
         try:
             out: list[Any] | None = None
             for i, item in enumerate(items):
-                kind = type(item)
-                name = _pair_name(item) if kind is tuple or kind is list else None
-                if name is not None and self._key_info(name, (*path, i))[0] == _DENY:
-                    # A (name, value) pair, as in ASGI's or httpx's raw headers or a dict's
-                    # items(): the value of a denied name is redacted, as under a mapping key.
-                    secret = item[1]
-                    hidden = self._deny_value(secret, (*path, i, name), name)
-                    new = item if hidden is secret else type(item)((item[0], hidden))
-                else:
-                    new = self._walk(item, (*path, i), depth + 1, active)
+                new = self._walk_item(item, (*path, i), depth, active)
                 if out is None and new is not item:
                     out = items[:i]
                 if out is not None:
@@ -1264,7 +1261,25 @@ class RedactionPolicy:
             out = items
         if more:
             out.append(f"<{more} more items>")
-        return tuple(out) if isinstance(value, tuple) else out
+        if isinstance(value, tuple):
+            return tuple(out)
+        return deque(out) if isinstance(value, deque) else out
+
+    def _walk_item(self, item: Any, path: KeyPath, depth: int, active: set[int]) -> Any:
+        """An item of a sequence or set. A ``(name, value)`` pair, as in ASGI's or httpx's
+        raw headers or a dict's ``items()``, is judged by its name: the value of a denied name
+        is redacted, as under a mapping key, and a name that is itself a secret (an e-mail in
+        it) as a key is."""
+        kind = type(item)
+        name = _pair_name(item) if kind is tuple or kind is list else None
+        if name is None or (info := self._key_info(name, path))[0] != _DENY:
+            return self._walk(item, path, depth + 1, active)
+        secret = item[1]
+        hidden = self._deny_value(secret, (*path, name), name)
+        label = item[0] if info[1] is None else info[1]
+        if hidden is secret and label is item[0]:
+            return item
+        return kind((label, hidden))
 
     def _walk_set(self, value: Any, path: KeyPath, depth: int, active: set[int]) -> Any:
         keep = self.max_items
@@ -1278,7 +1293,7 @@ class RedactionPolicy:
         changed = more > 0
         out = []
         for i, item in enumerate(items):
-            new = self._walk(item, (*path, i), depth + 1, active)
+            new = self._walk_item(item, (*path, i), depth, active)
             changed = changed or new is not item
             out.append(new)
         if not changed:
@@ -1818,6 +1833,10 @@ def _key_text(key: object) -> str | None:
     return None
 
 
+#: The longest first item of a pair judged as a name (a header's, a key's).
+_MAX_PAIR_NAME = 256
+
+
 def _pair_name(item: object) -> str | None:
     """The name of *item* if it is a ``(name, value)`` pair (a tuple or list of two whose first
     item is text or bytes: a raw header, a dict's item), else ``None``. A name written as a
@@ -1828,7 +1847,10 @@ def _pair_name(item: object) -> str | None:
     pair: tuple[Any, ...] | list[Any] = item
     if len(pair) != 2:
         return None
-    name = _key_text(pair[0])
+    first = pair[0]
+    if isinstance(first, (str, bytes)) and len(first) > _MAX_PAIR_NAME:
+        return None  # text, not a name (a search result's (text, score)): walked as a value
+    name = _key_text(first)
     if name is not None and len(name) > 3 and name[0] == "b" and name[1] in "'\"":
         return name[2:-1] if name[-1] == name[1] else name
     return name

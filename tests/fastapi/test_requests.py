@@ -935,6 +935,51 @@ async def test_a_websocket_app_failing_before_the_handshake_gets_a_json_500(
     assert sent == []
 
 
+async def test_a_websocket_app_failing_after_its_connection_is_over_is_logged_here(
+    sink: MemorySink,
+) -> None:
+    """Review: after a whole denial response the exception went on to the server (logged
+    without the request ID); after the client's disconnect the 1011 close was sent anyway and
+    the server's refusal counted as servicelog's failure."""
+    from servicelog.asgi import RequestContextMiddleware
+
+    async def denied_then_raise(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.http.response.start", "status": 403, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"no"})
+        raise RuntimeError("after denial")
+
+    async def left_then_raise(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+        assert (await receive())["type"] == "websocket.disconnect"
+        raise RuntimeError("cleanup failed")
+
+    messages = [{"type": "websocket.disconnect", "code": 1001}]
+
+    async def receive() -> Any:
+        return messages[0]
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        if message["type"] == "websocket.close":  # as uvicorn's legacy protocol refuses it
+            raise RuntimeError("Unexpected ASGI message 'websocket.close'")
+        sent.append(message)
+
+    for app, rid in ((denied_then_raise, b"ws-denied"), (left_then_raise, b"ws-left")):
+        scope = {"type": "websocket", "path": "/ws", "headers": [(b"x-request-id", rid)]}
+        scope["extensions"] = {"websocket.http.response": {}}
+        await RequestContextMiddleware(app)(scope, receive, send)
+    assert [m["type"] for m in sent] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+        "websocket.accept",
+    ]
+    servicelog.flush()
+    crashes = [r["request_id"] for r in sink.records if r["message"] == "Unhandled exception"]
+    assert crashes == ["ws-denied", "ws-left"]
+    assert servicelog.stats()["errors"] == {}
+
+
 async def test_a_websocket_client_gone_during_the_handshake_is_499_not_a_failure(
     sink: MemorySink,
 ) -> None:

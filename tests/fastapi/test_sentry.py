@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,12 +48,15 @@ SCRIPT = textwrap.dedent(
     async def boom():
         raise RuntimeError("db exploded")
 
+    def connect(dsn, key, page):
+        raise RuntimeError(f"connect failed: {dsn} (key {key}, page {page})")
+
     @app.get("/leak")
     async def leak(page: int = 1):
         api_key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
         dsn = "postgres://app:hunter2@db/shop"
         logging.getLogger("payments").warning("retrying with token=tok_abcdefghijkl0123")
-        raise RuntimeError(f"connect failed: {dsn} (key {api_key}, page {page})")
+        connect(dsn, key="sk_live_4eC39HqLyjWDarjtT1zdp7dc", page=page)  # the source line too
 
     @app.get("/ok")
     async def ok():
@@ -88,9 +93,13 @@ SCRIPT = textwrap.dedent(
 
 
 def run_script(mode: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=120
-    )
+    """Run SCRIPT from a file (so that the frames have source lines) in a child process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "sentry_app.py"
+        script.write_text(SCRIPT)
+        done = subprocess.run(
+            [sys.executable, str(script), mode], capture_output=True, text=True, timeout=120
+        )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -127,10 +136,11 @@ def test_the_event_servicelog_sends_is_redacted_as_its_log_line_is(out: Any) -> 
     assert leak["exception"]["values"][-1]["value"] == (
         "connect failed: postgres://app:[REDACTED]@db/shop (key [REDACTED], page 2)"
     )
-    frame = leak["exception"]["values"][-1]["stacktrace"]["frames"][-1]
+    frame = leak["exception"]["values"][-1]["stacktrace"]["frames"][-2]
     assert frame["function"] == "leak"
     assert frame["vars"]["dsn"] == "'postgres://app:[REDACTED]@db/shop'"  # not in sentry's list
     assert frame["vars"]["page"] == "2"  # what is not secret stays
+    assert frame["context_line"].strip().startswith('connect(dsn, key="[REDACTED]"')
     assert leak["request"]["query_string"] == "page=2&password=[REDACTED]"
     crumbs = [
         c["message"] for c in leak["breadcrumbs"]["values"] if c.get("category") == "payments"
@@ -178,12 +188,22 @@ def test_scrub_event_takes_any_shape_and_drops_what_it_cannot_redact() -> None:
         "threads": [{"value": "password=hunter2", "stacktrace": {"frames": [None, {"vars": 1}]}}],
         "breadcrumbs": object(),
         "request": {"url": None, "headers": [("a", "b")], "data": "password=hunter2"},
-        "contexts": {"trace": {"trace_id": "0af7651916cd43dd8448eb211c80319c"}, "app": "x"},
+        "transaction": "http://t/reset?token=abcdefghijklmnop",  # the raw URL, before routing
+        "contexts": {
+            "trace": {
+                "trace_id": "0af7651916cd43dd8448eb211c80319c",
+                "span_id": "b7ad6b7169203331",
+                "data": {"db.password": "hunter2"},
+            },
+            "app": "x",
+        },
     }
     out = scrub_event(odd, policy)
     assert out is odd
     assert "hunter2" not in repr(out) and "abcdefghijklmnop" not in repr(out)
-    assert out["contexts"]["trace"]["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    trace = out["contexts"]["trace"]
+    assert trace["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert trace["span_id"] == "b7ad6b7169203331"
 
     class Broken:
         def redact_text(self, text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
+from collections import deque
 from enum import Enum
 from typing import Any
 
@@ -433,6 +434,17 @@ def test_name_value_pairs_are_judged_by_their_name(policy: RedactionPolicy) -> N
         ("password", 1, 2),
         ("a", "b"),
     ]
+    # a denied name that is itself a secret is masked as a key is (review)
+    assert policy.redact_mapping([("alice@example.com_reset_token", "t-1")]) == [
+        ("ali***@***.com_reset_token", REDACTED)
+    ]
+    # a first item too long for a name is text (a search result's (text, score)): it is
+    # scanned as a value, never normalised as a key (an 8 MB one cost seconds per pair)
+    text = "some text " * 40 + "password"
+    assert policy.redact_mapping([(text, 0.5)]) == [(text, 0.5)]
+    # in a deque or a set too (a deque is written as its repr: scanning that text missed them)
+    assert policy.redact_mapping(deque([("x-api-key", "k-1")])) == deque([("x-api-key", REDACTED)])
+    assert policy.redact_mapping({("password", "hunter2")}) == {("password", REDACTED)}
 
 
 @pytest.mark.parametrize(

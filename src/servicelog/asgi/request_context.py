@@ -390,6 +390,8 @@ class RequestContextMiddleware:
         extension; else it propagates and the server answers 500). A client that went away
         (``WebSocketDisconnect``) ends the connection; that is no failure."""
         status = 0
+        # The connection is over for the client: closed by the app, a denial response sent
+        # whole, or the client's own disconnect received.
         closed = False
 
         async def send_ws(message: Message) -> None:
@@ -408,10 +410,19 @@ class RequestContextMiddleware:
                 if kind == "websocket.close":
                     closed = True
                     status = status or 403
+                elif kind == "websocket.http.response.body" and not message.get("more_body"):
+                    closed = True
+
+        async def receive_ws() -> Message:
+            nonlocal closed
+            message = await receive()
+            if message.get("type") == "websocket.disconnect":
+                closed = True  # nothing more can be sent (a close would be refused)
+            return message
 
         failed = left = False
         try:
-            await self.app(scope, receive, send_ws)
+            await self.app(scope, receive_ws, send_ws)
         except Exception as exc:
             # The client going away is how a connection ends, not a failure of the app's.
             left = type(exc).__name__ in _CLIENT_LEFT
@@ -419,7 +430,7 @@ class RequestContextMiddleware:
                 raise
             failed = True
             # Answered here: before the handshake where the server takes a denial response,
-            # or once accepted or closed. Else (no such extension, or a denial response cut
+            # or once accepted or over. Else (no such extension, or a denial response cut
             # off) the server answers, as it does without this middleware.
             if not (
                 (not status and "websocket.http.response" in (scope.get("extensions") or ()))
@@ -727,14 +738,15 @@ def replace_uvicorn_access_log() -> None:
 
 
 #: The messages (before formatting) of uvicorn's WebSocket access lines, and of the websockets
-#: library's, at info level on ``uvicorn.error``.
+#: library's, at info level on ``uvicorn.error``: lines of connections the application saw
+#: (not "connection rejected", which the library also writes for a handshake it refused
+#: before the application ran).
 _WEBSOCKET_ACCESS = frozenset(
     {
         '%s - "WebSocket %s" [accepted]',
         '%s - "WebSocket %s" 403',
         '%s - "WebSocket %s" %d',
         "connection open",
-        "connection rejected (%d %s)",
         "connection closed",
     }
 )

@@ -72,15 +72,16 @@ def scrub_event(event: Event, policy: Any) -> Event | None:
     processor) with the fields that carry a program's data redacted by *policy* (a
     :class:`~servicelog.redaction.RedactionPolicy`), in place:
 
-    * the message (``message``, ``logentry``), every exception's message (``value``) and the
-      local variables of every stack frame (``vars``), in ``exception`` and ``threads``;
+    * the message (``message``, ``logentry``), every exception's message (``value``), and the
+      local variables (``vars``) and source lines (``context_line``, ``pre_context``,
+      ``post_context``) of every stack frame, in ``exception`` and ``threads``;
     * breadcrumbs' messages and data (the log lines sentry-sdk collected before the event);
-    * the request: its URL and query string (passwords, tokens), headers, cookies, body and
-      environment;
-    * ``extra``, ``tags``, ``user`` and ``contexts`` (the ``trace`` context, IDs only, is
-      left as it is).
+    * the transaction's name (the raw URL before routing) and the request: its URL and query
+      string (passwords, tokens), headers, cookies, body and environment;
+    * ``extra``, ``tags``, ``user`` and ``contexts`` (the ``trace`` context's IDs are kept as
+      they are, its data redacted).
 
-    File names, function names and source lines are left as they are. ``None`` (the event is
+    File and function names are left as they are. ``None`` (the event is
     dropped, and the failure counted) if the event could not be redacted: an event that might
     leak is not sent; servicelog's own log line of an exception carries it anyway.
     """
@@ -130,11 +131,18 @@ def _scrub(event: Event, policy: Any) -> None:
                 for frame in _dicts(stacktrace.get("frames")):
                     if "vars" in frame:
                         frame["vars"] = mapping(frame["vars"])
+                    # The source lines, as the log line's stack trace shows them redacted
+                    # (``charge(key="sk_live_...")``).
+                    for key in ("context_line", "pre_context", "post_context"):
+                        if key in frame:
+                            frame[key] = mapping(frame[key])
     for crumb in _values(event.get("breadcrumbs")):
         if isinstance(crumb.get("message"), str):
             crumb["message"] = text(crumb["message"])
         if "data" in crumb:
             crumb["data"] = mapping(crumb["data"])
+    if isinstance(event.get("transaction"), str):  # named after the raw URL before routing
+        event["transaction"] = policy.redact_url(event["transaction"])
     request = event.get("request")
     if isinstance(request, dict):
         if isinstance(request.get("url"), str):
@@ -152,8 +160,14 @@ def _scrub(event: Event, policy: Any) -> None:
     contexts = event.get("contexts")
     if isinstance(contexts, dict):
         for key, value in contexts.items():
-            if key != "trace":
-                contexts[key] = mapping(value)
+            new = mapping(value)
+            if key == "trace" and isinstance(value, dict) and isinstance(new, dict):
+                # The trace's IDs as they were (Sentry links events by them); its data redacted.
+                new.update((k, value[k]) for k in _TRACE_IDS if k in value)
+            contexts[key] = new
+
+
+_TRACE_IDS = ("trace_id", "span_id", "parent_span_id")
 
 
 def _values(container: Any) -> list[dict[str, Any]]:
