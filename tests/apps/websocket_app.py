@@ -1,40 +1,21 @@
-"""A FastAPI app with WebSocket routes, for a real uvicorn server: `/ws/echo` echoes,
-`/ws/crash` fails after accepting, `/ws/early` fails before accepting."""
+"""A FastAPI app with WebSocket routes (``websocket_routes.py`` under ``/ws``), for a real
+uvicorn server."""
 
 from __future__ import annotations
 
 import servicelog
 import servicelog.fastapi
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI
+
+from .websocket_routes import add_websocket_routes
 
 servicelog.configure(profile="production", service="ws-test")
-app = FastAPI()
+app = add_websocket_routes(FastAPI(), "/ws")
 
 
 @app.get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
-
-
-@app.websocket("/ws/echo")
-async def echo(ws: WebSocket) -> None:
-    await ws.accept()
-    try:
-        while True:
-            await ws.send_text(await ws.receive_text())
-    except WebSocketDisconnect:
-        pass
-
-
-@app.websocket("/ws/crash")
-async def crash(ws: WebSocket) -> None:
-    await ws.accept()
-    raise RuntimeError("the feed went away")
-
-
-@app.websocket("/ws/early")
-async def early(ws: WebSocket) -> None:
-    raise RuntimeError("no session store")
 
 
 servicelog.fastapi.install(app)

@@ -18,6 +18,7 @@ import servicelog.fastapi
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from servicelog.sinks import MemorySink
 
+from ..apps.websocket_routes import add_websocket_routes
 from .conftest import make_app
 
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -790,32 +791,7 @@ async def test_any_asgi_app_wrapped_in_the_middleware_is_drained_at_its_lifespan
 
 
 def _ws_app() -> Any:
-    app = FastAPI()
-
-    @app.websocket("/echo")
-    async def echo(ws: WebSocket) -> None:
-        await ws.accept()
-        try:
-            while True:
-                await ws.send_text(await ws.receive_text())
-        except WebSocketDisconnect:
-            pass
-
-    @app.websocket("/deny")
-    async def deny(ws: WebSocket) -> None:
-        await ws.close(code=1008)
-
-    @app.websocket("/crash")
-    async def crash(ws: WebSocket) -> None:
-        await ws.accept()
-        raise RuntimeError("ws boom")
-
-    @app.websocket("/left")
-    async def left(ws: WebSocket) -> None:
-        await ws.accept()
-        await ws.receive_text()  # the client's leaving raises WebSocketDisconnect, uncaught
-        await ws.receive_text()
-
+    app = add_websocket_routes(FastAPI())
     servicelog.fastapi.install(app)
     return app
 
