@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import httpx
 import pytest
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 import servicelog
@@ -388,19 +388,87 @@ async def test_a_value_quoted_in_another_form_or_from_another_field_is_masked(
         assert leak not in response.text and leak not in repr(sink.records)
 
 
+class _CardA(BaseModel):
+    kind: Literal["a"]
+
+
+class _CardB(BaseModel):
+    kind: Literal["b"]
+
+
+class _Booking(BaseModel):
+    """Review 3: a datetime quoted as Python writes it, an int of 51 digits, a short value of
+    another field that is also a common word or number (kept), pydantic's tagged union."""
+
+    page: int
+    note: str
+    start: datetime
+    account: int
+    per_page: int
+    item: Annotated[_CardA | _CardB, Field(discriminator="kind")]
+
+    @field_validator("start")
+    @classmethod
+    def future(cls, v: datetime) -> datetime:
+        raise ValueError(f"start {v} must be in the future")
+
+    @field_validator("account")
+    @classmethod
+    def known(cls, v: int) -> int:
+        raise ValueError(f"account {v} is closed")
+
+    @field_validator("per_page")
+    @classmethod
+    def bounded(cls, v: int) -> int:
+        raise ValueError("per_page must be between 1 and 100, at most")
+
+
+async def test_more_quoted_forms_are_masked_and_common_words_kept(sink: MemorySink) -> None:
+    app = FastAPI()
+
+    @app.post("/booking")
+    async def booking(body: _Booking) -> dict[str, str]:
+        return {}
+
+    servicelog.fastapi.install(app)
+    sent = {
+        "page": 1,
+        "note": "at",
+        "start": "2021-06-05T10:30:00Z",
+        "account": 10**50 + 12345,
+        "per_page": 500,
+        "item": {"kind": "my-secret-tag-value"},
+    }
+    response = await call(app, "POST", "/booking", json=sent)
+    msgs = {e["loc"][1]: e["msg"] for e in response.json()["error"]["details"]["errors"]}
+    assert msgs == {
+        "start": "Value error, start [REDACTED] must be in the future",
+        "account": "Value error, account [REDACTED] is closed",
+        "per_page": "Value error, per_page must be between 1 and 100, at most",
+        "item": "Input tag '[REDACTED]' found using 'kind' does not match any of the expected "
+        "tags: 'a', 'b'",
+    }
+    # a body deeper than looked through: the application's messages are withheld
+    sent["note"] = [[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]
+    response = await call(app, "POST", "/booking", json=sent)
+    errors = response.json()["error"]["details"]["errors"]
+    assert any("withheld" in e["msg"] for e in errors)
+
+
 class _Tagged(BaseModel):
     tags: list[str]
 
     @field_validator("tags")
     @classmethod
     def known(cls, v: list[str]) -> list[str]:
-        raise ValueError(f"unknown tag {v[0]} " + "y" * 1900)
+        raise ValueError(f"unknown tag {v[0]} " + "1" * 1900)
 
 
 async def test_masking_has_a_budget_for_the_whole_request(sink: MemorySink) -> None:
-    """Many errors, each with long near-miss values to look for (review: one request of 1 MB
-    cost 1.35 s of CPU): the search stops at the request's budget and withholds the rest,
-    whatever the body; the messages it could check are still masked."""
+    """Many errors, each to be checked against near-miss values (review: one request of 1 MB
+    cost 1.35 s of CPU): the search stops at the request's budget and withholds the rest; the
+    messages it could check are masked. A body too large to look through (a validator may
+    quote any of its values) has every message of the application's withheld."""
     app = FastAPI()
 
     @app.post("/tags")
@@ -408,13 +476,17 @@ async def test_masking_has_a_budget_for_the_whole_request(sink: MemorySink) -> N
         return {}
 
     servicelog.fastapi.install(app)
-    near = ["1" * 45 + f"{i:05d}" for i in range(400)]
-    body = [{"tags": [f"secret-tag-{i}", *near]} for i in range(30)]
+    near = [["1" * 45 + f"{i:02d}{j:03d}" for j in range(60)] for i in range(30)]
+    body = [{"tags": [f"secret-tag-{i}", *near[i]]} for i in range(30)]  # 1,830 values
     response = await call(app, "POST", "/tags", json=body)
     msgs = [e["msg"] for e in response.json()["error"]["details"]["errors"]]
     assert len(msgs) == 30 and "secret-tag" not in response.text
-    assert msgs[0].startswith("Value error, unknown tag [REDACTED] yyy")
-    assert any("withheld" in m for m in msgs)  # the budget ran out before the last
+    assert msgs[0].startswith("Value error, unknown tag [REDACTED] 111")
+    assert "withheld" in msgs[-1]  # the budget ran out before the last
+    body = [{"tags": [f"secret-tag-{i}", *near[i] * 2]} for i in range(30)]  # 3,630 values
+    response = await call(app, "POST", "/tags", json=body)
+    msgs = [e["msg"] for e in response.json()["error"]["details"]["errors"]]
+    assert all("withheld" in m for m in msgs)
 
 
 @pytest.mark.parametrize(

@@ -941,9 +941,16 @@ async def test_a_websocket_app_failing_after_its_connection_is_over_is_logged_he
             raise RuntimeError("Unexpected ASGI message 'websocket.close'")
         sent.append(message)
 
-    for app, rid in ((denied_then_raise, b"ws-denied"), (left_then_raise, b"ws-left")):
+    async def left_before_the_handshake(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.disconnect"
+        raise RuntimeError("gone early")  # nothing is sent to a client gone (review 3)
+
+    apps = [(denied_then_raise, b"ws-denied", True), (left_then_raise, b"ws-left", True)]
+    apps += [(left_before_the_handshake, b"ws-early", ext) for ext in (True, False)]
+    for app, rid, extension in apps:
         scope = {"type": "websocket", "path": "/ws", "headers": [(b"x-request-id", rid)]}
-        scope["extensions"] = {"websocket.http.response": {}}
+        if extension:
+            scope["extensions"] = {"websocket.http.response": {}}
         await RequestContextMiddleware(app)(scope, receive, send)
     assert [m["type"] for m in sent] == [
         "websocket.http.response.start",
@@ -952,7 +959,7 @@ async def test_a_websocket_app_failing_after_its_connection_is_over_is_logged_he
     ]
     servicelog.flush()
     crashes = [r["request_id"] for r in sink.records if r["message"] == "Unhandled exception"]
-    assert crashes == ["ws-denied", "ws-left"]
+    assert crashes == ["ws-denied", "ws-left", "ws-early", "ws-early"]
     assert servicelog.stats()["errors"] == {}
 
 

@@ -21,7 +21,7 @@ returned.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -285,7 +285,7 @@ def safe_validation_errors(exc: Any) -> list[dict[str, Any]]:
         return [{"loc": [], "type": "invalid", "msg": "Invalid request"}]
     out: list[dict[str, Any]] = []
     budget = [MASKING_BUDGET]
-    others: list[str] | None = None  # the body's strings and numbers, found once
+    others: _Others | None = None  # the body's values, looked through once
     for err in list(raw)[:MAX_ERRORS]:
         loc = [p if isinstance(p, (int, str)) else str(p) for p in err.get("loc", ())][:10]
         loc = [p[:100] if isinstance(p, str) else p for p in loc]
@@ -293,7 +293,7 @@ def safe_validation_errors(exc: Any) -> list[dict[str, Any]]:
         msg = str(err.get("msg", ""))
         if not _pydantic_wrote(kind, msg, err.get("ctx")):
             if others is None:  # a validator may quote another field (``info.data``)
-                others = _leaves(getattr(exc, "body", None)) or []
+                others = _Others(getattr(exc, "body", None), budget)
             msg = _redact_text(_masked(msg, err.get("input"), others, budget))
         out.append({"loc": loc, "type": kind, "msg": msg[:MAX_MESSAGE]})
     if len(raw) > MAX_ERRORS:
@@ -325,12 +325,27 @@ def _pydantic_own() -> frozenset[str]:
 _PYDANTIC_OWN = _pydantic_own()
 
 
+#: pydantic's own types whose message quotes the input (from its context): masked as the
+#: application's are ("Input tag 'x' found using 'kind' does not match ...").
+_QUOTING = frozenset({"union_tag_invalid", "get_attribute_error", "uuid_parsing"})
+#: pydantic's errors of its own that are not core error types (``pydantic.networks``).
+_PYDANTIC_FIXED = frozenset(
+    {
+        ("ip_any_address", "value is not a valid IPv4 or IPv6 address"),
+        ("ip_any_interface", "value is not a valid IPv4 or IPv6 interface"),
+        ("ip_any_network", "value is not a valid IPv4 or IPv6 network"),
+    }
+)
+
+
 def _pydantic_wrote(kind: str, msg: str, ctx: Any) -> bool:
-    """Whether *msg* is pydantic's own message for error type *kind*: the application can
-    raise ``PydanticCustomError("string_pattern_mismatch", "code {code} is wrong", ...)`` too,
-    so the type's name alone does not tell; pydantic's template for it, filled with *ctx*,
-    must give *msg* exactly."""
-    if kind not in _PYDANTIC_OWN:
+    """Whether *msg* is pydantic's own message for error type *kind*, one that does not quote
+    the input: the application can raise ``PydanticCustomError("string_pattern_mismatch",
+    "code {code} is wrong", ...)`` too, so the type's name alone does not tell; pydantic's
+    template for it, filled with *ctx*, must give *msg* exactly."""
+    if (kind, msg) in _PYDANTIC_FIXED:
+        return True
+    if kind not in _PYDANTIC_OWN or kind in _QUOTING:
         return False
     try:
         from pydantic_core import PydanticKnownError
@@ -358,35 +373,37 @@ _PREFIXES = ("Value error, ", "Assertion failed, ")  # what pydantic puts before
 
 
 def _masked(
-    msg: str, value: Any, others: Sequence[str] = (), budget: list[int] | None = None
+    msg: str, value: Any, others: _Others | None = None, budget: list[int] | None = None
 ) -> str:
     """*msg* without the submitted *value* in it, nor any string or number inside it (a model
-    validator gets the whole object, a list validator the list), nor any of *others* (the
-    body's other values, which a validator may quote too), in the forms a message quotes them
-    in: as given, stripped of surrounding spaces, as ``repr()`` writes it (escaped), and for a
-    number or a numeric string its common spellings (``1234``, ``1,234``, ``1234.00``,
-    ``1,234.00``). One of 6 characters or more is masked in any letter case (a validator may
-    quote it upper-cased); a shorter one as written, where it stands as a word of its own (it
-    is also a common word or number).
+    validator gets the whole object, a list validator the list), nor any of the body's other
+    values of 6 characters or more (*others*: a validator may quote another field), in the
+    forms a message quotes them in (:func:`_forms`): as given, stripped of surrounding
+    spaces, as ``repr()`` writes it (escaped), a number or numeric string in its common
+    spellings (``1234``, ``1,234``, ``1234.00``, ``1,234.00``), an ISO date or time as Python
+    and common formats write it. One of 6 characters or more is masked in any letter case (a
+    validator may quote it upper-cased); a shorter one where it stands as a word of its own,
+    as written (it is also a common word or number), or in any case if it mixes letters and
+    digits (``AB12``).
 
-    Each form is first looked for with a plain substring test (linear); only those found go
-    into the replacing pattern. The work is charged to *budget* (a one-item list, shared by
-    the request's messages); a message it cannot pay for is withheld whole, as is one too long
-    or a value too deep or with too many parts to check."""
+    Each form is first looked for with a plain substring test (linear), the body's through an
+    index of their first characters; only those found go into the replacing pattern. The work
+    is charged to *budget* (a one-item list, shared by the request's messages); a message it
+    cannot pay for is withheld whole, as is one too long, a value too deep or with too many
+    parts to check, or one in a body that could not be looked through."""
     prefix = next((p for p in _PREFIXES if msg.startswith(p)), "")
     text = msg[len(prefix) :]
-    leaves = _leaves(value)
-    if len(text) > MAX_CHECKED_MESSAGE or leaves is None:
-        return _WITHHELD
     if budget is None:
         budget = [MASKING_BUDGET]
-    forms = _forms([*leaves, *others], len(text))
-    # The substring tests: each is linear in the text and the form.
-    cost = len(text) * len(forms) + sum(map(len, forms))
-    if cost > budget[0]:
-        budget[0] = 0
+    leaves = _leaves(value)
+    if len(text) > MAX_CHECKED_MESSAGE or leaves is None or (others and others.unknown):
         return _WITHHELD
-    budget[0] -= cost
+    if not _charge(budget, len(leaves) * _PER_LEAF):
+        return _WITHHELD
+    forms = _forms(leaves, len(text), text)
+    # The substring tests: each is linear in the text and the form.
+    if not _charge(budget, len(text) * len(forms) + sum(map(len, forms))):
+        return _WITHHELD
     folded = text.casefold()
     long: set[str] = set()
     short: set[str] = set()
@@ -399,17 +416,22 @@ def _masked(
                 elif form in text:
                     short.add(form)
         elif form.casefold() in folded:
-            # (upper(): "ß" becomes "SS", which IGNORECASE does not match against "ß".)
-            long.update(f for f in (form, form.upper(), form.casefold()) if len(f) <= len(text))
+            long.add(form)
+    if others is not None:
+        found = others.found_in(folded, budget)
+        if found is None:
+            return _WITHHELD
+        long |= found
     if not long and not short and not codes:
         return prefix + text
-    found = sum(map(len, long)) + sum(map(len, short)) + sum(map(len, codes))
+    # (upper(): "ß" becomes "SS", which IGNORECASE does not match against "ß".)
+    long = {
+        f for form in long for f in (form, form.upper(), form.casefold()) if len(f) <= len(text)
+    }
+    found_size = sum(map(len, long)) + sum(map(len, short)) + sum(map(len, codes))
     # The pattern may try each of them at every position of the text.
-    cost = len(text) * found
-    if found > MAX_PATTERN or cost > budget[0]:
-        budget[0] = max(0, budget[0] - cost)
+    if found_size > MAX_PATTERN or not _charge(budget, len(text) * found_size):
         return _WITHHELD
-    budget[0] -= cost
     patterns = []
     if long:  # one pass, longest first, case-insensitive on the text itself (no index shift)
         alternatives = "|".join(map(re.escape, sorted(long, key=len, reverse=True)))
@@ -423,9 +445,62 @@ def _masked(
     return prefix + text
 
 
-def _forms(leaves: list[str], longest: int) -> set[str]:
+#: What making the forms of one value is charged (a few microseconds of work: dates and
+#: numbers are parsed and written several ways).
+_PER_LEAF = 2_000
+
+
+def _charge(budget: list[int], cost: int) -> bool:
+    """Take *cost* from *budget*; ``False`` (and the budget spent) if it cannot pay."""
+    if cost > budget[0]:
+        budget[0] = 0
+        return False
+    budget[0] -= cost
+    return True
+
+
+class _Others:
+    """The body's values of 6 characters or more, in their forms (but a date's other
+    spellings), indexed by their first 6 characters (casefolded): finding those in a message
+    costs one look-up per position of the message, however many there are. ``unknown`` when
+    the body could not be looked through (too deep, or too many values): then no message of
+    the application's is shown."""
+
+    def __init__(self, body: Any, budget: list[int]) -> None:
+        leaves = _leaves(body, max_depth=16) if body is not None else []
+        self.unknown = leaves is None
+        self.index: dict[str, list[tuple[str, str]]] = {}
+        if not leaves or not _charge(budget, len(leaves) * _PER_LEAF):
+            self.unknown = self.unknown or bool(leaves)
+            return
+        for form in _forms(leaves, MAX_CHECKED_MESSAGE):
+            folded = form.casefold()
+            if len(form) >= 6 and len(folded) >= 6:
+                self.index.setdefault(folded[:6], []).append((form, folded))
+
+    def found_in(self, folded: str, budget: list[int]) -> set[str] | None:
+        """The forms in *folded* (a casefolded message); ``None`` if *budget* cannot pay."""
+        found: set[str] = set()
+        index = self.index
+        if not index:
+            return found
+        seen: set[str] = set()
+        for i in range(len(folded) - 5):
+            key = folded[i : i + 6]
+            bucket = index.get(key)
+            if bucket is None or key in seen:
+                continue
+            seen.add(key)
+            if not _charge(budget, len(bucket) * len(folded)):
+                return None
+            found.update(form for form, low in bucket if low in folded)
+        return found
+
+
+def _forms(leaves: list[str], longest: int, message: str | None = None) -> set[str]:
     """The forms of *leaves* a message may quote (see :func:`_masked`), none empty or longer
-    than *longest* characters."""
+    than *longest* characters. A date's other spellings (each has its year) only for a date
+    whose year is in *message* (none without one: they cost microseconds each)."""
     forms: set[str] = set()
     for leaf in leaves:
         stripped = leaf.strip()
@@ -437,7 +512,8 @@ def _forms(leaves: list[str], longest: int) -> set[str]:
             forms.add(repr(leaf)[1:-1])  # tabs, newlines, backslashes and quotes escaped
         if len(stripped) <= 40 and stripped[0] in _NUMBER_START:
             forms.update(_number_forms(stripped))
-            if len(stripped) == 10 and _ISO_DATE.fullmatch(stripped):
+            dated = len(stripped) >= 10 and _ISO_DATE.fullmatch(stripped[:10])
+            if dated and message is not None and stripped[:4] in message:
                 forms.update(_date_forms(stripped))
     return {f for f in forms if f and len(f) <= longest}
 
@@ -446,17 +522,32 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _date_forms(text: str) -> tuple[str, ...]:
-    """An ISO date's other common spellings (``1987-03-14`` as ``14.03.1987``, ``03/14/1987``,
-    ``14 March 1987``, ...); none for what is not a date."""
-    from datetime import date
+    """An ISO date's (or date and time's) other common spellings: ``1987-03-14`` as
+    ``14.03.1987``, ``03/14/1987``, ``14 March 1987``, ...; ``2021-06-05T10:30:00Z`` as Python
+    writes the datetime (``2021-06-05 10:30:00+00:00``) and without seconds or zone. None for
+    what is not a date."""
+    from datetime import date, datetime
 
     try:
-        day = date.fromisoformat(text)
+        day = date.fromisoformat(text[:10])
     except ValueError:
         return ()
     formats = ("%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d-%m-%Y", "%Y%m%d")
     names = (f"{day.day} {day:%B %Y}", f"{day:%B} {day.day}, {day.year}", f"{day:%d %b %Y}")
-    return tuple(day.strftime(f) for f in formats) + names
+    forms = (text[:10], *(day.strftime(f) for f in formats), *names)
+    if len(text) > 10 and text[10] in "Tt ":
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return forms
+        forms += (
+            str(moment),
+            moment.isoformat(),
+            f"{moment:%Y-%m-%d %H:%M:%S}",
+            f"{moment:%Y-%m-%d %H:%M}",
+            f"{moment:%d.%m.%Y %H:%M}",
+        )
+    return forms
 
 
 _NUMBER_START = frozenset("+-.0123456789")
@@ -483,10 +574,11 @@ def _spellings(number: float) -> tuple[str, ...]:
     return tuple(forms)
 
 
-def _leaves(value: Any) -> list[str] | None:
-    """The strings and numbers in *value*, as text (mappings and sequences followed; a number
-    also in its other spellings: ``1,234``, ``1234.00``, ``1,234.00``, and ``7`` for ``7.0``);
-    ``None`` if there are more than :data:`MAX_LEAVES`, or containers deeper than 4 levels."""
+def _leaves(value: Any, max_depth: int = 4) -> list[str] | None:
+    """The strings and numbers in *value*, as text (mappings, a form's every value, and
+    sequences followed; a number also in its other spellings: ``1,234``, ``1234.00``,
+    ``1,234.00``, and ``7`` for ``7.0``); ``None`` if there are more than :data:`MAX_LEAVES`,
+    containers deeper than *max_depth* levels, or an int too long to write."""
     found: list[str] = []
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
@@ -494,13 +586,20 @@ def _leaves(value: Any) -> list[str] | None:
         if isinstance(item, str):
             found.append(item)
         elif isinstance(item, (int, float)) and not isinstance(item, bool):
-            if isinstance(item, float) or -(10**50) < item < 10**50:
+            try:
                 found.append(str(item))
-                found.extend(_spellings(item))
-        elif isinstance(item, (dict, list, tuple)):
-            if depth >= 4:
+            except ValueError:  # past the interpreter's digits limit: no message quotes it
+                return None
+            found.extend(_spellings(item))
+        elif isinstance(item, (dict, list, tuple, Mapping)):
+            if depth >= max_depth:
                 return None  # deeper than we look: what it holds could be quoted
-            items = item.values() if isinstance(item, dict) else item
+            if isinstance(item, (list, tuple)):
+                items: Any = item
+            elif hasattr(item, "multi_items"):  # a form (FormData): every value of a key
+                items = [v for _, v in item.multi_items()]
+            else:
+                items = item.values()
             stack.extend((v, depth + 1) for v in items)
         if len(found) > 4 * MAX_LEAVES or len(stack) > 10 * MAX_LEAVES:
             return None

@@ -444,7 +444,7 @@ class RequestContextMiddleware:
                 mark_logged(exc)
             capture_unhandled(exc, self._request_id(scope))
             try:
-                if not status:
+                if not status and not closed:
                     await self._deny_500(scope, send_ws)
                 elif status == 101 and not closed:
                     await send_ws({"type": "websocket.close", "code": 1011, "reason": ""})
