@@ -81,9 +81,9 @@ def scrub_event(event: Event, policy: Any) -> Event | None:
     * ``extra``, ``tags``, ``user`` and ``contexts`` (the ``trace`` context's IDs are kept as
       they are, its data redacted).
 
-    File and function names are left as they are. ``None`` (the event is
-    dropped, and the failure counted) if the event could not be redacted: an event that might
-    leak is not sent; servicelog's own log line of an exception carries it anyway.
+    File and function names are left as they are. ``None`` (the event is dropped, and the
+    failure counted) if the event could not be redacted: an event that might leak is not sent;
+    servicelog's own log line of an exception carries it anyway.
     """
     try:
         _scrub(event, policy)
