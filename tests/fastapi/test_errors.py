@@ -850,3 +850,37 @@ def test_subclassing_in_one_line() -> None:
         "payment_declined",
         {"rule": "card_check"},
     )
+
+
+class _Raised:
+    """A stand-in for RequestValidationError: ``errors()`` and ``body`` (what FastAPI's has)."""
+
+    def __init__(self, errors: Any, body: Any = None) -> None:
+        self._errors, self.body = errors, body
+
+    def errors(self) -> Any:
+        return self._errors
+
+
+def test_masking_review_4_forms_shapes_and_bodies() -> None:
+    """Review 4: escapes written by json.dumps and ascii(), separators, rounding; a raw bytes
+    body; entries of odd shapes answered, never raised; a very wide body withheld quickly."""
+    from servicelog.asgi.handlers import safe_validation_errors
+
+    def msg(text: str, value: Any, body: Any = None) -> str:
+        err = {"loc": ("body", "x"), "type": "value_error", "msg": text, "input": value}
+        (out,) = safe_validation_errors(_Raised([err], body))
+        return str(out["msg"])
+
+    assert msg('bad name "J\\u00f6rg M\\u00fcller"', "Jörg Müller") == 'bad name "[REDACTED]"'
+    assert msg("bad name 'J\\xf6rg M\\xfcller'", "Jörg Müller") == "bad name '[REDACTED]'"
+    assert msg('bad "pa\\"ss12word"', 'pa"ss12word') == 'bad "[REDACTED]"'
+    for shown in ("1_234_567", "1 234 567", "1234567.0", "1,234,567"):
+        assert msg(f"amount {shown} too big", 1234567) == "amount [REDACTED] too big"
+    assert msg("amount 1234.6 too big", 1234.5678) == "amount [REDACTED] too big"
+    assert msg("password hunter2-x too weak", b"hunter2-x") == "password [REDACTED] too weak"
+    odd = ["email is required", {"loc": None, "msg": "m"}, {"loc": 3, "msg": "m"}]
+    out = safe_validation_errors(_Raised(iter(odd)))
+    assert [e["loc"] for e in out] == [[], [], [3]]
+    wide = {"ids": [0] * 500_000}
+    assert "withheld" in msg("at most 1000 ids", wide["ids"], wide)

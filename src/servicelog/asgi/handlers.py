@@ -280,25 +280,37 @@ def safe_validation_errors(exc: Any) -> list[dict[str, Any]]:
     numbers, tokens). The search has a budget for the whole request: past it, messages are
     withheld rather than searched (a client must not choose the cost)."""
     try:
-        raw = exc.errors()
+        raw = list(exc.errors())
     except Exception:
         return [{"loc": [], "type": "invalid", "msg": "Invalid request"}]
     out: list[dict[str, Any]] = []
     budget = [MASKING_BUDGET]
-    others: _Others | None = None  # the body's values, looked through once
-    for err in list(raw)[:MAX_ERRORS]:
-        loc = [p if isinstance(p, (int, str)) else str(p) for p in err.get("loc", ())][:10]
-        loc = [p[:100] if isinstance(p, str) else p for p in loc]
-        kind = str(err.get("type", "invalid"))[:100]
-        msg = str(err.get("msg", ""))
-        if not _pydantic_wrote(kind, msg, err.get("ctx")):
-            if others is None:  # a validator may quote another field (``info.data``)
-                others = _Others(getattr(exc, "body", None), budget)
-            msg = _redact_text(_masked(msg, err.get("input"), others, budget))
-        out.append({"loc": loc, "type": kind, "msg": msg[:MAX_MESSAGE]})
+    others: list[_Others] = []  # the body's values, looked through once
+    for err in raw[:MAX_ERRORS]:
+        try:
+            out.append(_safe_error(err, exc, others, budget))
+        except Exception:  # an entry of an odd shape (a str, loc None, a msg whose str raises)
+            out.append({"loc": [], "type": "invalid", "msg": "Invalid value"})
     if len(raw) > MAX_ERRORS:
         out.append({"loc": [], "type": "too_many_errors", "msg": f"{len(raw) - MAX_ERRORS} more"})
     return out
+
+
+def _safe_error(err: Any, exc: Any, others: list[_Others], budget: list[int]) -> dict[str, Any]:
+    """One error of :func:`safe_validation_errors` (*others* holds the body's index once it
+    is made)."""
+    raw_loc = err.get("loc") or ()
+    if isinstance(raw_loc, (str, int)):
+        raw_loc = (raw_loc,)
+    loc = [p if isinstance(p, (int, str)) else str(p) for p in list(raw_loc)[:10]]
+    loc = [p[:100] if isinstance(p, str) else p for p in loc]
+    kind = str(err.get("type", "invalid"))[:100]
+    msg = str(err.get("msg", ""))
+    if not _pydantic_wrote(kind, msg, err.get("ctx")):
+        if not others:  # a validator may quote another field (``info.data``)
+            others.append(_Others(getattr(exc, "body", None), budget))
+        msg = _redact_text(_masked(msg, err.get("input"), others[0], budget))
+    return {"loc": loc, "type": kind, "msg": msg[:MAX_MESSAGE]}
 
 
 def _error_status(status: object, low: int = 400) -> tuple[int, str]:
@@ -400,7 +412,10 @@ def _masked(
         return _WITHHELD
     if not _charge(budget, len(leaves) * _PER_LEAF):
         return _WITHHELD
-    forms = _forms(leaves, len(text), text)
+    try:
+        forms = _forms(leaves, len(text), text, budget)
+    except _Unpaid:
+        return _WITHHELD
     # The substring tests: each is linear in the text and the form.
     if not _charge(budget, len(text) * len(forms) + sum(map(len, forms))):
         return _WITHHELD
@@ -429,8 +444,9 @@ def _masked(
         f for form in long for f in (form, form.upper(), form.casefold()) if len(f) <= len(text)
     }
     found_size = sum(map(len, long)) + sum(map(len, short)) + sum(map(len, codes))
-    # The pattern may try each of them at every position of the text.
-    if found_size > MAX_PATTERN or not _charge(budget, len(text) * found_size):
+    # The pattern is compiled (per character), and may try each of them at every position.
+    cost = (len(text) + _PER_PATTERN_CHAR) * found_size
+    if found_size > MAX_PATTERN or not _charge(budget, cost):
         return _WITHHELD
     patterns = []
     if long:  # one pass, longest first, case-insensitive on the text itself (no index shift)
@@ -445,9 +461,24 @@ def _masked(
     return prefix + text
 
 
-#: What making the forms of one value is charged (a few microseconds of work: dates and
-#: numbers are parsed and written several ways).
+#: What making the forms of one value is charged (a few microseconds of work: numbers are
+#: parsed and written several ways), and a date's more (~50 us), and compiling the pattern of
+#: the values found, per character (~1 us): in the budget's units (~1 ns of work each).
 _PER_LEAF = 2_000
+_PER_NUMBER = 10_000
+_PER_DATE = 50_000
+_PER_PATTERN_CHAR = 1_000
+
+
+class _Unpaid(Exception):
+    """The request's masking budget cannot pay for what remains: withhold."""
+
+
+def _json_text(text: str) -> str:
+    """*text* as ``json.dumps`` writes it, without the quotes."""
+    import json
+
+    return json.dumps(text)[1:-1]
 
 
 def _charge(budget: list[int], cost: int) -> bool:
@@ -473,7 +504,12 @@ class _Others:
         if not leaves or not _charge(budget, len(leaves) * _PER_LEAF):
             self.unknown = self.unknown or bool(leaves)
             return
-        for form in _forms(leaves, MAX_CHECKED_MESSAGE):
+        try:
+            forms = _forms(leaves, MAX_CHECKED_MESSAGE, budget=budget)
+        except _Unpaid:
+            self.unknown = True
+            return
+        for form in forms:
             folded = form.casefold()
             if len(form) >= 6 and len(folded) >= 6:
                 self.index.setdefault(folded[:6], []).append((form, folded))
@@ -497,10 +533,16 @@ class _Others:
         return found
 
 
-def _forms(leaves: list[str], longest: int, message: str | None = None) -> set[str]:
+def _forms(
+    leaves: list[str], longest: int, message: str | None = None, budget: list[int] | None = None
+) -> set[str]:
     """The forms of *leaves* a message may quote (see :func:`_masked`), none empty or longer
     than *longest* characters. A date's other spellings (each has its year) only for a date
-    whose year is in *message* (none without one: they cost microseconds each)."""
+    whose year is in *message*, each date charged to *budget* (they cost tens of microseconds).
+
+    Raises:
+        _Unpaid: when *budget* cannot pay for a date's spellings.
+    """
     forms: set[str] = set()
     for leaf in leaves:
         stripped = leaf.strip()
@@ -510,10 +552,17 @@ def _forms(leaves: list[str], longest: int, message: str | None = None) -> set[s
         if len(leaf) <= longest:
             forms.add(leaf)
             forms.add(repr(leaf)[1:-1])  # tabs, newlines, backslashes and quotes escaped
+            if not leaf.isascii() or not leaf.isprintable() or '"' in leaf or "\\" in leaf:
+                forms.add(ascii(leaf)[1:-1])  # {v!a}: J\xf6rg
+                forms.add(_json_text(leaf))  # json.dumps(v): J\u00f6rg, pa\"ss
         if len(stripped) <= 40 and stripped[0] in _NUMBER_START:
+            if budget is not None and not _charge(budget, _PER_NUMBER):
+                raise _Unpaid
             forms.update(_number_forms(stripped))
             dated = len(stripped) >= 10 and _ISO_DATE.fullmatch(stripped[:10])
             if dated and message is not None and stripped[:4] in message:
+                if budget is not None and not _charge(budget, _PER_DATE):
+                    raise _Unpaid
                 forms.update(_date_forms(stripped))
     return {f for f in forms if f and len(f) <= longest}
 
@@ -554,46 +603,66 @@ _NUMBER_START = frozenset("+-.0123456789")
 
 
 def _number_forms(text: str) -> tuple[str, ...]:
-    """A numeric string's other spellings (``"87654321.0"`` is quoted as ``87654321``; an
-    amount as ``98,765.40``); none for what is not a number."""
+    """A number's or numeric string's other spellings (``"87654321.0"`` is quoted as
+    ``87654321``; an amount as ``98,765.40``); none for what is not a number."""
+    plain = text.replace(",", "")
+    number: float
     try:
-        number = float(text.replace(",", ""))
+        number = int(plain)
     except ValueError:
-        return ()
+        try:
+            number = float(plain)
+        except ValueError:
+            return ()
     return _spellings(number)
 
 
 def _spellings(number: float) -> tuple[str, ...]:
+    """A number's common spellings: ``1234.5`` also as ``1,234.5``, ``1_234.5``, ``1 234.5``,
+    ``1234.50``, ``1,234.50``, ``1234.5`` to one decimal, ``1235`` rounded (``1,235``); none
+    for NaN, the infinities, or a magnitude of 10**50 or more (written at length, each would
+    cost microseconds, and a message hardly spells one out)."""
     try:
-        forms = [str(number), f"{number:,}", f"{number:.2f}", f"{number:,.2f}"]
-        if isinstance(number, float) and number.is_integer():
-            whole = int(number)
-            forms += [str(whole), f"{whole:,}"]
-    except (ValueError, OverflowError):  # nan, inf
+        if not abs(number) < 1e50:
+            return ()
+        whole = round(number)
+        forms = [
+            str(number),
+            f"{number:,}",
+            f"{number:_}",
+            f"{number:,}".replace(",", " "),
+            f"{number:.2f}",
+            f"{number:,.2f}",
+            f"{number:.1f}",
+            str(whole),
+            f"{whole:,}",
+        ]
+    except (ValueError, OverflowError, TypeError):
         return ()
     return tuple(forms)
 
 
 def _leaves(value: Any, max_depth: int = 4) -> list[str] | None:
     """The strings and numbers in *value*, as text (mappings, a form's every value, and
-    sequences followed; a number also in its other spellings: ``1,234``, ``1234.00``,
-    ``1,234.00``, and ``7`` for ``7.0``); ``None`` if there are more than :data:`MAX_LEAVES`,
+    sequences followed; bytes decoded); ``None`` if there are more than :data:`MAX_LEAVES`,
     containers deeper than *max_depth* levels, or an int too long to write."""
     found: list[str] = []
     stack: list[tuple[Any, int]] = [(value, 0)]
+    limit = 10 * MAX_LEAVES
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
             found.append(item)
+        elif isinstance(item, (bytes, bytearray)):  # a raw body (text/plain) validated as str
+            found.append(bytes(item[: 4 * MAX_CHECKED_MESSAGE]).decode("utf-8", "replace"))
         elif isinstance(item, (int, float)) and not isinstance(item, bool):
-            try:
+            try:  # (its other spellings are made from the text, as a numeric string's)
                 found.append(str(item))
             except ValueError:  # past the interpreter's digits limit: no message quotes it
                 return None
-            found.extend(_spellings(item))
         elif isinstance(item, (dict, list, tuple, Mapping)):
-            if depth >= max_depth:
-                return None  # deeper than we look: what it holds could be quoted
+            if depth >= max_depth or len(stack) + len(item) > limit:
+                return None  # deeper or wider than we look: what it holds could be quoted
             if isinstance(item, (list, tuple)):
                 items: Any = item
             elif hasattr(item, "multi_items"):  # a form (FormData): every value of a key
@@ -601,7 +670,7 @@ def _leaves(value: Any, max_depth: int = 4) -> list[str] | None:
             else:
                 items = item.values()
             stack.extend((v, depth + 1) for v in items)
-        if len(found) > 4 * MAX_LEAVES or len(stack) > 10 * MAX_LEAVES:
+        if len(found) > 4 * MAX_LEAVES:
             return None
     return found
 
