@@ -255,8 +255,13 @@ def test_masking_covers_long_values_and_withholds_what_it_cannot_check() -> None
     assert _masked("Value error, code WEISSWURST-GEHEIM", "weißwurst-geheim").endswith(
         "code [REDACTED]"
     )
-    deep = {"d": {"l1": {"l2": {"l3": {"l4": "deep-secret-99"}}}}}
-    assert "deep-secret" not in _masked("Value error, deep-secret-99 rejected", deep)
+    deep: Any = {"d": {"l1": {"l2": {"l3": {"l4": "deep-secret-99"}}}}}
+    assert (
+        _masked("Value error, deep-secret-99 rejected", deep) == "Value error, [REDACTED] rejected"
+    )
+    for _ in range(4):  # deeper than looked (8 levels): withheld
+        deep = {"d": deep}
+    assert "withheld" in _masked("Value error, deep-secret-99 rejected", deep)
     assert _masked("Value error, 4,111,111,111,111,111.00 over", 4111111111111111) == (
         "Value error, [REDACTED] over"
     )

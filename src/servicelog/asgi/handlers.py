@@ -407,7 +407,7 @@ def _masked(
     text = msg[len(prefix) :]
     if budget is None:
         budget = [MASKING_BUDGET]
-    leaves = _leaves(value)
+    leaves = _leaves(value, max_depth=8)
     if len(text) > MAX_CHECKED_MESSAGE or leaves is None or (others and others.unknown):
         return _WITHHELD
     if not _charge(budget, len(leaves) * _PER_LEAF):
