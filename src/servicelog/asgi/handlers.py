@@ -20,6 +20,7 @@ returned.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -476,8 +477,6 @@ class _Unpaid(Exception):
 
 def _json_text(text: str) -> str:
     """*text* as ``json.dumps`` writes it, without the quotes."""
-    import json
-
     return json.dumps(text)[1:-1]
 
 
@@ -501,10 +500,11 @@ class _Others:
         leaves = _leaves(body, max_depth=16) if body is not None else []
         self.unknown = leaves is None
         self.index: dict[str, list[tuple[str, str]]] = {}
-        if not leaves or not _charge(budget, len(leaves) * _PER_LEAF):
-            self.unknown = self.unknown or bool(leaves)
+        if not leaves:  # none, or the body could not be looked through
             return
         try:
+            if not _charge(budget, len(leaves) * _PER_LEAF):
+                raise _Unpaid
             forms = _forms(leaves, MAX_CHECKED_MESSAGE, budget=budget)
         except _Unpaid:
             self.unknown = True
@@ -626,11 +626,12 @@ def _spellings(number: float) -> tuple[str, ...]:
         if not abs(number) < 1e50:
             return ()
         whole = round(number)
+        grouped = f"{number:,}"
         forms = [
             str(number),
-            f"{number:,}",
+            grouped,
             f"{number:_}",
-            f"{number:,}".replace(",", " "),
+            grouped.replace(",", " "),
             f"{number:.2f}",
             f"{number:,.2f}",
             f"{number:.1f}",

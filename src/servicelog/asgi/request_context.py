@@ -243,7 +243,7 @@ class RequestContextMiddleware:
                 )
             header = (header_key, request_id.encode("latin-1"))
             if kind == "websocket":
-                await self._websocket(scope, receive, send, header, start, agent)
+                await self._websocket(scope, receive, send, header, start, agent, request_id)
                 return
             status = 0
             body_bytes = 0
@@ -376,6 +376,7 @@ class RequestContextMiddleware:
         header: tuple[bytes, bytes],
         start: int,
         agent: bytes | None,
+        request_id: str,
     ) -> None:
         """A WebSocket connection: the request ID on its ``websocket.accept`` (or denial
         response), and one access record when it ends: 101 if it was accepted, 403 if it was
@@ -442,10 +443,10 @@ class RequestContextMiddleware:
                 fields = {"url.path": scope.get("path"), "network.protocol": "websocket"}
                 log_exception(self._log, "Unhandled exception", exc, fields)
                 mark_logged(exc)
-            capture_unhandled(exc, self._request_id(scope))
+            capture_unhandled(exc, request_id)
             try:
                 if not status and not closed:
-                    await self._deny_500(scope, send_ws)
+                    await _deny_500(request_id, send_ws)
                 elif status == 101 and not closed:
                     await send_ws({"type": "websocket.close", "code": 1011, "reason": ""})
             except Exception as failure:  # the client went away meanwhile: nothing to answer
@@ -462,20 +463,6 @@ class RequestContextMiddleware:
                 # answers 500.
                 status = status or (499 if left else 500)
                 self._write_access(scope, status, start, 0, options, agent, failed, self._ws_record)
-
-    @staticmethod
-    def _request_id(scope: Scope) -> str | None:
-        rid = scope.get("state", {}).get("request_id")
-        return rid if isinstance(rid, str) else None
-
-    @staticmethod
-    async def _deny_500(scope: Scope, send: Send) -> None:
-        """The minimal JSON 500 as a WebSocket denial response (the request ID's header is
-        added by *send*)."""
-        body = minimal_500(RequestContextMiddleware._request_id(scope))
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "websocket.http.response.start", "status": 500, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": body})
 
     def _ws_record(self, *args: Any) -> Record | None:
         """The access record of a WebSocket connection: the HTTP one, for the upgrade request
@@ -673,6 +660,15 @@ def replaced_by_body_limit(scope: Scope) -> bool:
         and declared > limit
         and getattr(responder, "response_started", True) is False
     )
+
+
+async def _deny_500(request_id: str, send: Send) -> None:
+    """The minimal JSON 500 as a WebSocket denial response (the request ID's header is added
+    by *send*)."""
+    body = minimal_500(request_id)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "websocket.http.response.start", "status": 500, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 async def _done() -> None:
