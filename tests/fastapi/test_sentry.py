@@ -25,18 +25,30 @@ SCRIPT = textwrap.dedent(
     from sentry_sdk.transport import Transport
     from fastapi import FastAPI
     import servicelog, servicelog.fastapi
-    from servicelog.integrations.sentry import before_send
+    from servicelog.integrations import sentry as redact
 
-    mode = sys.argv[1]  # "plain", "before_send" or "no_redaction"
-    events = []
+    # "plain", "before_send", "hooks" (all of them, tracing and logs on), "tracing" (on, without
+    # the hooks) or "no_redaction"
+    mode = sys.argv[1]
+    events, transactions, logs = [], [], []
 
     class Capture(Transport):  # the envelope as it would be sent; no network here
         def capture_envelope(self, envelope):
-            events.extend(i.payload.json for i in envelope.items if i.type == "event")
+            for item in envelope.items:
+                if item.type == "event":
+                    events.append(item.payload.json)
+                elif item.type == "transaction":
+                    transactions.append(item.payload.json)
+                elif item.type == "log":
+                    logs.extend(item.payload.json["items"])
 
+    hooks, tracing = mode == "hooks", mode in ("hooks", "tracing")
     sentry_sdk.init(
-        dsn="http://key@127.0.0.1:9/1", transport=Capture, traces_sample_rate=0,
-        before_send=before_send if mode == "before_send" else None,
+        dsn="http://key@127.0.0.1:9/1", transport=Capture, release="0123abcd" * 5,
+        traces_sample_rate=1.0 if tracing else 0, enable_logs=tracing,
+        before_send=redact.before_send if mode in ("before_send", "hooks") else None,
+        before_send_transaction=redact.before_send_transaction if hooks else None,
+        before_send_log=redact.before_send_log if hooks else None,
     )
     servicelog.configure(
         service="shop", profile="production", stream="none",
@@ -56,6 +68,9 @@ SCRIPT = textwrap.dedent(
         api_key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
         dsn = "postgres://app:hunter2@db/shop"
         logging.getLogger("payments").warning("retrying with token=tok_abcdefghijkl0123")
+        with sentry_sdk.start_span(op="db", name="UPDATE users SET password='hunter2'") as span:
+            span.set_data("db.params", {"password": "hunter2", "id": 7})
+        sentry_sdk.logger.warning("login of {user} with {password}", user="jane", password="hunter2")
         connect(dsn, key="sk_live_4eC39HqLyjWDarjtT1zdp7dc", page=page)  # the source line too
 
     @app.get("/ok")
@@ -85,6 +100,8 @@ SCRIPT = textwrap.dedent(
             "request_id": answers[0].headers["x-request-id"],
             "leak_request_id": leak.headers["x-request-id"],
             "events": events,
+            "transactions": transactions,
+            "logs": logs,
         }))
 
     asyncio.run(main())
@@ -160,6 +177,38 @@ def test_sentrys_own_events_are_redacted_with_before_send() -> None:
     assert "charge failed for card ****-****-****-1111" in messages
 
 
+def test_transactions_and_sentry_logs_are_redacted_with_their_hooks() -> None:
+    # Tracing and Sentry's logs on: the span's SQL statement and data, the request's query
+    # string in the transaction, a log's template parameters, and the standard library's log
+    # line forwarded as a Sentry log each held a secret.
+    out = run_script("hooks")
+    assert out["transactions"] and out["logs"]
+    text = json.dumps(out)
+    for secret in SECRETS:
+        assert secret not in text
+    spans = [s for t in out["transactions"] for s in t.get("spans", ()) if s.get("op") == "db"]
+    assert [s["description"] for s in spans] == ["UPDATE users SET password='[REDACTED]'"]
+    assert spans[0]["data"]["db.params"] == {"password": "[REDACTED]", "id": 7}
+    leak = next(t for t in out["transactions"] if "/leak" in t["request"]["url"])
+    assert leak["request"]["query_string"] == "page=2&password=[REDACTED]"
+    bodies = {log["body"]: log["attributes"] for log in out["logs"]}
+    attributes = bodies["login of jane with [REDACTED]"]
+    assert attributes["sentry.message.parameter.password"]["value"] == "[REDACTED]"
+    assert attributes["sentry.message.parameter.user"]["value"] == "jane"
+    assert attributes["sentry.release"]["value"] == "0123abcd" * 5  # sentry's own: kept
+    assert "retrying with token=[REDACTED]" in bodies
+    in_request = [log for log in out["logs"] if log["body"].startswith(("login", "retrying"))]
+    assert [log["trace_id"] for log in in_request] == [spans[0]["trace_id"]] * 2  # IDs kept
+
+
+def test_without_the_hooks_transactions_and_logs_are_sent_as_they_are() -> None:
+    # What the hooks are for (and the test above can fail): sentry-sdk sends them unredacted.
+    out = run_script("tracing")
+    spans = [s for t in out["transactions"] for s in t.get("spans", ()) if s.get("op") == "db"]
+    assert spans[0]["description"] == "UPDATE users SET password='hunter2'"
+    assert "login of jane with hunter2" in {log["body"] for log in out["logs"]}
+
+
 def test_with_redaction_off_the_event_is_sent_as_it_is() -> None:
     # configure(redaction=False): the log lines are not redacted, nor is the Sentry event.
     out = run_script("no_redaction")
@@ -189,6 +238,7 @@ def test_scrub_event_takes_any_shape_and_drops_what_it_cannot_redact() -> None:
         "breadcrumbs": object(),
         "request": {"url": None, "headers": [("a", "b")], "data": "password=hunter2"},
         "transaction": "http://t/reset?token=abcdefghijklmnop",  # the raw URL, before routing
+        "spans": [None, {"description": "password=hunter2", "data": "password=hunter2"}],
         "contexts": {
             "trace": {
                 "trace_id": "0af7651916cd43dd8448eb211c80319c",
@@ -213,6 +263,46 @@ def test_scrub_event_takes_any_shape_and_drops_what_it_cannot_redact() -> None:
     _errors.set_strict(False)  # count, as in production (tests otherwise raise)
     try:
         assert scrub_event({"message": "password=hunter2"}, Broken()) is None
+        assert _errors.snapshot()["errors"] == {"sentry redaction": 1}
+    finally:
+        _errors.set_strict(None)
+        _errors.clear()
+
+
+def test_scrub_log_takes_any_shape_and_drops_what_it_cannot_redact() -> None:
+    from servicelog import _errors
+    from servicelog.integrations.sentry import scrub_log
+    from servicelog.redaction import default_policy
+
+    policy = default_policy()
+    log: dict[str, Any] = {
+        "body": "password 9931 for card 4111 1111 1111 1111",
+        "attributes": {
+            "sentry.message.template": "password {password} for card {card}",
+            "sentry.message.parameter.password": 9931,  # not a str: masked where the body shows it
+            "sentry.message.parameter.card": "4111 1111 1111 1111",
+            "sentry.message.parameter.empty": "",
+            "sentry.sdk.version": "2.75.0",
+        },
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+    }
+    assert scrub_log(log, policy) is log
+    assert "9931" not in log["body"] and "4111 1111" not in log["body"]
+    assert log["attributes"]["sentry.sdk.version"] == "2.75.0"
+    assert log["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert scrub_log({"body": 3, "attributes": ["password=hunter2"]}, policy) == {
+        "body": 3,
+        "attributes": ["password=[REDACTED]"],
+    }
+
+    class Broken:
+        def redact_mapping(self, value: Any) -> Any:
+            raise RuntimeError("bug")
+
+    _errors.clear()
+    _errors.set_strict(False)  # count, as in production (tests otherwise raise)
+    try:
+        assert scrub_log({"body": "x", "attributes": {"password": "hunter2"}}, Broken()) is None
         assert _errors.snapshot()["errors"] == {"sentry redaction": 1}
     finally:
         _errors.set_strict(None)

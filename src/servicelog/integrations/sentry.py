@@ -10,10 +10,18 @@ hides). servicelog never imports sentry-sdk: nothing happens unless the applicat
 and initialised it.
 
 Events that sentry-sdk makes on its own (its logging integration, ``capture_message``, its
-other integrations) are redacted too when the application passes :func:`before_send` to
-``sentry_sdk.init``::
+other integrations), its performance data (transactions and their spans: SQL statements, the
+URLs of outbound calls) and its logs are redacted too when the application passes the hooks of
+this module to ``sentry_sdk.init``::
 
-    sentry_sdk.init(dsn=..., before_send=servicelog.integrations.sentry.before_send)
+    from servicelog.integrations import sentry as redact
+
+    sentry_sdk.init(
+        dsn=...,
+        before_send=redact.before_send,
+        before_send_transaction=redact.before_send_transaction,
+        before_send_log=redact.before_send_log,  # with enable_logs=True
+    )
 """
 
 from __future__ import annotations
@@ -24,7 +32,14 @@ from typing import Any
 
 from .. import _errors
 
-__all__ = ["before_send", "capture_unhandled", "scrub_event"]
+__all__ = [
+    "before_send",
+    "before_send_log",
+    "before_send_transaction",
+    "capture_unhandled",
+    "scrub_event",
+    "scrub_log",
+]
 
 Event = dict[str, Any]
 
@@ -67,6 +82,56 @@ def before_send(event: Event, hint: Any = None) -> Event | None:
     return scrub_event(event, get_policy())
 
 
+def before_send_transaction(event: Event, hint: Any = None) -> Event | None:
+    """sentry-sdk's ``before_send_transaction``: a transaction (the performance data of a
+    request) redacted as :func:`before_send` redacts an event, its spans too: their
+    descriptions (an SQL statement with its literals, the URL of an outbound call) and their
+    data and tags."""
+    from ..redaction import get_policy
+
+    return scrub_event(event, get_policy())
+
+
+def before_send_log(log: Event, hint: Any = None) -> Event | None:
+    """sentry-sdk's ``before_send_log`` (Sentry's logs, ``enable_logs=True``): *log* redacted
+    by servicelog's policy, as :func:`scrub_log` says. sentry-sdk's logging integration sends
+    the lines of the standard library's loggers there as they were written."""
+    from ..redaction import get_policy
+
+    return scrub_log(log, get_policy())
+
+
+def scrub_log(log: Event, policy: Any) -> Event | None:
+    """*log* (a Sentry log, as sentry-sdk hands it to ``before_send_log``) with its body and
+    its attributes (the template's parameters among them) redacted by *policy*, in place. The
+    attributes sentry-sdk sets itself (release, environment, SDK, the IDs that link the log to
+    its trace) are kept as they are. ``None`` (the log is dropped, and the failure counted) if
+    it could not be redacted."""
+    try:
+        body = log.get("body")
+        attributes = log.get("attributes")
+        if attributes is not None:
+            new = policy.redact_mapping(attributes)
+            if isinstance(attributes, dict) and isinstance(new, dict):
+                new.update((k, attributes[k]) for k in _KEPT_ATTRIBUTES if k in attributes)
+                if isinstance(body, str):
+                    # ``sentry_sdk.logger.info("login of {user} with {password}", ...)``: the
+                    # body is the template filled in, so a parameter redacted by its name is
+                    # redacted where the body shows it too.
+                    for key, value in attributes.items():
+                        if key.startswith(_PARAMETER) and new.get(key) != value:
+                            shown = str(value)
+                            if shown:
+                                body = body.replace(shown, str(new.get(key)))
+            log["attributes"] = new
+        if isinstance(body, str):
+            log["body"] = policy.redact_text(body)
+    except Exception as exc:  # a shape not foreseen: not sent as it is
+        _errors.report("sentry redaction", exc)
+        return None
+    return log
+
+
 def scrub_event(event: Event, policy: Any) -> Event | None:
     """*event* (a Sentry event, as sentry-sdk hands it to ``before_send`` or an event
     processor) with the fields that carry a program's data redacted by *policy* (a
@@ -79,7 +144,9 @@ def scrub_event(event: Event, policy: Any) -> Event | None:
     * the transaction's name (the raw URL before routing) and the request: its URL and query
       string (passwords, tokens), headers, cookies, body and environment;
     * ``extra``, ``tags``, ``user`` and ``contexts`` (the ``trace`` context's IDs are kept as
-      they are, its data redacted).
+      they are, its data redacted);
+    * in a transaction, each span's description (an SQL statement, an outbound URL), data and
+      tags (its IDs are kept as they are).
 
     File and function names are left as they are. ``None`` (the event is dropped, and the
     failure counted) if the event could not be redacted: an event that might leak is not sent;
@@ -157,6 +224,12 @@ def _scrub(event: Event, policy: Any) -> None:
     for key in ("extra", "tags", "user"):
         if key in event:
             event[key] = mapping(event[key])
+    for span in _dicts(event.get("spans")):
+        if isinstance(span.get("description"), str):
+            span["description"] = text(span["description"])
+        for key in ("data", "tags"):
+            if key in span:
+                span[key] = mapping(span[key])
     contexts = event.get("contexts")
     if isinstance(contexts, dict):
         for key, value in contexts.items():
@@ -168,6 +241,21 @@ def _scrub(event: Event, policy: Any) -> None:
 
 
 _TRACE_IDS = ("trace_id", "span_id", "parent_span_id")
+#: A Sentry log's attributes that hold its template's parameters (``sentry_sdk.logger``).
+_PARAMETER = "sentry.message.parameter."
+#: A log's attributes that sentry-sdk sets itself (no program data), kept as they are: a
+#: release's commit hash is no secret, and the IDs link the log to its trace.
+_KEPT_ATTRIBUTES = (
+    "sentry.release",
+    "sentry.environment",
+    "sentry.sdk.name",
+    "sentry.sdk.version",
+    "sentry.trace.parent_span_id",
+    "sentry.segment.id",
+    "server.address",
+    "process.runtime.name",
+    "process.runtime.version",
+)
 
 
 def _values(container: Any) -> list[dict[str, Any]]:
