@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
 
 import servicelog
 from fastapi import Depends, FastAPI
@@ -283,3 +284,46 @@ async def test_run_in_executor_carries_context_into_any_other_executor() -> None
     with servicelog.bound_context(request_id="r-9"):
         seen = await servicelog.run_in_executor(ThreadPerTask(), servicelog.get_context)
     assert seen == {"request_id": "r-9"}
+
+
+def _raise(exc: Exception, *blocks: Any) -> None:
+    """Raise *exc* inside *blocks* (context managers, outermost first)."""
+    if not blocks:
+        raise exc
+    with blocks[0]:
+        _raise(exc, *blocks[1:])
+
+
+def test_an_exception_keeps_the_fields_of_the_innermost_block_it_left() -> None:
+    from servicelog.context import raised_in, request_scope
+
+    exc = ValueError("x")
+    blocks = (
+        request_scope(request_id="r-1"),
+        context.bound_context(user=1),
+        context.bound_context(step="pay"),
+    )
+    with pytest.raises(ValueError):
+        _raise(exc, *blocks)
+    assert raised_in(exc) == {"request_id": "r-1", "user": 1, "step": "pay"}
+    # Where the same fields are bound, only the others are missing.
+    with context.bound_context(user=1):
+        assert raised_in(exc) == {"request_id": "r-1", "step": "pay"}
+
+
+def test_a_note_does_not_outlive_its_raise() -> None:
+    from servicelog.context import raised_in, request_scope
+
+    exc = LookupError("reused")
+    with pytest.raises(LookupError):
+        _raise(exc, request_scope(request_id="r-1"), context.bound_context(user=1))
+    assert raised_in(exc) is not None
+    with request_scope(request_id="r-2"):  # another request: not its fields
+        assert raised_in(exc) is None
+    exc.__traceback__ = None
+    with pytest.raises(LookupError):
+        _raise(exc)  # again, its traceback cleared, outside any block
+    assert raised_in(exc) is None  # the traceback noted is not its traceback any more
+    with pytest.raises(LookupError):
+        _raise(exc, context.bound_context(user=2))
+    assert raised_in(exc) == {"user": 2}

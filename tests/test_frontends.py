@@ -497,3 +497,63 @@ def test_an_access_log_its_server_turned_off_stays_off_through_reconfigure_and_r
     finally:
         servicelog.reset()
         access.propagate, access.handlers, access.disabled = saved[0], saved[1], saved[2]
+
+
+def test_a_crash_record_carries_what_was_bound_where_it_was_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The thread's hook runs after the thread left the context of servicelog.wrap (and the
+    # request scope, and the bound_context block): the record still gets their fields.
+    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)
+    sink = MemorySink()
+    servicelog.configure(service="shop", stream="none", sinks=[sink], capture=ALL)
+
+    def job() -> None:
+        servicelog.bind(order_id=7)
+        with servicelog.bound_context(step="charge"):
+            raise ValueError("in thread")
+
+    with servicelog.context.request_scope(request_id="r-1"):
+        thread = threading.Thread(target=servicelog.context.wrap(job), name="worker-8")
+    thread.start()
+    thread.join()
+    (record,) = sink.records
+    assert record["error.type"] == "ValueError"
+    assert (record["request_id"], record["order_id"], record["step"]) == ("r-1", 7, "charge")
+
+
+def test_an_uncaught_exception_keeps_the_fields_of_the_block_it_left() -> None:
+    code = (
+        "import servicelog\n"
+        "servicelog.configure(profile='production', service='cli')\n"
+        "with servicelog.bound_context(job='nightly'):\n"
+        "    with servicelog.bound_context(batch=3):\n"
+        "        raise SystemError('fatal')\n"
+    )
+    proc = _python(code)
+    assert proc.returncode == 1
+    (line,) = proc.stdout.splitlines()
+    record = orjson.loads(line)
+    assert (record["job"], record["batch"]) == ("nightly", 3)
+
+
+def test_an_exception_that_refuses_attributes_is_logged_without_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)
+    sink = MemorySink()
+    servicelog.configure(service="shop", stream="none", sinks=[sink], capture=ALL)
+
+    class Frozen(Exception):
+        def __setattr__(self, name: str, value: Any) -> None:
+            raise AttributeError(name)
+
+    def job() -> None:
+        with servicelog.bound_context(step="charge"):
+            raise Frozen("frozen")
+
+    thread = threading.Thread(target=servicelog.context.wrap(job))
+    thread.start()
+    thread.join()
+    (record,) = sink.records
+    assert record["error.type"].endswith(".Frozen") and "step" not in record

@@ -90,6 +90,70 @@ def current() -> Mapping[str, Any]:
     return local
 
 
+#: Set on an exception that leaves a ``bound_context`` block, a request scope or a function run
+#: by :func:`wrap`: the fields bound where it was raised. The interpreter's hooks log an
+#: uncaught exception after it left them all (a thread's crash, the main program's), and an
+#: error handler after it left the blocks of the endpoint; their records carry them from here.
+#: Kept with the request scope it was raised in and the traceback's head at that moment, so
+#: that the same exception instance raised again later does not bring back stale fields.
+_RAISED_IN = "__servicelog_context__"
+
+
+def note_context(exc: object) -> None:
+    """Keep on *exc* the fields bound now, unless a context it left before on its way out (an
+    inner one, with as many fields or more) did. Never raises: an exception that refuses
+    attributes keeps nothing."""
+    try:
+        if not isinstance(exc, BaseException) or _noted(exc) is not None:
+            return
+        fields = current()
+        if fields:
+            setattr(exc, _RAISED_IN, (_scope_get(), exc.__traceback__, dict(fields)))
+        elif _RAISED_IN in vars(exc):  # a note of an earlier raise of this instance
+            delattr(exc, _RAISED_IN)
+    except Exception:  # a read-only or frozen exception class
+        pass
+
+
+def raised_in(exc: object) -> dict[str, Any] | None:
+    """The fields bound where *exc* was raised (see :func:`note_context`) that are not bound
+    here, or bound to another value: what a record of *exc* made here would lack. ``None``
+    for a note of another request's (the instance was raised again)."""
+    try:
+        fields = _noted(exc)
+    except Exception:  # no __dict__, an odd traceback
+        return None
+    if fields is None:
+        return None
+    here = current()
+    missing = {k: v for k, v in fields.items() if k not in here or here[k] is not v}
+    return missing or None
+
+
+def forget_context(exc: object) -> None:
+    """Drop what :func:`note_context` kept on *exc* (an instance that may be raised again)."""
+    try:
+        vars(exc).pop(_RAISED_IN, None)
+    except Exception:  # no __dict__
+        pass
+
+
+def _noted(exc: Any) -> dict[str, Any] | None:
+    """The fields noted on *exc* on its way out this time: in the request scope open now (if
+    any), and with the traceback noted still part of its traceback."""
+    note = vars(exc).get(_RAISED_IN)
+    if type(note) is not tuple or len(note) != 3:
+        return None
+    scope, noted_tb, fields = note
+    here = _scope_get()
+    if here is not None and scope is not here:
+        return None
+    tb = exc.__traceback__
+    while tb is not None and tb is not noted_tb:
+        tb = tb.tb_next
+    return fields if tb is not None and isinstance(fields, dict) else None
+
+
 class Binding:
     """What :func:`bind` returns: pass it to :func:`reset` to undo exactly that bind."""
 
@@ -177,6 +241,8 @@ class bound_context:
         return self._fields
 
     def __exit__(self, *exc: object) -> None:
+        if exc and exc[1] is not None:  # raised inside: it keeps what was bound here
+            note_context(exc[1])
         top = _entered.get()
         if top is not None and top[0] is self:  # blocks close innermost first
             _entered.set(top[2])
@@ -243,6 +309,8 @@ class request_scope:
         return self._scope
 
     def __exit__(self, *exc: object) -> None:
+        if exc and exc[1] is not None:  # raised inside: it keeps what was bound here
+            note_context(exc[1])
         if self._token is not None:
             _scope.reset(self._token)
             self._token = None
@@ -256,7 +324,14 @@ def wrap(func: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         # A copy per call: what one call binds does not reach the next, and calls may overlap
         # (a context can be entered by one thread at a time).
-        return ctx.copy().run(func, *args, **kwargs)
+        called = ctx.copy()
+        try:
+            return called.run(func, *args, **kwargs)
+        except BaseException as exc:
+            # What the function bound, for the record of a thread's crash: the thread's hook
+            # runs after this context is left.
+            called.run(note_context, exc)
+            raise
 
     return run
 

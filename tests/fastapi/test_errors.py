@@ -889,3 +889,32 @@ def test_masking_review_4_forms_shapes_and_bodies() -> None:
     assert [e["loc"] for e in out] == [[], [], [3]]
     wide = {"ids": [0] * 500_000}
     assert "withheld" in msg("at most 1000 ids", wide["ids"], wide)
+
+
+async def test_an_error_record_carries_what_the_endpoint_bound_in_a_block_it_left(
+    sink: MemorySink,
+) -> None:
+    # The handlers log after the exception left the endpoint's bound_context block; the
+    # record still has its fields. An instance raised again in another request does not bring
+    # the first request's fields back.
+    production(sink)
+    app = FastAPI()
+    reused = errors.NotFoundException("Order", 1)
+
+    @app.get("/orders/{order_id}")
+    async def order(order_id: int) -> None:
+        if order_id == 2:
+            raise reused
+        with servicelog.bound_context(order_id=order_id, step="lookup"):
+            if order_id == 1:
+                raise reused
+            raise RuntimeError("lookup failed")
+
+    servicelog.fastapi.install(app)
+    statuses = [(await call(app, "GET", f"/orders/{n}")).status_code for n in (1, 2, 3)]
+    assert statuses == [404, 404, 500]
+    first, second, crash = [r for r in sink.records if r["log.logger"] == "servicelog.errors"]
+    assert (first["order_id"], first["step"]) == (1, "lookup")
+    assert "order_id" not in second and "step" not in second
+    assert (crash["order_id"], crash["step"], crash["log.level"]) == (3, "lookup", "error")
+    assert crash["request_id"] != first["request_id"]

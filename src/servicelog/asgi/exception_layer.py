@@ -31,6 +31,8 @@ from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from ..context import forget_context
+
 __all__ = ["ExceptionLayer", "call_handler", "handler_for", "is_async_handler", "lighten"]
 
 Scope = MutableMapping[str, Any]
@@ -100,8 +102,10 @@ class ExceptionLayer:
             response = await call_handler(handler, conn, exc)
             if response is not None:
                 await response(scope, receive, sender)
-            # A reused exception instance would pile up tracebacks across requests.
+            # A reused exception instance would pile up tracebacks across requests (and keep
+            # this request's fields).
             exc.__traceback__ = None
+            forget_context(exc)
 
 
 def handler_for(exc: Exception, handlers: Handlers) -> Any:

@@ -30,12 +30,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import _errors
+from ..context import raised_in
 from ..errors import BaseAPIException
 from ..logger import get_logger
 from ..record import safe_repr
 from .request_context import mark_logged, replaced_by_body_limit
 from .responses import ErrorFormat, error_content, minimal_500, phrase
 from .tracebacks import log_exception
+
+_NONE: dict[str, Any] = {}
 
 __all__ = ["ErrorHandlers"]
 
@@ -156,6 +159,7 @@ class ErrorHandlers:
     async def api_exception(self, request: Request, exc: BaseAPIException) -> Response:
         status, invalid = _error_status(exc.status_code)
         fields = {
+            **(raised_in(exc) or _NONE),  # bound where it was raised (a block since left)
             "http.response.status_code": status,
             "error.code": exc.code,
             "details": exc.details,
@@ -181,7 +185,7 @@ class ErrorHandlers:
         status, invalid = _error_status(exc.status_code, low=100)
         raw: Any = exc.detail  # FastAPI's HTTPException allows any JSON value
         detail = raw if isinstance(raw, str) else phrase(status)
-        fields = {"http.response.status_code": status}
+        fields = {**(raised_in(exc) or _NONE), "http.response.status_code": status}
         if status >= 500:
             self._log.error(f"HTTP {status}: {detail}{invalid}", **fields)
         elif status >= 400 and not replaced_by_body_limit(request.scope):
@@ -219,7 +223,11 @@ class ErrorHandlers:
 
     async def unhandled(self, request: Request, exc: Exception) -> Response:
         if not getattr(exc, "__servicelog_logged__", False):
-            fields = {"http.request.method": request.method, "url.path": request.url.path}
+            fields = {
+                **(raised_in(exc) or _NONE),
+                "http.request.method": request.method,
+                "url.path": request.url.path,
+            }
             log_exception(self._log, "Unhandled exception", exc, fields)
             mark_logged(exc)
         expose = self.expose_server_errors

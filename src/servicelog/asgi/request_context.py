@@ -42,7 +42,7 @@ from typing import Any
 from .. import _errors
 from .. import logger as _logger
 from .._config import drain_for_shutdown, resume_writers
-from ..context import _local_get, _scope_get
+from ..context import _local_get, _scope_get, raised_in
 from ..context import _scope as _scope_var
 from ..integrations.sentry import capture_unhandled
 from ..levels import level_name
@@ -307,6 +307,7 @@ class RequestContextMiddleware:
                         _errors.report("error handler", failure)
                 if not getattr(exc, _LOGGED, False):
                     fields = {
+                        **(raised_in(exc) or {}),  # bound where it was raised (a block left)
                         "http.request.method": scope.get("method"),
                         "url.path": scope.get("path"),
                     }
@@ -440,7 +441,11 @@ class RequestContextMiddleware:
             ):
                 raise
             if not getattr(exc, _LOGGED, False):
-                fields = {"url.path": scope.get("path"), "network.protocol": "websocket"}
+                fields = {
+                    **(raised_in(exc) or {}),
+                    "url.path": scope.get("path"),
+                    "network.protocol": "websocket",
+                }
                 log_exception(self._log, "Unhandled exception", exc, fields)
                 mark_logged(exc)
             capture_unhandled(exc, request_id)

@@ -24,6 +24,7 @@ import weakref
 from types import TracebackType
 from typing import Any
 
+from ..context import raised_in
 from ._build import emit_foreign
 
 __all__ = ["asyncio_exception_handler", "install", "install_asyncio_handler", "reset"]
@@ -92,6 +93,7 @@ def _log_uncaught(
         f"Uncaught exception: {exc_type.__name__}",
         "servicelog.uncaught",
         time_ns=time.time_ns(),
+        fields=raised_in(exc),  # what was bound where it was raised: left since
         exc_info=exc.with_traceback(tb) if tb is not None else exc,
         where="sys.excepthook",
         checked=True,  # never filtered by level: the hook replaced would have printed it
@@ -112,6 +114,7 @@ def _log_thread_uncaught(args: threading.ExceptHookArgs) -> bool:
         "servicelog.uncaught",
         time_ns=time.time_ns(),
         thread=name,
+        fields=raised_in(exc),  # what was bound where it was raised: left since
         exc_info=exc,
         where="threading.excepthook",
         checked=True,  # never filtered by level: the hook replaced would have printed it
@@ -236,7 +239,7 @@ def asyncio_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str
     """An asyncio loop exception handler (``loop.set_exception_handler``) that logs to
     servicelog, with the task or future named in the record."""
     exc = context.get("exception")
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = dict(raised_in(exc) or ())  # bound where it was raised
     for key in ("task", "future", "handle"):
         if key in context:
             name = "task" if isinstance(context[key], asyncio.Task) else key
