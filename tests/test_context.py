@@ -314,16 +314,61 @@ def test_an_exception_keeps_the_fields_of_the_innermost_block_it_left() -> None:
 def test_a_note_does_not_outlive_its_raise() -> None:
     from servicelog.context import raised_in, request_scope
 
-    exc = LookupError("reused")
+    shared = LookupError("reused")  # a module-level instance, raised again and again
+    for job in (1, 2):
+        with pytest.raises(LookupError):
+            _raise(shared, context.bound_context(job=job))
+        assert raised_in(shared) == {"job": job}  # not the first job's
     with pytest.raises(LookupError):
-        _raise(exc, request_scope(request_id="r-1"), context.bound_context(user=1))
-    assert raised_in(exc) is not None
+        _raise(shared, request_scope(request_id="r-1"), context.bound_context(user=1))
     with request_scope(request_id="r-2"):  # another request: not its fields
-        assert raised_in(exc) is None
-    exc.__traceback__ = None
+        assert raised_in(shared) is None
+
+    def again() -> None:
+        raise shared  # a circuit breaker raising the failure it remembers
+
     with pytest.raises(LookupError):
-        _raise(exc)  # again, its traceback cleared, outside any block
-    assert raised_in(exc) is None  # the traceback noted is not its traceback any more
-    with pytest.raises(LookupError):
-        _raise(exc, context.bound_context(user=2))
-    assert raised_in(exc) == {"user": 2}
+        again()
+    assert raised_in(shared) is None  # raised again elsewhere: the note is stale
+
+
+def test_an_exception_raised_from_one_that_left_a_block_has_its_fields() -> None:
+    from servicelog.context import raised_in
+
+    def convert() -> None:
+        try:
+            _raise(KeyError("sku"), context.bound_context(sku="A-1"))
+        except KeyError as exc:
+            raise ValueError("unknown product") from exc
+
+    with pytest.raises(ValueError) as info:
+        convert()
+    assert raised_in(info.value) == {"sku": "A-1"}
+
+
+async def test_async_with_notes_the_fields_too() -> None:
+    from servicelog.context import raised_in
+
+    with pytest.raises(RuntimeError) as info:
+        async with context.bound_context(step="async"):
+            raise RuntimeError("x")
+    assert raised_in(info.value) == {"step": "async"}
+
+
+def test_an_exception_with_a_note_still_pickles_and_copies() -> None:
+    # A process pool sends a worker's exception back pickled; the note (a traceback, this
+    # process's fields) stays behind.
+    import copy
+    import pickle
+
+    from servicelog import errors
+    from servicelog.context import raised_in
+
+    for exc in (ValueError("bad row"), errors.NotFoundException("Order", 7)):
+        with pytest.raises(type(exc)):
+            _raise(exc, context.bound_context(file="a.csv"))
+        assert raised_in(exc) == {"file": "a.csv"}
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and str(back) == str(exc)
+        assert raised_in(back) is None
+        assert str(copy.deepcopy(exc)) == str(exc)

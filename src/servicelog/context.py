@@ -24,9 +24,10 @@ that inherited it cannot see a sibling's later binds.
 from __future__ import annotations
 
 import contextvars
+import dis
 import functools
 from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
 
 from .record import safe_keys
 
@@ -94,22 +95,58 @@ def current() -> Mapping[str, Any]:
 #: by :func:`wrap`: the fields bound where it was raised. The interpreter's hooks log an
 #: uncaught exception after it left them all (a thread's crash, the main program's), and an
 #: error handler after it left the blocks of the endpoint; their records carry them from here.
-#: Kept with the request scope it was raised in and the traceback's head at that moment, so
-#: that the same exception instance raised again later does not bring back stale fields.
 _RAISED_IN = "__servicelog_context__"
+#: Never taken from a note: the logger's own arguments, and the exception's fields (its own).
+_NOT_FIELDS = frozenset({"exc_info", "stack_info", "stacklevel"})
+
+
+class _Note:
+    """What :func:`note_context` keeps on an exception: the fields, the request scope they were
+    bound in, and the head of the exception's traceback when they were noted (how far its
+    way out they hold; see :func:`_on_its_way`).
+
+    Travels with the exception's ``__dict__`` but never across a copy or a process (a pickled
+    exception, from a process pool, arrives with an empty note): a traceback cannot be
+    pickled, and the fields belong to this process's context."""
+
+    __slots__ = ("fields", "scope", "tb")
+
+    def __init__(
+        self,
+        fields: dict[str, Any] | None = None,
+        scope: object = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        self.fields = fields
+        self.scope = scope
+        self.tb = tb
+
+    def __reduce__(self) -> tuple[type[_Note], tuple[()]]:
+        return (_Note, ())
+
+    def __copy__(self) -> _Note:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> _Note:
+        return self
 
 
 def note_context(exc: object) -> None:
-    """Keep on *exc* the fields bound now, unless a context it left before on its way out (an
-    inner one, with as many fields or more) did. Never raises: an exception that refuses
-    attributes keeps nothing."""
+    """Keep on *exc* the fields bound now, unless a context it left before on this same way
+    out (an inner one, with as many fields or more) did. Never raises: an exception that
+    refuses attributes keeps nothing."""
     try:
-        if not isinstance(exc, BaseException) or _noted(exc) is not None:
+        if not isinstance(exc, BaseException):
+            return
+        head = exc.__traceback__
+        note = vars(exc).get(_RAISED_IN)
+        if type(note) is _Note and note.fields is not None and _on_its_way(exc, note):
+            note.tb = head  # still this way out: later checks walk only what comes after
             return
         fields = current()
         if fields:
-            setattr(exc, _RAISED_IN, (_scope_get(), exc.__traceback__, dict(fields)))
-        elif _RAISED_IN in vars(exc):  # a note of an earlier raise of this instance
+            setattr(exc, _RAISED_IN, _Note(dict(fields), _scope_get(), head))
+        elif note is not None:  # a note of an earlier raise of this instance
             delattr(exc, _RAISED_IN)
     except Exception:  # a read-only or frozen exception class
         pass
@@ -117,16 +154,31 @@ def note_context(exc: object) -> None:
 
 def raised_in(exc: object) -> dict[str, Any] | None:
     """The fields bound where *exc* was raised (see :func:`note_context`) that are not bound
-    here, or bound to another value: what a record of *exc* made here would lack. ``None``
-    for a note of another request's (the instance was raised again)."""
+    here, or bound to another value: what a record of *exc* made here would lack. An exception
+    raised from another (``raise ... from``, or in an ``except`` block) after that one left
+    its blocks has the other's. ``None`` for a note of another raise of the same instance, or
+    of another request's."""
     try:
-        fields = _noted(exc)
-    except Exception:  # no __dict__, an odd traceback
+        fields = None
+        seen = 0
+        while fields is None and isinstance(exc, BaseException) and seen < 4:
+            note = vars(exc).get(_RAISED_IN)
+            if type(note) is _Note and note.fields is not None and _on_its_way(exc, note):
+                fields = note.fields
+            exc = exc.__cause__ or exc.__context__
+            seen += 1
+        if fields is None:
+            return None
+        here = current()
+        missing = {
+            k: v
+            for k, v in fields.items()
+            if (k not in here or here[k] is not v)
+            and k not in _NOT_FIELDS
+            and not k.startswith("error.")
+        }
+    except Exception:  # an odd exception or traceback
         return None
-    if fields is None:
-        return None
-    here = current()
-    missing = {k: v for k, v in fields.items() if k not in here or here[k] is not v}
     return missing or None
 
 
@@ -138,20 +190,39 @@ def forget_context(exc: object) -> None:
         pass
 
 
-def _noted(exc: Any) -> dict[str, Any] | None:
-    """The fields noted on *exc* on its way out this time: in the request scope open now (if
-    any), and with the traceback noted still part of its traceback."""
-    note = vars(exc).get(_RAISED_IN)
-    if type(note) is not tuple or len(note) != 3:
-        return None
-    scope, noted_tb, fields = note
+def _on_its_way(exc: BaseException, note: _Note) -> bool:
+    """Whether *note* was made on the way out *exc* is on now: in the request scope open now
+    (if any), and with the traceback noted below the exception's by propagation only.
+
+    An exception instance raised again keeps its old traceback, below the new one (Python adds
+    to it). Each entry of the traceback says where its frame was when the exception passed:
+    at a call (or an ``await``) that the exception came out of, or at a ``raise``. Above an
+    entry that the exception came out of, a ``raise`` is a new raise of the instance: the old
+    note is stale. Two entries of one frame, a ``raise exc`` in the ``except`` of a call that
+    raised it, are one way out."""
     here = _scope_get()
-    if here is not None and scope is not here:
-        return None
+    if here is not None and note.scope is not here:
+        return False
+    target = note.tb
     tb = exc.__traceback__
-    while tb is not None and tb is not noted_tb:
-        tb = tb.tb_next
-    return fields if tb is not None and isinstance(fields, dict) else None
+    while tb is not None and tb is not target:
+        below = tb.tb_next
+        if below is None:
+            return False
+        if _at_raise(tb) and (below.tb_frame is not tb.tb_frame or _at_raise(below)):
+            return False
+        tb = below
+    return tb is not None
+
+
+_RAISE_VARARGS = dis.opmap["RAISE_VARARGS"]
+
+
+def _at_raise(tb: TracebackType) -> bool:
+    """Whether the frame of *tb* was at a ``raise`` statement (not at a call)."""
+    code = tb.tb_frame.f_code.co_code
+    offset = tb.tb_lasti
+    return 0 <= offset < len(code) and code[offset] == _RAISE_VARARGS
 
 
 class Binding:
@@ -268,7 +339,7 @@ class bound_context:
         return self.__enter__()
 
     async def __aexit__(self, *exc: object) -> None:
-        self.__exit__()
+        self.__exit__(*exc)
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """Use as a decorator: the fields are bound during each call."""

@@ -918,3 +918,22 @@ async def test_an_error_record_carries_what_the_endpoint_bound_in_a_block_it_lef
     assert "order_id" not in second and "step" not in second
     assert (crash["order_id"], crash["step"], crash["log.level"]) == (3, "lookup", "error")
     assert crash["request_id"] != first["request_id"]
+
+
+async def test_a_block_binding_error_fields_does_not_break_the_error_record(
+    sink: MemorySink,
+) -> None:
+    # Fields named like the exception's own (error.type) or the logger's arguments: the
+    # exception's own win, and the record is written.
+    production(sink)
+    app = FastAPI()
+
+    @app.get("/clash")
+    async def clash() -> None:
+        with servicelog.bound_context(**{"error.type": "upstream_timeout", "exc_info": 1}):
+            raise RuntimeError("boom")
+
+    servicelog.fastapi.install(app)
+    assert (await call(app, "GET", "/clash")).status_code == 500
+    (record,) = [r for r in sink.records if r["log.logger"] == "servicelog.errors"]
+    assert record["error.type"] == "RuntimeError"

@@ -30,7 +30,8 @@ SCRIPT = textwrap.dedent(
     # "plain", "before_send", "hooks" (all of them, tracing and logs on), "tracing" (on, without
     # the hooks) or "no_redaction"
     mode = sys.argv[1]
-    events, transactions, logs = [], [], []
+    RELEASE = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC"  # a token to the policy, as a field
+    events, transactions, logs, metrics = [], [], [], []
 
     class Capture(Transport):  # the envelope as it would be sent; no network here
         def capture_envelope(self, envelope):
@@ -41,14 +42,17 @@ SCRIPT = textwrap.dedent(
                     transactions.append(item.payload.json)
                 elif item.type == "log":
                     logs.extend(item.payload.json["items"])
+                elif item.type == "trace_metric":
+                    metrics.extend(item.payload.json["items"])
 
     hooks, tracing = mode == "hooks", mode in ("hooks", "tracing")
     sentry_sdk.init(
-        dsn="http://key@127.0.0.1:9/1", transport=Capture, release="0123abcd" * 5,
+        dsn="http://key@127.0.0.1:9/1", transport=Capture, release=RELEASE,
         traces_sample_rate=1.0 if tracing else 0, enable_logs=tracing,
         before_send=redact.before_send if mode in ("before_send", "hooks") else None,
         before_send_transaction=redact.before_send_transaction if hooks else None,
         before_send_log=redact.before_send_log if hooks else None,
+        before_send_metric=redact.before_send_metric if hooks else None,
     )
     servicelog.configure(
         service="shop", profile="production", stream="none",
@@ -70,7 +74,12 @@ SCRIPT = textwrap.dedent(
         logging.getLogger("payments").warning("retrying with token=tok_abcdefghijkl0123")
         with sentry_sdk.start_span(op="db", name="UPDATE users SET password='hunter2'") as span:
             span.set_data("db.params", {"password": "hunter2", "id": 7})
+        with sentry_sdk.start_span(op="db", name="UPDATE users SET pwd = ? WHERE id = ?") as span:
+            secret = dsn.split(":")[2].split("@")[0]  # (not written here: a source line)
+            span.set_data("db.params", [secret, 7])  # sentry's record_sql_params: a list
         sentry_sdk.logger.warning("login of {user} with {password}", user="jane", password="hunter2")
+        sentry_sdk.logger.info("order {order:>6}: pickup pin {pin}", order=4412, pin=9931)
+        sentry_sdk.metrics.count("logins", 1, attributes={"password": "hunter2", "user": "jane"})
         connect(dsn, key="sk_live_4eC39HqLyjWDarjtT1zdp7dc", page=page)  # the source line too
 
     @app.get("/ok")
@@ -102,6 +111,7 @@ SCRIPT = textwrap.dedent(
             "events": events,
             "transactions": transactions,
             "logs": logs,
+            "metrics": metrics,
         }))
 
     asyncio.run(main())
@@ -187,18 +197,35 @@ def test_transactions_and_sentry_logs_are_redacted_with_their_hooks() -> None:
     for secret in SECRETS:
         assert secret not in text
     spans = [s for t in out["transactions"] for s in t.get("spans", ()) if s.get("op") == "db"]
-    assert [s["description"] for s in spans] == ["UPDATE users SET password='[REDACTED]'"]
+    assert [s["description"] for s in spans] == [
+        "UPDATE users SET password='[REDACTED]'",
+        "UPDATE users SET pwd = [REDACTED] WHERE id = ?",
+    ]
     assert spans[0]["data"]["db.params"] == {"password": "[REDACTED]", "id": 7}
+    assert spans[1]["data"]["db.params"] == "[REDACTED]"  # which one is the password?
     leak = next(t for t in out["transactions"] if "/leak" in t["request"]["url"])
     assert leak["request"]["query_string"] == "page=2&password=[REDACTED]"
     bodies = {log["body"]: log["attributes"] for log in out["logs"]}
     attributes = bodies["login of jane with [REDACTED]"]
     assert attributes["sentry.message.parameter.password"]["value"] == "[REDACTED]"
     assert attributes["sentry.message.parameter.user"]["value"] == "jane"
-    assert attributes["sentry.release"]["value"] == "0123abcd" * 5  # sentry's own: kept
+    # sentry's own attribute is kept, though the policy would take it for a token
+    assert attributes["sentry.release"]["value"] == "user_2NNEqL2nrIRdJ194ndJqAHwEfxC"
     assert "retrying with token=[REDACTED]" in bodies
+    # "pin" is denied as a whole name: the body is made again from the template
+    assert "order   4412: pickup pin [REDACTED]" in bodies
+    (metric,) = out["metrics"]
+    assert metric["attributes"]["password"]["value"] == "[REDACTED]"
+    assert metric["attributes"]["user"]["value"] == "jane"
     in_request = [log for log in out["logs"] if log["body"].startswith(("login", "retrying"))]
     assert [log["trace_id"] for log in in_request] == [spans[0]["trace_id"]] * 2  # IDs kept
+
+
+def test_the_release_of_the_test_above_would_be_redacted_as_a_field() -> None:
+    from servicelog.redaction import default_policy
+
+    release = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC"
+    assert default_policy().redact_mapping({"release": release}) == {"release": "[REDACTED]"}
 
 
 def test_without_the_hooks_transactions_and_logs_are_sent_as_they_are() -> None:
@@ -207,6 +234,7 @@ def test_without_the_hooks_transactions_and_logs_are_sent_as_they_are() -> None:
     spans = [s for t in out["transactions"] for s in t.get("spans", ()) if s.get("op") == "db"]
     assert spans[0]["description"] == "UPDATE users SET password='hunter2'"
     assert "login of jane with hunter2" in {log["body"] for log in out["logs"]}
+    assert out["metrics"][0]["attributes"]["password"]["value"] == "hunter2"
 
 
 def test_with_redaction_off_the_event_is_sent_as_it_is() -> None:

@@ -35,7 +35,7 @@ def log_exception(log: Logger, message: str, exc: BaseException, fields: dict[st
     if error is None:
         log.error(message, exc_info=exc, **fields)
     else:
-        log.error(message, **fields, **error)
+        log.error(message, **{**fields, **error})
 
 
 def _error_fields(exc: BaseException) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ this module to ``sentry_sdk.init``::
         before_send=redact.before_send,
         before_send_transaction=redact.before_send_transaction,
         before_send_log=redact.before_send_log,  # with enable_logs=True
+        before_send_metric=redact.before_send_metric,  # sentry_sdk.metrics
     )
 """
 
@@ -35,6 +36,7 @@ from .. import _errors
 __all__ = [
     "before_send",
     "before_send_log",
+    "before_send_metric",
     "before_send_transaction",
     "capture_unhandled",
     "scrub_event",
@@ -101,35 +103,82 @@ def before_send_log(log: Event, hint: Any = None) -> Event | None:
     return scrub_log(log, get_policy())
 
 
+def before_send_metric(metric: Event, hint: Any = None) -> Event | None:
+    """sentry-sdk's ``before_send_metric`` (``sentry_sdk.metrics``): the metric's attributes
+    redacted by servicelog's policy (its name, value and unit are the program's own)."""
+    from ..redaction import get_policy
+
+    try:
+        _scrub_attributes(metric, get_policy())
+    except Exception as exc:  # a shape not foreseen: not sent as it is
+        _errors.report("sentry redaction", exc)
+        return None
+    return metric
+
+
 def scrub_log(log: Event, policy: Any) -> Event | None:
     """*log* (a Sentry log, as sentry-sdk hands it to ``before_send_log``) with its body and
-    its attributes (the template's parameters among them) redacted by *policy*, in place. The
-    attributes sentry-sdk sets itself (release, environment, SDK, the IDs that link the log to
-    its trace) are kept as they are. ``None`` (the log is dropped, and the failure counted) if
-    it could not be redacted."""
+    its attributes redacted by *policy*, in place. A template's parameter
+    (``sentry_sdk.logger.info("pickup pin {pin}", pin=12)``) is judged by its own name too;
+    when one is redacted, the body is made again from the template with the redacted values
+    (or, if the template cannot take them, is the template itself). The attributes
+    sentry-sdk sets itself (release, environment, SDK) are kept as they are. ``None`` (the log
+    is dropped, and the failure counted) if it could not be redacted."""
     try:
         body = log.get("body")
-        attributes = log.get("attributes")
-        if attributes is not None:
-            new = policy.redact_mapping(attributes)
-            if isinstance(attributes, dict) and isinstance(new, dict):
-                new.update((k, attributes[k]) for k in _KEPT_ATTRIBUTES if k in attributes)
-                if isinstance(body, str):
-                    # ``sentry_sdk.logger.info("login of {user} with {password}", ...)``: the
-                    # body is the template filled in, so a parameter redacted by its name is
-                    # redacted where the body shows it too.
-                    for key, value in attributes.items():
-                        if key.startswith(_PARAMETER) and new.get(key) != value:
-                            shown = str(value)
-                            if shown:
-                                body = body.replace(shown, str(new.get(key)))
-            log["attributes"] = new
+        if _scrub_attributes(log, policy) and isinstance(body, str):
+            attributes = log["attributes"]
+            template = attributes.get(_TEMPLATE)
+            params = {
+                key[len(_PARAMETER) :]: value
+                for key, value in attributes.items()
+                if key.startswith(_PARAMETER)
+            }
+            body = _fill(template, params) if isinstance(template, str) else _REDACTED
         if isinstance(body, str):
             log["body"] = policy.redact_text(body)
     except Exception as exc:  # a shape not foreseen: not sent as it is
         _errors.report("sentry redaction", exc)
         return None
     return log
+
+
+def _scrub_attributes(item: Event, policy: Any) -> bool:
+    """Redact ``item["attributes"]`` (a log's or a metric's) in place, sentry-sdk's own kept;
+    ``True`` if a template parameter changed."""
+    attributes = item.get("attributes")
+    if attributes is None:
+        return False
+    new = policy.redact_mapping(attributes)
+    changed = False
+    if isinstance(attributes, dict) and isinstance(new, dict):
+        for key, value in attributes.items():
+            if key in _KEPT_ATTRIBUTES:
+                new[key] = value
+            elif key.startswith(_PARAMETER):
+                # Judged by its own name as well ("pin", "otp" are denied as whole names).
+                name = key[len(_PARAMETER) :]
+                new[key] = policy.redact_mapping({name: new[key]})[name]
+                changed = changed or new[key] != value
+    item["attributes"] = new
+    return changed
+
+
+class _Placeholders(dict[str, Any]):
+    """A template's parameters; one that is missing stays as its placeholder (as sentry-sdk
+    fills the body)."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _fill(template: str, params: dict[str, Any]) -> str:
+    """*template* filled with *params*, or the template itself if it cannot take them (a
+    format spec for a number now given ``[REDACTED]``, an index into a redacted value)."""
+    try:
+        return template.format_map(_Placeholders(params))
+    except Exception:
+        return template
 
 
 def scrub_event(event: Event, policy: Any) -> Event | None:
@@ -225,11 +274,22 @@ def _scrub(event: Event, policy: Any) -> None:
         if key in event:
             event[key] = mapping(event[key])
     for span in _dicts(event.get("spans")):
-        if isinstance(span.get("description"), str):
-            span["description"] = text(span["description"])
+        description = span.get("description")
+        if isinstance(description, str):
+            span["description"] = text(description)
         for key in ("data", "tags"):
             if key in span:
                 span[key] = mapping(span[key])
+        data = span.get("data")
+        if (
+            isinstance(data, dict)
+            and not isinstance(data.get("db.params", {}), dict)  # (a dict: judged by name)
+            and span.get("description") != description
+        ):
+            # An SQL statement's parameters (sentry-sdk's ``record_sql_params``) are a list:
+            # which one is the password cannot be told by a name. A statement that held a
+            # denied name or a secret has them all redacted.
+            data["db.params"] = _REDACTED
     contexts = event.get("contexts")
     if isinstance(contexts, dict):
         for key, value in contexts.items():
@@ -241,7 +301,13 @@ def _scrub(event: Event, policy: Any) -> None:
 
 
 _TRACE_IDS = ("trace_id", "span_id", "parent_span_id")
-#: A Sentry log's attributes that hold its template's parameters (``sentry_sdk.logger``).
+#: A Sentry log's attributes that hold its template and the template's parameters
+#: (``sentry_sdk.logger``).
+_TEMPLATE = "sentry.message.template"
+#: What replaces a log's body without its template, when a parameter in it was redacted, and
+#: an SQL statement's parameters (the policy's marker; not imported from the redaction module,
+#: which loads only when a policy is used).
+_REDACTED = "[REDACTED]"
 _PARAMETER = "sentry.message.parameter."
 #: A log's attributes that sentry-sdk sets itself (no program data), kept as they are: a
 #: release's commit hash is no secret, and the IDs link the log to its trace.
