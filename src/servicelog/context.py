@@ -121,8 +121,9 @@ class _Note:
         self.scope = scope
         self.tb = tb
 
-    def __reduce__(self) -> tuple[type[_Note], tuple[()]]:
-        return (_Note, ())
+    def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[()]]:
+        # An empty dict: loads where servicelog is not installed too (and is no note).
+        return (dict, ())
 
     def __copy__(self) -> _Note:
         return self
@@ -191,8 +192,15 @@ def forget_context(exc: object) -> None:
 
 
 def _on_its_way(exc: BaseException, note: _Note) -> bool:
-    """Whether *note* was made on the way out *exc* is on now: in the request scope open now
-    (if any), and with the traceback noted below the exception's by propagation only.
+    """Whether *note* was made on the way out *exc* is on now.
+
+    In a request: if it was made in this request (its scope). Helpers between the endpoint and
+    the handlers raise the exception again (Starlette's ``call_next`` and task groups,
+    ``contextlib``, thread pools), which the traceback cannot tell from a new raise; the
+    scope can. (An instance raised twice in one request keeps the first raise's fields.)
+
+    Outside a request (a thread's crash, the main program's): if the traceback noted is below
+    the exception's by propagation only.
 
     An exception instance raised again keeps its old traceback, below the new one (Python adds
     to it). Each entry of the traceback says where its frame was when the exception passed:
@@ -201,8 +209,8 @@ def _on_its_way(exc: BaseException, note: _Note) -> bool:
     note is stale. Two entries of one frame, a ``raise exc`` in the ``except`` of a call that
     raised it, are one way out."""
     here = _scope_get()
-    if here is not None and note.scope is not here:
-        return False
+    if here is not None:
+        return note.scope is here
     target = note.tb
     tb = exc.__traceback__
     while tb is not None and tb is not target:

@@ -937,3 +937,46 @@ async def test_a_block_binding_error_fields_does_not_break_the_error_record(
     assert (await call(app, "GET", "/clash")).status_code == 500
     (record,) = [r for r in sink.records if r["log.logger"] == "servicelog.errors"]
     assert record["error.type"] == "RuntimeError"
+
+
+async def test_fields_of_the_block_survive_the_helpers_that_raise_the_exception_again(
+    sink: MemorySink,
+) -> None:
+    # Starlette's BaseHTTPMiddleware (call_next) and contextlib (a yield dependency that binds
+    # for the endpoint) raise the exception again on its way out: its fields stay.
+    from collections.abc import AsyncIterator
+
+    from fastapi import Depends
+
+    production(sink)
+    app = FastAPI()
+
+    @app.middleware("http")
+    async def timing(request: Any, call_next: Any) -> Any:
+        return await call_next(request)
+
+    async def tenant() -> AsyncIterator[None]:
+        with servicelog.bound_context(tenant="acme"):
+            yield
+
+    @app.get("/orders/{order_id}")
+    async def order(order_id: int, _: None = Depends(tenant)) -> None:
+        with servicelog.bound_context(order_id=order_id):
+            raise RuntimeError("db down")
+
+    servicelog.fastapi.install(app)
+    assert (await call(app, "GET", "/orders/7")).status_code == 500
+    (record,) = [r for r in sink.records if r["log.logger"] == "servicelog.errors"]
+    assert (record["order_id"], record["tenant"]) == (7, "acme")
+
+
+def test_the_exceptions_own_fields_win_over_fields_of_the_same_name(sink: MemorySink) -> None:
+    from servicelog.asgi.tracebacks import log_exception
+
+    production(sink)
+    try:
+        raise KeyError("sku")
+    except KeyError as exc:
+        log_exception(servicelog.get_logger("t"), "failed", exc, {"error.type": "mine", "a": 1})
+    (record,) = sink.records
+    assert (record["error.type"], record["a"]) == ("KeyError", 1)

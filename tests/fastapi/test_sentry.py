@@ -77,6 +77,9 @@ SCRIPT = textwrap.dedent(
         with sentry_sdk.start_span(op="db", name="UPDATE users SET pwd = ? WHERE id = ?") as span:
             secret = dsn.split(":")[2].split("@")[0]  # (not written here: a source line)
             span.set_data("db.params", [secret, 7])  # sentry's record_sql_params: a list
+        with sentry_sdk.start_span(op="db", name="INSERT INTO t (email, password) VALUES (?, ?)") as span:
+            span.set_data("db.params", ["jane@example.com", secret])  # no secret in the text
+        logging.getLogger("payments").warning("charge of %s failed with key %s", "order-17", api_key)
         sentry_sdk.logger.warning("login of {user} with {password}", user="jane", password="hunter2")
         sentry_sdk.logger.info("order {order:>6}: pickup pin {pin}", order=4412, pin=9931)
         sentry_sdk.metrics.count("logins", 1, attributes={"password": "hunter2", "user": "jane"})
@@ -172,7 +175,10 @@ def test_the_event_servicelog_sends_is_redacted_as_its_log_line_is(out: Any) -> 
     crumbs = [
         c["message"] for c in leak["breadcrumbs"]["values"] if c.get("category") == "payments"
     ]
-    assert crumbs == ["retrying with token=[REDACTED]"]
+    assert crumbs == [
+        "retrying with token=[REDACTED]",
+        "charge of order-17 failed with key [REDACTED]",
+    ]
     assert leak["contexts"]["trace"]["trace_id"]  # IDs are left as they are
 
 
@@ -200,9 +206,11 @@ def test_transactions_and_sentry_logs_are_redacted_with_their_hooks() -> None:
     assert [s["description"] for s in spans] == [
         "UPDATE users SET password='[REDACTED]'",
         "UPDATE users SET pwd = [REDACTED] WHERE id = ?",
+        "INSERT INTO t (email, password) VALUES (?, ?)",
     ]
     assert spans[0]["data"]["db.params"] == {"password": "[REDACTED]", "id": 7}
-    assert spans[1]["data"]["db.params"] == "[REDACTED]"  # which one is the password?
+    # which one is the password? (a statement with a secret, or naming a denied column)
+    assert spans[1]["data"]["db.params"] == spans[2]["data"]["db.params"] == "[REDACTED]"
     leak = next(t for t in out["transactions"] if "/leak" in t["request"]["url"])
     assert leak["request"]["query_string"] == "page=2&password=[REDACTED]"
     bodies = {log["body"]: log["attributes"] for log in out["logs"]}
@@ -214,6 +222,8 @@ def test_transactions_and_sentry_logs_are_redacted_with_their_hooks() -> None:
     assert "retrying with token=[REDACTED]" in bodies
     # "pin" is denied as a whole name: the body is made again from the template
     assert "order   4412: pickup pin [REDACTED]" in bodies
+    # a standard library line's %-template, filled again with the redacted argument
+    assert "charge of order-17 failed with key [REDACTED]" in bodies
     (metric,) = out["metrics"]
     assert metric["attributes"]["password"]["value"] == "[REDACTED]"
     assert metric["attributes"]["user"]["value"] == "jane"

@@ -27,6 +27,7 @@ this module to ``sentry_sdk.init``::
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -164,6 +165,18 @@ def _scrub_attributes(item: Event, policy: Any) -> bool:
     return changed
 
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _names_denied(text: object, policy: Any) -> bool:
+    """Whether *text* (an SQL statement) names something the policy denies (a ``password``
+    column); its first 256 words are looked at."""
+    if not isinstance(text, str):
+        return False
+    words = {m.group() for _, m in zip(range(256), _WORD.finditer(text), strict=False)}
+    return any(policy.is_denied(word) for word in words)
+
+
 class _Placeholders(dict[str, Any]):
     """A template's parameters; one that is missing stays as its placeholder (as sentry-sdk
     fills the body)."""
@@ -173,9 +186,16 @@ class _Placeholders(dict[str, Any]):
 
 
 def _fill(template: str, params: dict[str, Any]) -> str:
-    """*template* filled with *params*, or the template itself if it cannot take them (a
-    format spec for a number now given ``[REDACTED]``, an index into a redacted value)."""
+    """*template* filled with *params* as sentry-sdk filled it: ``str.format`` for
+    ``sentry_sdk.logger``; ``%`` for a standard library log line (its arguments are the
+    parameters ``0``, ``1``, ... or a mapping's keys). The template itself if it cannot take
+    them (a format spec for a number now given ``[REDACTED]``, an index into a redacted
+    value)."""
     try:
+        if params and all(name.isdigit() for name in params):  # logging's positional args
+            return template % tuple(params[str(i)] for i in range(len(params)))
+        if "%(" in template:
+            return template % params
         return template.format_map(_Placeholders(params))
     except Exception:
         return template
@@ -284,11 +304,11 @@ def _scrub(event: Event, policy: Any) -> None:
         if (
             isinstance(data, dict)
             and not isinstance(data.get("db.params", {}), dict)  # (a dict: judged by name)
-            and span.get("description") != description
+            and (span.get("description") != description or _names_denied(description, policy))
         ):
             # An SQL statement's parameters (sentry-sdk's ``record_sql_params``) are a list:
             # which one is the password cannot be told by a name. A statement that held a
-            # denied name or a secret has them all redacted.
+            # secret or names a denied column has them all redacted.
             data["db.params"] = _REDACTED
     contexts = event.get("contexts")
     if isinstance(contexts, dict):
