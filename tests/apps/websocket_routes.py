@@ -1,6 +1,7 @@
 """WebSocket routes shared by the in-process tests and the real-server app
 (``websocket_app.py``): echo, deny (closed before accept), crash (after accept), early (raises
-before accept) and left (the client's leaving raises, uncaught)."""
+before accept), left (the client's leaving raises, uncaught) and silent (returns without
+accepting or denying)."""
 
 from __future__ import annotations
 
@@ -35,5 +36,9 @@ def add_websocket_routes(app: FastAPI, prefix: str = "") -> FastAPI:
         await ws.accept()
         await ws.receive_text()  # the client's leaving raises WebSocketDisconnect, uncaught
         await ws.receive_text()
+
+    @app.websocket(prefix + "/silent")
+    async def silent(ws: WebSocket) -> None:
+        return None
 
     return app

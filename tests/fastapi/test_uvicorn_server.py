@@ -273,6 +273,9 @@ def test_a_failing_websocket_app_is_logged_once_with_the_request_id_and_answered
     response = denied.value.response
     assert response.status_code == 500 and response.headers["x-request-id"] == "ws-early"
     assert orjson.loads(response.body)["error"]["request_id"] == "ws-early"
+    with pytest.raises(InvalidStatus) as silent:  # no accept, no denial: uvicorn's own 500
+        client.connect(url + "/ws/silent")
+    assert silent.value.response.status_code == 500
     records, stderr = websocket_server.stop()
     failures = [r for r in records if r.get("error.type") == "RuntimeError"]
     assert sorted(r["request_id"] for r in failures) == ["ws-crash", "ws-early"]
@@ -287,6 +290,7 @@ def test_a_failing_websocket_app_is_logged_once_with_the_request_id_and_answered
         "/ws/echo": 101,
         "/ws/crash": 101,
         "/ws/early": 500,
+        "/ws/silent": 500,
     }
     assert access["/ws/crash"]["event.outcome"] == "failure"
     # uvicorn's own WebSocket access lines (on its error logger) are replaced, as its HTTP ones
@@ -296,7 +300,8 @@ def test_a_failing_websocket_app_is_logged_once_with_the_request_id_and_answered
     # (kept: the websockets library writes it also for a handshake refused before the app ran)
     assert "connection rejected (500 Internal Server Error)" in uvicorn
     # uvicorn's websockets-sansio protocol does not count a denial response as a completed
-    # handshake, and says so once (it sends nothing more)
+    # handshake, and would say so at error level: not after a denial response was sent, still
+    # for the application that returned without an answer
     errors = [r["message"] for r in records if r["log.logger"] == "uvicorn.error"]
     errors = [m for m in errors if m.startswith(("ASGI", "Exception"))]
-    assert errors in ([], ["ASGI callable returned without completing handshake."]), errors
+    assert errors == ["ASGI callable returned without completing handshake."], errors

@@ -37,6 +37,7 @@ import time
 from asyncio import CancelledError
 from asyncio import get_running_loop as _get_running_loop
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 from .. import _errors
@@ -414,6 +415,7 @@ class RequestContextMiddleware:
                     status = status or 403
                 elif kind == "websocket.http.response.body" and not message.get("more_body"):
                     closed = True
+                    _DENIAL_SENT.set(True)  # (in this connection's task: not reset)
 
         async def receive_ws() -> Message:
             nonlocal closed
@@ -753,6 +755,19 @@ _WEBSOCKET_ACCESS = frozenset(
 )
 
 
+#: uvicorn's line (websockets-sansio and wsproto protocols) when the application returns without
+#: accepting: it does not count a denial response as an answer. Dropped after one was sent.
+_NO_HANDSHAKE = "ASGI callable returned without completing handshake."
+#: Set in a WebSocket connection's context once a denial response was sent whole. uvicorn runs
+#: each connection in a task of its own, and logs the line above in it after the application
+#: returned: the filter sees this connection's value.
+_DENIAL_SENT: ContextVar[bool] = ContextVar("servicelog_denial_sent", default=False)
+
+
 def _not_websocket_access(record: logging.LogRecord) -> bool:
     msg = record.msg
-    return not (record.levelno == logging.INFO and type(msg) is str and msg in _WEBSOCKET_ACCESS)
+    if type(msg) is not str:
+        return True
+    if record.levelno == logging.INFO:
+        return msg not in _WEBSOCKET_ACCESS
+    return not (msg == _NO_HANDSHAKE and _DENIAL_SENT.get())
