@@ -323,6 +323,11 @@ def test_a_note_does_not_outlive_its_raise() -> None:
         _raise(shared, request_scope(request_id="r-1"), context.bound_context(user=1))
     with request_scope(request_id="r-2"):  # another request: not its fields
         assert raised_in(shared) is None
+    with request_scope(request_id="r-3"):  # raised twice in one request: the second's fields
+        for order in (111, 222):
+            with pytest.raises(LookupError):
+                _raise(shared, context.bound_context(order=order))
+            assert raised_in(shared) == {"order": order}
 
     def again() -> None:
         raise shared  # a circuit breaker raising the failure it remembers

@@ -141,10 +141,15 @@ def note_context(exc: object) -> None:
             return
         head = exc.__traceback__
         note = vars(exc).get(_RAISED_IN)
-        if type(note) is _Note and note.fields is not None and _on_its_way(exc, note):
+        fields = current()
+        if (
+            type(note) is _Note
+            and note.fields is not None
+            and _on_its_way(exc, note)
+            and not _contradicts(note.fields, fields)
+        ):
             note.tb = head  # still this way out: later checks walk only what comes after
             return
-        fields = current()
         if fields:
             setattr(exc, _RAISED_IN, _Note(dict(fields), _scope_get(), head))
         elif note is not None:  # a note of an earlier raise of this instance
@@ -181,6 +186,13 @@ def raised_in(exc: object) -> dict[str, Any] | None:
     except Exception:  # an odd exception or traceback
         return None
     return missing or None
+
+
+def _contradicts(noted: Mapping[str, Any], here: Mapping[str, Any]) -> bool:
+    """Whether a field bound here has another value in *noted*: then *noted* is not from an
+    inner block of this way out (which would have the same value), but from an earlier raise
+    of the same instance (in a request, where the scope alone cannot tell)."""
+    return any(k in noted and noted[k] is not v for k, v in here.items())
 
 
 def forget_context(exc: object) -> None:

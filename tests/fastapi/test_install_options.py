@@ -117,3 +117,22 @@ def test_access_log_accepts_any_iterable_of_paths_and_stores_rates_as_floats() -
 def test_access_log_none_means_no_access_log() -> None:
     """``access_log=None`` was taken as off before the options were checked: it still is."""
     assert RequestContextMiddleware(_app, access_log=None).access_log is None
+
+
+def test_uvicorns_line_after_a_denial_is_dropped_without_the_access_record_too() -> None:
+    import contextvars
+    import logging
+
+    from servicelog.asgi.request_context import _DENIAL_SENT
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    RequestContextMiddleware(app, access_log=False)
+    errors = logging.getLogger("uvicorn.error")
+    line = "ASGI callable returned without completing handshake."
+    record = errors.makeRecord("uvicorn.error", logging.ERROR, __file__, 1, line, (), None)
+    assert errors.filter(record)  # no denial response sent in this context: kept
+    connection = contextvars.copy_context()
+    connection.run(_DENIAL_SENT.set, True)
+    assert not connection.run(errors.filter, record)

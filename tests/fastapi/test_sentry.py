@@ -72,6 +72,10 @@ SCRIPT = textwrap.dedent(
         api_key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
         dsn = "postgres://app:hunter2@db/shop"
         logging.getLogger("payments").warning("retrying with token=tok_abcdefghijkl0123")
+        sentry_sdk.add_breadcrumb(  # as sentry-sdk records a query with record_sql_params
+            category="query", message="INSERT INTO t (email, password) VALUES (?, ?)",
+            data={"db.params": ["jane@example.com", dsn.split(":")[2].split("@")[0]]},
+        )
         with sentry_sdk.start_span(op="db", name="UPDATE users SET password='hunter2'") as span:
             span.set_data("db.params", {"password": "hunter2", "id": 7})
         with sentry_sdk.start_span(op="db", name="UPDATE users SET pwd = ? WHERE id = ?") as span:
@@ -175,6 +179,8 @@ def test_the_event_servicelog_sends_is_redacted_as_its_log_line_is(out: Any) -> 
     crumbs = [
         c["message"] for c in leak["breadcrumbs"]["values"] if c.get("category") == "payments"
     ]
+    (query,) = [c for c in leak["breadcrumbs"]["values"] if c.get("category") == "query"]
+    assert query["data"]["db.params"] == "[REDACTED]"  # the statement names a password
     assert crumbs == [
         "retrying with token=[REDACTED]",
         "charge of order-17 failed with key [REDACTED]",

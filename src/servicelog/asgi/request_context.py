@@ -187,6 +187,7 @@ class RequestContextMiddleware:
         self._redact_query = _query_redactor()
         if self.access_log and self.access_log.enabled:
             replace_uvicorn_access_log()
+        drop_line_after_denial()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -766,8 +767,16 @@ _DENIAL_SENT: ContextVar[bool] = ContextVar("servicelog_denial_sent", default=Fa
 
 def _not_websocket_access(record: logging.LogRecord) -> bool:
     msg = record.msg
-    if type(msg) is not str:
-        return True
-    if record.levelno == logging.INFO:
-        return msg not in _WEBSOCKET_ACCESS
-    return not (msg == _NO_HANDSHAKE and _DENIAL_SENT.get())
+    return not (record.levelno == logging.INFO and type(msg) is str and msg in _WEBSOCKET_ACCESS)
+
+
+def _not_after_denial(record: logging.LogRecord) -> bool:
+    return not (record.msg == _NO_HANDSHAKE and _DENIAL_SENT.get())
+
+
+def drop_line_after_denial() -> None:
+    """Have ``uvicorn.error`` drop :data:`_NO_HANDSHAKE` once a denial response was sent (with
+    or without the access record; idempotent)."""
+    errors = logging.getLogger("uvicorn.error")
+    if _not_after_denial not in errors.filters:
+        errors.addFilter(_not_after_denial)

@@ -27,7 +27,6 @@ this module to ``sentry_sdk.init``::
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -165,16 +164,24 @@ def _scrub_attributes(item: Event, policy: Any) -> bool:
     return changed
 
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-
-
-def _names_denied(text: object, policy: Any) -> bool:
-    """Whether *text* (an SQL statement) names something the policy denies (a ``password``
-    column); its first 256 words are looked at."""
-    if not isinstance(text, str):
-        return False
-    words = {m.group() for _, m in zip(range(256), _WORD.finditer(text), strict=False)}
-    return any(policy.is_denied(word) for word in words)
+def _sql_params(data: Any, statement: Any, redacted: Any, policy: Any) -> None:
+    """An SQL statement's parameters in a span's or a query breadcrumb's *data*, recorded as a
+    list (sentry-sdk's ``record_sql_params``): which one is the password cannot be told by a
+    name, so they are redacted whole when the statement held a secret (*redacted*, its
+    redacted text, differs) or names a denied key anywhere (``password``, ``token``: the
+    policy's quick test for text, which errs on the side of redacting)."""
+    if not isinstance(data, dict) or "db.params" not in data:
+        return
+    if isinstance(data["db.params"], dict):  # judged by name already
+        return
+    names_denied = getattr(policy, "_may_hold_denied_key", None)
+    if (
+        redacted != statement
+        or not isinstance(statement, str)
+        or names_denied is None
+        or names_denied(statement)
+    ):
+        data["db.params"] = _REDACTED
 
 
 class _Placeholders(dict[str, Any]):
@@ -273,10 +280,12 @@ def _scrub(event: Event, policy: Any) -> None:
                         if key in frame:
                             frame[key] = mapping(frame[key])
     for crumb in _values(event.get("breadcrumbs")):
-        if isinstance(crumb.get("message"), str):
-            crumb["message"] = text(crumb["message"])
+        message = crumb.get("message")  # a query's breadcrumb: the SQL statement
+        if isinstance(message, str):
+            crumb["message"] = text(message)
         if "data" in crumb:
             crumb["data"] = mapping(crumb["data"])
+        _sql_params(crumb.get("data"), message, crumb.get("message"), policy)
     if isinstance(event.get("transaction"), str):  # named after the raw URL before routing
         event["transaction"] = policy.redact_url(event["transaction"])
     request = event.get("request")
@@ -300,16 +309,7 @@ def _scrub(event: Event, policy: Any) -> None:
         for key in ("data", "tags"):
             if key in span:
                 span[key] = mapping(span[key])
-        data = span.get("data")
-        if (
-            isinstance(data, dict)
-            and not isinstance(data.get("db.params", {}), dict)  # (a dict: judged by name)
-            and (span.get("description") != description or _names_denied(description, policy))
-        ):
-            # An SQL statement's parameters (sentry-sdk's ``record_sql_params``) are a list:
-            # which one is the password cannot be told by a name. A statement that held a
-            # secret or names a denied column has them all redacted.
-            data["db.params"] = _REDACTED
+        _sql_params(span.get("data"), description, span.get("description"), policy)
     contexts = event.get("contexts")
     if isinstance(contexts, dict):
         for key, value in contexts.items():
