@@ -499,25 +499,32 @@ def test_an_access_log_its_server_turned_off_stays_off_through_reconfigure_and_r
         access.propagate, access.handlers, access.disabled = saved[0], saved[1], saved[2]
 
 
+def _thread_crash(monkeypatch: pytest.MonkeyPatch, target: Any) -> dict[str, Any]:
+    """The record of *target*'s crash in a thread of its own."""
+    # pytest's own threading.excepthook, which ours now chains to, would turn it into a warning.
+    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)
+    sink = MemorySink()
+    servicelog.configure(service="shop", stream="none", sinks=[sink], capture=ALL)
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    (record,) = sink.records
+    return record
+
+
 def test_a_crash_record_carries_what_was_bound_where_it_was_raised(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The thread's hook runs after the thread left the context of servicelog.wrap (and the
     # request scope, and the bound_context block): the record still gets their fields.
-    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)
-    sink = MemorySink()
-    servicelog.configure(service="shop", stream="none", sinks=[sink], capture=ALL)
-
     def job() -> None:
         servicelog.bind(order_id=7)
         with servicelog.bound_context(step="charge"):
             raise ValueError("in thread")
 
     with servicelog.context.request_scope(request_id="r-1"):
-        thread = threading.Thread(target=servicelog.context.wrap(job), name="worker-8")
-    thread.start()
-    thread.join()
-    (record,) = sink.records
+        target = servicelog.context.wrap(job)
+    record = _thread_crash(monkeypatch, target)
     assert record["error.type"] == "ValueError"
     assert (record["request_id"], record["order_id"], record["step"]) == ("r-1", 7, "charge")
 
@@ -540,10 +547,6 @@ def test_an_uncaught_exception_keeps_the_fields_of_the_block_it_left() -> None:
 def test_an_exception_that_refuses_attributes_is_logged_without_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)
-    sink = MemorySink()
-    servicelog.configure(service="shop", stream="none", sinks=[sink], capture=ALL)
-
     class Frozen(Exception):
         def __setattr__(self, name: str, value: Any) -> None:
             raise AttributeError(name)
@@ -552,8 +555,5 @@ def test_an_exception_that_refuses_attributes_is_logged_without_them(
         with servicelog.bound_context(step="charge"):
             raise Frozen("frozen")
 
-    thread = threading.Thread(target=servicelog.context.wrap(job))
-    thread.start()
-    thread.join()
-    (record,) = sink.records
+    record = _thread_crash(monkeypatch, servicelog.context.wrap(job))
     assert record["error.type"].endswith(".Frozen") and "step" not in record
