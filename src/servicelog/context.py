@@ -105,9 +105,10 @@ class _Note:
     bound in, and the head of the exception's traceback when they were noted (how far its
     way out they hold; see :func:`_on_its_way`).
 
-    Travels with the exception's ``__dict__`` but never across a copy or a process (a pickled
-    exception, from a process pool, arrives with an empty note): a traceback cannot be
-    pickled, and the fields belong to this process's context."""
+    Travels with the exception's ``__dict__``, shared by its copies, but never across a process
+    (a pickled exception, from a process pool, arrives with an empty dict in its place, which
+    is no note): a traceback cannot be pickled, and the fields belong to this process's
+    context."""
 
     __slots__ = ("fields", "scope", "tb")
 
@@ -209,7 +210,8 @@ def _on_its_way(exc: BaseException, note: _Note) -> bool:
     In a request: if it was made in this request (its scope). Helpers between the endpoint and
     the handlers raise the exception again (Starlette's ``call_next`` and task groups,
     ``contextlib``, thread pools), which the traceback cannot tell from a new raise; the
-    scope can. (An instance raised twice in one request keeps the first raise's fields.)
+    scope can. (An instance raised again in the same request is told by the fields instead:
+    see :func:`_contradicts`.)
 
     Outside a request (a thread's crash, the main program's): if the traceback noted is below
     the exception's by propagation only.

@@ -324,11 +324,11 @@ _TRACE_IDS = ("trace_id", "span_id", "parent_span_id")
 #: A Sentry log's attributes that hold its template and the template's parameters
 #: (``sentry_sdk.logger``).
 _TEMPLATE = "sentry.message.template"
+_PARAMETER = "sentry.message.parameter."
 #: What replaces a log's body without its template, when a parameter in it was redacted, and
 #: an SQL statement's parameters (the policy's marker; not imported from the redaction module,
 #: which loads only when a policy is used).
 _REDACTED = "[REDACTED]"
-_PARAMETER = "sentry.message.parameter."
 #: A log's attributes that sentry-sdk sets itself (no program data), kept as they are: a
 #: release's commit hash is no secret, and the IDs link the log to its trace.
 _KEPT_ATTRIBUTES = (
