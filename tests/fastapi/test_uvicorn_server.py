@@ -175,9 +175,11 @@ def test_a_body_failing_midway_is_logged_once_and_the_connection_closed(
     assert streamed[0]["http.response.status_code"] == 200
     assert streamed[0]["event.outcome"] == "failure" and streamed[0]["log.level"] == "error"
     assert b"Traceback" not in stderr and b"Exception in ASGI application" not in stderr
-    # uvicorn notes, once, that the response was not completed (true: the body was cut off).
+    # uvicorn notes, once, that the response was not completed (true: the body was cut off),
+    # with the request's ID
     others = [r for r in records if r["log.level"] == "error" and r not in failures + streamed]
     assert [r["message"] for r in others] == ["ASGI callable returned without completing response."]
+    assert others[0]["request_id"] == request_id
 
 
 def _raw(port: int, request: bytes) -> bytes:

@@ -187,7 +187,7 @@ class RequestContextMiddleware:
         self._redact_query = _query_redactor()
         if self.access_log and self.access_log.enabled:
             replace_uvicorn_access_log()
-        drop_line_after_denial()
+        filter_uvicorn_after_app()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -316,7 +316,9 @@ class RequestContextMiddleware:
                     log_exception(self._log, "Unhandled exception", exc, fields)
                     mark_logged(exc)
                 capture_unhandled(exc, request_id)  # not re-raised: Sentry's layer can't see it
-                if not started:
+                if started:  # cut off: uvicorn says so, after this returns, in this task
+                    _CUT_OFF.set(request_id)
+                else:
                     status = 500
                     body = minimal_500(request_id)
                     body_bytes = len(body)
@@ -770,13 +772,29 @@ def _not_websocket_access(record: logging.LogRecord) -> bool:
     return not (record.levelno == logging.INFO and type(msg) is str and msg in _WEBSOCKET_ACCESS)
 
 
-def _not_after_denial(record: logging.LogRecord) -> bool:
-    return not (record.msg == _NO_HANDSHAKE and _DENIAL_SENT.get())
+#: uvicorn's line when the application returns after its response started but not ended.
+_INCOMPLETE = "ASGI callable returned without completing response."
+#: Set in a request's task (not reset) when the application raised after its response started:
+#: the request ID, for uvicorn's line above, which it logs after the application returned.
+_CUT_OFF: ContextVar[str | None] = ContextVar("servicelog_cut_off", default=None)
 
 
-def drop_line_after_denial() -> None:
-    """Have ``uvicorn.error`` drop :data:`_NO_HANDSHAKE` once a denial response was sent (with
-    or without the access record; idempotent)."""
+def _after_the_app(record: logging.LogRecord) -> bool:
+    """uvicorn's lines about how the application ended, once the middleware has answered."""
+    msg = record.msg
+    if msg == _NO_HANDSHAKE:
+        return not _DENIAL_SENT.get()
+    if msg == _INCOMPLETE:
+        request_id = _CUT_OFF.get()
+        if request_id is not None:  # (an ``extra`` field: the stdlib front-end keeps it)
+            record.request_id = request_id
+    return True
+
+
+def filter_uvicorn_after_app() -> None:
+    """Have ``uvicorn.error`` drop :data:`_NO_HANDSHAKE` once a denial response was sent, and
+    give :data:`_INCOMPLETE` the request ID of the response cut off (with or without the
+    access record; idempotent)."""
     errors = logging.getLogger("uvicorn.error")
-    if _not_after_denial not in errors.filters:
-        errors.addFilter(_not_after_denial)
+    if _after_the_app not in errors.filters:
+        errors.addFilter(_after_the_app)
