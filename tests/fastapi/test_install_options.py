@@ -136,3 +136,20 @@ def test_uvicorns_line_after_a_denial_is_dropped_without_the_access_record_too()
     connection = contextvars.copy_context()
     connection.run(_DENIAL_SENT.set, True)
     assert not connection.run(errors.filter, record)
+
+
+def test_the_uvicorn_filter_passes_any_message_object_untouched() -> None:
+    import logging
+
+    from servicelog.asgi.request_context import filter_uvicorn_after_app
+
+    class Hostile:
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("no comparing me")
+
+        __hash__ = object.__hash__
+
+    filter_uvicorn_after_app()
+    errors = logging.getLogger("uvicorn.error")
+    record = errors.makeRecord("uvicorn.error", logging.ERROR, __file__, 1, Hostile(), (), None)
+    assert errors.filter(record)

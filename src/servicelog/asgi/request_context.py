@@ -782,6 +782,8 @@ _CUT_OFF: ContextVar[str | None] = ContextVar("servicelog_cut_off", default=None
 def _after_the_app(record: logging.LogRecord) -> bool:
     """uvicorn's lines about how the application ended, once the middleware has answered."""
     msg = record.msg
+    if type(msg) is not str:  # (a message object's own __eq__ could raise in the caller)
+        return True
     if msg == _NO_HANDSHAKE:
         return not _DENIAL_SENT.get()
     if msg == _INCOMPLETE:
