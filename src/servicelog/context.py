@@ -112,12 +112,7 @@ class _Note:
 
     __slots__ = ("fields", "scope", "tb")
 
-    def __init__(
-        self,
-        fields: dict[str, Any] | None = None,
-        scope: object = None,
-        tb: TracebackType | None = None,
-    ) -> None:
+    def __init__(self, fields: dict[str, Any], scope: object, tb: TracebackType | None) -> None:
         self.fields = fields
         self.scope = scope
         self.tb = tb
@@ -143,12 +138,7 @@ def note_context(exc: object) -> None:
         head = exc.__traceback__
         note = vars(exc).get(_RAISED_IN)
         fields = current()
-        if (
-            type(note) is _Note
-            and note.fields is not None
-            and _on_its_way(exc, note)
-            and not _contradicts(note.fields, fields)
-        ):
+        if type(note) is _Note and _on_its_way(exc, note) and not _contradicts(note.fields, fields):
             note.tb = head  # still this way out: later checks walk only what comes after
             return
         if fields:
@@ -170,7 +160,7 @@ def raised_in(exc: object) -> dict[str, Any] | None:
         seen = 0
         while fields is None and isinstance(exc, BaseException) and seen < 4:
             note = vars(exc).get(_RAISED_IN)
-            if type(note) is _Note and note.fields is not None and _on_its_way(exc, note):
+            if type(note) is _Note and _on_its_way(exc, note):
                 fields = note.fields
             exc = exc.__cause__ or exc.__context__
             seen += 1

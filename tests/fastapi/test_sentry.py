@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +270,6 @@ def test_sentrys_patched_exception_middleware_is_kept(out: Any) -> None:
 
 
 def test_scrub_event_takes_any_shape_and_drops_what_it_cannot_redact() -> None:
-    from servicelog import _errors
     from servicelog.integrations.sentry import scrub_event
     from servicelog.redaction import default_policy
 
@@ -303,10 +303,18 @@ def test_scrub_event_takes_any_shape_and_drops_what_it_cannot_redact() -> None:
         def redact_text(self, text: str) -> str:
             raise RuntimeError("bug")
 
+    assert_dropped_and_counted(lambda: scrub_event({"message": "password=hunter2"}, Broken()))
+
+
+def assert_dropped_and_counted(scrub: Callable[[], Any]) -> None:
+    """*scrub* returns ``None`` (the item dropped) and counts one "sentry redaction" error, as in
+    production (tests otherwise raise)."""
+    from servicelog import _errors
+
     _errors.clear()
-    _errors.set_strict(False)  # count, as in production (tests otherwise raise)
+    _errors.set_strict(False)
     try:
-        assert scrub_event({"message": "password=hunter2"}, Broken()) is None
+        assert scrub() is None
         assert _errors.snapshot()["errors"] == {"sentry redaction": 1}
     finally:
         _errors.set_strict(None)
@@ -314,7 +322,6 @@ def test_scrub_event_takes_any_shape_and_drops_what_it_cannot_redact() -> None:
 
 
 def test_scrub_log_takes_any_shape_and_drops_what_it_cannot_redact() -> None:
-    from servicelog import _errors
     from servicelog.integrations.sentry import scrub_log
     from servicelog.redaction import default_policy
 
@@ -343,11 +350,6 @@ def test_scrub_log_takes_any_shape_and_drops_what_it_cannot_redact() -> None:
         def redact_mapping(self, value: Any) -> Any:
             raise RuntimeError("bug")
 
-    _errors.clear()
-    _errors.set_strict(False)  # count, as in production (tests otherwise raise)
-    try:
-        assert scrub_log({"body": "x", "attributes": {"password": "hunter2"}}, Broken()) is None
-        assert _errors.snapshot()["errors"] == {"sentry redaction": 1}
-    finally:
-        _errors.set_strict(None)
-        _errors.clear()
+    assert_dropped_and_counted(
+        lambda: scrub_log({"body": "x", "attributes": {"password": "hunter2"}}, Broken())
+    )

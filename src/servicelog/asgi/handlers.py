@@ -38,8 +38,6 @@ from .request_context import mark_logged, replaced_by_body_limit
 from .responses import ErrorFormat, error_content, minimal_500, phrase
 from .tracebacks import log_exception
 
-_NONE: dict[str, Any] = {}
-
 __all__ = ["ErrorHandlers"]
 
 MAX_ERRORS = 50
@@ -159,7 +157,7 @@ class ErrorHandlers:
     async def api_exception(self, request: Request, exc: BaseAPIException) -> Response:
         status, invalid = _error_status(exc.status_code)
         fields = {
-            **(raised_in(exc) or _NONE),  # bound where it was raised (a block since left)
+            **(raised_in(exc) or {}),  # bound where it was raised (a block since left)
             "http.response.status_code": status,
             "error.code": exc.code,
             "details": exc.details,
@@ -185,7 +183,7 @@ class ErrorHandlers:
         status, invalid = _error_status(exc.status_code, low=100)
         raw: Any = exc.detail  # FastAPI's HTTPException allows any JSON value
         detail = raw if isinstance(raw, str) else phrase(status)
-        fields = {**(raised_in(exc) or _NONE), "http.response.status_code": status}
+        fields = {**(raised_in(exc) or {}), "http.response.status_code": status}
         if status >= 500:
             self._log.error(f"HTTP {status}: {detail}{invalid}", **fields)
         elif status >= 400 and not replaced_by_body_limit(request.scope):
@@ -224,7 +222,7 @@ class ErrorHandlers:
     async def unhandled(self, request: Request, exc: Exception) -> Response:
         if not getattr(exc, "__servicelog_logged__", False):
             fields = {
-                **(raised_in(exc) or _NONE),
+                **(raised_in(exc) or {}),
                 "http.request.method": request.method,
                 "url.path": request.url.path,
             }
