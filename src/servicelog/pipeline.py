@@ -180,7 +180,8 @@ class Pipeline:
     ) -> None:
         record = args if build is None else build(*args)
         if record is not None:  # a builder that failed has reported it already
-            self.emit(record, levelno)
+            # The level's chain itself (what self.emit looks up): a Python call less.
+            (self._by_level.get(levelno) or self.emit_for(levelno))(record, levelno)
 
     def run_deferred(self) -> None:
         """Emit the deferred records now, in order (any thread; safe to call at any time)."""

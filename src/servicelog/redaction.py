@@ -216,14 +216,23 @@ OWN_FIELDS: Final[frozenset[str]] = frozenset(
 )
 
 _KEY_SEPARATORS = str.maketrans("", "", "-_. []")
+_QUOTED_KEY = re.compile(r"[bB]?(['\"])(.*)\1", re.DOTALL)  # a key's repr: b'x', 'x'
 
 
 def normalize_key(key: str) -> str:
     """The form keys are compared in: lower case, without ``-``, ``_``, ``.``, spaces, ``[]``.
 
+    A key written as a quoted literal (``b'x-api-key'`` or ``'token'``, as reports of local
+    variables write a dict's bytes keys) is judged by what is between its quotes.
+
     >>> normalize_key("Api-Key") == normalize_key("apiKey") == normalize_key("API_KEY") == "apikey"
     True
+    >>> normalize_key("b'X-Api-Key'")
+    'xapikey'
     """
+    quoted = _QUOTED_KEY.fullmatch(key)
+    if quoted is not None:
+        key = quoted.group(2)
     return key.lower().translate(_KEY_SEPARATORS)
 
 

@@ -147,6 +147,40 @@ async def test_a_duplicated_traceparent_starts_a_new_trace(
     assert re.fullmatch(r"[0-9a-f]{32}", line["trace.id"]) and line["trace.id"] != TRACE
 
 
+@pytest.mark.parametrize("shape", [list, tuple, iter])
+async def test_headers_of_any_iterable_shape_are_read(sink: MemorySink, shape: Any) -> None:
+    """ASGI allows any iterable of pairs (a server may give a generator, or lists): the first
+    of each name wins, and a traceparent sent twice still starts a new trace."""
+    from servicelog.asgi import RequestContextMiddleware
+
+    sent: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    parent = f"00-{TRACE}-{PARENT}-01".encode()
+    pairs = [
+        [b"x-request-id", b"first"], [b"user-agent", b"agent-1"], [b"traceparent", parent],
+        [b"x-request-id", b"second"], [b"user-agent", b"agent-2"], [b"traceparent", parent],
+    ]  # fmt: skip
+    for headers in (pairs, pairs[:3]):
+        scope = {"type": "http", "method": "GET", "path": "/x", "query_string": b"",
+                 "headers": shape(headers)}  # fmt: skip
+        await RequestContextMiddleware(app)(scope, receive, send)
+    servicelog.flush()
+    twice, once = access(sink)
+    assert [dict(m["headers"])[b"x-request-id"] for m in sent[::2]] == [b"first", b"first"]
+    assert twice["user_agent.original"] == once["user_agent.original"] == "agent-1"
+    assert once["trace.id"] == TRACE and twice["trace.id"] != TRACE
+
+
 async def test_access_record_has_ecs_fields_and_level_by_status(
     client: httpx.AsyncClient, sink: MemorySink
 ) -> None:

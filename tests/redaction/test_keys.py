@@ -122,10 +122,23 @@ def test_servicelog_own_fields_are_never_touched(key: str) -> None:
         ("user.password", "userpassword"),
         ("user[password]", "userpassword"),
         ("Set Cookie", "setcookie"),
+        # a key's repr, as reports of local variables write a dict's bytes keys
+        ("b'X-Session-Token'", "xsessiontoken"),
+        ('b"password"', "password"),
+        ("'api_key'", "apikey"),
+        ("it's", "it's"),
     ],
 )
 def test_normalize_key(key: str, normalised: str) -> None:
     assert normalize_key(key) == normalised
+
+
+def test_a_dict_keyed_by_bytes_reprs_is_redacted_by_its_keys() -> None:
+    """Sentry (and other reporters of local variables) write ``{b"x-session-token": ...}``
+    with the key's repr: it is judged by what is between the quotes."""
+    headers = {"b'x-session-token'": "b'tok_abcdefghijkl0123'", "b'password'": "b'x'"}
+    redacted = RedactionPolicy().redact_mapping({"first": {**headers, "b'host'": "b'shop'"}})
+    assert redacted["first"] == {**dict.fromkeys(headers, REDACTED), "b'host'": "b'shop'"}
 
 
 def test_every_default_key_is_stored_normalised() -> None:
