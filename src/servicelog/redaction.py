@@ -319,6 +319,8 @@ _BRACKETS = {
 # "a=1;token=x;b=2", "user=bob,password=x,role=admin"). Brackets it opens are followed.
 _BARE_STOPS = re.compile(r"""[\s"']|\\(?=["'])|[()\[\]{}]|[&;,](?=[A-Za-z_][\w.\-\[\]]{0,63}=)""")
 # A bare identifier called: "password = read_secret(...)" in a traceback's source line.
+# A lambda's head: its parameters (names, defaults of a few plain characters, * and **) and ":".
+_LAMBDA = re.compile(r"lambda(?:[ \t]+[\w*][\w*, \t=.'\"\[\]-]{0,120})?:")
 _CALL = re.compile(r"[A-Za-z_][\w.]{0,127}[(\[]")  # a call or a subscript: os.environ["X"]
 # Keys whose value is a list of parts ("Cookie: theme=dark; sessid=...", "Authorization:
 # Digest username=..., response=..."): written header-style, the value is the rest of the line.
@@ -1632,8 +1634,11 @@ class RedactionPolicy:
         """Whether a denied key's bare value is a call or a subscript in source code (a
         traceback's line ``password = read_secret("db")``, ``token = headers["x"]``): a name
         followed by "(" or "[", after an "=" spaced as code, is. ``password=Tr0ub4dor(3)x``
-        in a message is a value."""
+        in a message is a value. So is a lambda's head (``sorted(rows, key=lambda row: ...)``,
+        in every traceback through such a line); ``key=lambda`` alone is a value."""
         sep_start, sep_end = key.span(3)
+        if key.group(3) == "=" and _LAMBDA.match(text, value.start("value")) is not None:
+            return value.group("scheme") is None
         return (
             key.group(3) == "="
             and value.group("scheme") is None

@@ -163,6 +163,27 @@ def test_source_lines_in_tracebacks_keep_their_code(policy: RedactionPolicy) -> 
     assert policy.redact_text('    password = "hunter2"') == f'    password = "{REDACTED}"'
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "    for row in sorted(rows, key=lambda row: row[0]):",
+        "    best = max(items, key=lambda: 0)",
+        "    groups = groupby(data, key=lambda item, *rest: item.kind)",
+    ],
+)
+def test_a_lambda_after_a_denied_key_is_code(policy: RedactionPolicy, line: str) -> None:
+    """``key=lambda ...:`` is in every traceback through a sort by key; the lambda's defaults
+    are judged as pairs of their own."""
+    assert policy.redact_text(line) == line
+
+
+def test_a_lambda_does_not_hide_what_follows(policy: RedactionPolicy) -> None:
+    assert policy.redact_text("key=lambda") == f"key={REDACTED}"
+    assert policy.redact_text("key=lambdas-are-fun") == f"key={REDACTED}"
+    line = "    f(key=lambda x, token='tok_abc123': x)"
+    assert policy.redact_text(line) == f"    f(key=lambda x, token='{REDACTED}': x)"
+
+
 def test_the_message_and_error_fields_are_redacted(policy: RedactionPolicy) -> None:
     rec = record(
         **{
