@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 import re
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 import servicelog
 import servicelog.fastapi
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import BackgroundTasks, FastAPI, Request, WebSocket
 from servicelog.sinks import MemorySink
 
 from ..apps.websocket_routes import add_websocket_routes
@@ -150,12 +151,15 @@ async def test_a_duplicated_traceparent_starts_a_new_trace(
 @pytest.mark.parametrize("shape", [list, tuple, iter])
 async def test_headers_of_any_iterable_shape_are_read(sink: MemorySink, shape: Any) -> None:
     """ASGI allows any iterable of pairs (a server may give a generator, or lists): the first
-    of each name wins, and a traceparent sent twice still starts a new trace."""
+    of each name wins, a traceparent sent twice still starts a new trace, and the application
+    still finds every header (a generator read by the middleware is left as a list)."""
     from servicelog.asgi import RequestContextMiddleware
 
     sent: list[Any] = []
+    seen: list[int] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(len(list(scope["headers"])))
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -176,9 +180,109 @@ async def test_headers_of_any_iterable_shape_are_read(sink: MemorySink, shape: A
         await RequestContextMiddleware(app)(scope, receive, send)
     servicelog.flush()
     twice, once = access(sink)
+    assert seen == [6, 3]
     assert [dict(m["headers"])[b"x-request-id"] for m in sent[::2]] == [b"first", b"first"]
     assert twice["user_agent.original"] == once["user_agent.original"] == "agent-1"
     assert once["trace.id"] == TRACE and twice["trace.id"] != TRACE
+
+
+async def test_header_values_of_another_type_than_bytes_are_read(sink: MemorySink) -> None:
+    """A server that breaks the spec (``str`` values, a ``str`` query string, no headers at
+    all): the request is answered, with its access record, as bare Starlette answers it."""
+    from servicelog.asgi import RequestContextMiddleware
+
+    sent: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    parent = f"00-{TRACE}-{PARENT}-01"
+    odd: list[dict[str, Any]] = [
+        {"headers": [(b"x-request-id", "str-id"), (b"traceparent", parent)]},
+        {"headers": [(b"user-agent", "str-agent")], "query_string": "page=2&token=abc"},
+        {"headers": [(b"user-agent", bytearray(b"ba-agent"))], "query_string": memoryview(b"a=1")},
+        {"headers": None},
+    ]
+    for extra in odd:
+        scope = {"type": "http", "method": "GET", "path": "/x", "query_string": b"", **extra}
+        await RequestContextMiddleware(app)(scope, receive, send)
+    servicelog.flush()
+    first, second, third, fourth = access(sink)
+    assert [m["status"] for m in sent[::2]] == [204] * 4
+    assert first["request_id"] == "str-id" and first["trace.id"] == TRACE
+    assert second["user_agent.original"] == "str-agent"
+    assert second["url.query"] == "page=2&token=[REDACTED]"
+    assert (third["user_agent.original"], third["url.query"]) == ("ba-agent", "a=1")
+    assert fourth["http.response.status_code"] == 204
+
+
+async def test_an_application_that_returns_without_answering_gets_a_500_with_the_id(
+    sink: MemorySink,
+) -> None:
+    """The server would answer its own 500 without the request ID, and the access record said
+    499 (the client left). A handler that returns None is the usual way to get there."""
+    app = FastAPI()
+
+    class Oops(Exception):
+        pass
+
+    @app.get("/oops")
+    async def oops() -> None:
+        raise Oops
+
+    @app.exception_handler(Oops)
+    async def forgot_to_return(request: Request, exc: Exception) -> Any:
+        return None
+
+    servicelog.fastapi.install(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        response = await client.get("/oops", headers={"X-Request-ID": "no-answer"})
+    assert response.status_code == 500 and response.headers["x-request-id"] == "no-answer"
+    assert response.json()["error"]["request_id"] == "no-answer"
+    servicelog.flush()
+    (line,) = access(sink)
+    assert (line["http.response.status_code"], line["log.level"]) == (500, "error")
+    assert line["event.outcome"] == "failure"
+    (error,) = [r for r in sink.records if r["message"].startswith("The application returned")]
+    assert (error["request_id"], error["log.level"]) == ("no-answer", "error")
+
+
+async def test_the_access_record_times_the_response_not_its_background_tasks(
+    sink: MemorySink,
+) -> None:
+    """Starlette runs a response's background tasks before the application returns: the
+    duration and the time are the response's (uvicorn's own access line is written then)."""
+    app = FastAPI()
+
+    async def send_mail() -> None:
+        await asyncio.sleep(0.5)
+
+    @app.post("/signup")
+    async def signup(tasks: BackgroundTasks) -> dict[str, str]:
+        tasks.add_task(send_mail)
+        return {"ok": "yes"}
+
+    servicelog.fastapi.install(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        before = servicelog.record.format_timestamp(time.time_ns())
+        assert (await client.post("/signup")).status_code == 200
+    servicelog.flush()
+    (line,) = access(sink)
+    assert line["event.duration"] < 300_000_000  # ns: the task took 500 ms more
+    assert (
+        before
+        <= line["@timestamp"]
+        < servicelog.record.format_timestamp(time.time_ns() - 300_000_000)
+    )
 
 
 async def test_access_record_has_ecs_fields_and_level_by_status(
@@ -885,8 +989,9 @@ async def test_a_websocket_connection_gets_one_access_record(sink: MemorySink) -
     # would log it without the ID and drop the connection without a close frame
     assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
     assert sent[1]["code"] == 1011
-    with pytest.raises(WebSocketDisconnect):  # to the server, which closes the connection
-        await _ws_call(app, "/left", ["one"])
+    # Not re-raised: the server would log the client's leaving as an error, with a traceback
+    # and without the request ID, for every client that closes while the endpoint waits.
+    await _ws_call(app, "/left", ["one"])
     servicelog.flush()
     records = {r["url.path"]: r for r in access(sink)}
     assert list(records) == ["/echo", "/deny", "/crash", "/left"]

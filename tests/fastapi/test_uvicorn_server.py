@@ -278,6 +278,9 @@ def test_a_failing_websocket_app_is_logged_once_with_the_request_id_and_answered
     with pytest.raises(InvalidStatus) as silent:  # no accept, no denial: uvicorn's own 500
         client.connect(url + "/ws/silent")
     assert silent.value.response.status_code == 500
+    with client.connect(url + "/ws/left") as ws:  # closed while the endpoint waits: no error
+        ws.send("one")
+    time.sleep(0.3)  # the server reads the close frame
     records, stderr = websocket_server.stop()
     failures = [r for r in records if r.get("error.type") == "RuntimeError"]
     assert sorted(r["request_id"] for r in failures) == ["ws-crash", "ws-early"]
@@ -293,7 +296,9 @@ def test_a_failing_websocket_app_is_logged_once_with_the_request_id_and_answered
         "/ws/crash": 101,
         "/ws/early": 500,
         "/ws/silent": 500,
+        "/ws/left": 101,
     }
+    assert access["/ws/left"]["log.level"] == "info" and "event.outcome" not in access["/ws/left"]
     assert access["/ws/crash"]["event.outcome"] == "failure"
     # uvicorn's own WebSocket access lines (on its error logger) are replaced, as its HTTP ones
     uvicorn = [r["message"] for r in records if r["log.logger"] == "uvicorn.error"]

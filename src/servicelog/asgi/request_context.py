@@ -10,7 +10,8 @@ A pure ASGI middleware. For every HTTP (and WebSocket) connection it:
 3. sets ``request.state.request_id`` (and ``request.state.trace``);
 4. adds the ``X-Request-ID`` header to every response it sees start (and to a WebSocket's
    ``websocket.accept`` or denial response);
-5. writes one access record when an HTTP response ends, or a WebSocket connection
+5. writes one access record when an HTTP response ends (timed at its last body message), or a
+   WebSocket connection
    (``event.outcome: failure`` and level error when the application raised, even after its
    response started); with buffered sinks it is
    built and emitted at the end of the event loop's iteration, in a burst with the others
@@ -19,7 +20,8 @@ A pure ASGI middleware. For every HTTP (and WebSocket) connection it:
    unhandled errors, if given) when no response was started, logs the exception once (unless a
    servicelog handler already did), answers a minimal JSON 500 with the request ID if still no
    response was started, and does not re-raise (the response is complete; the server would
-   only log the error a second time);
+   only log the error a second time); an application that returns without starting a
+   response gets that 500 too (the server would answer its own, without the request ID);
 7. when the application has shut down (its lifespan), drains the sinks and has them write
    each later record at once: uvicorn then logs its last lines and re-raises a SIGTERM it
    handled, whose default action ends the process without ``atexit``.
@@ -210,7 +212,10 @@ class RequestContextMiddleware:
         # header against ~0.2 us, and still slower for a browser's dozen.)
         header_key = self._header_key
         raw_id = raw_parent = agent = None
-        for key, value in scope.get("headers", ()):
+        headers = scope.get("headers", ())
+        if type(headers) is not list:  # (a server's, always: no copy)
+            headers = _listed(scope)
+        for key, value in headers:
             if key == header_key:
                 if raw_id is None:
                     raw_id = value
@@ -225,13 +230,13 @@ class RequestContextMiddleware:
             request_id, trace_id, span_id, trace = next_request()
         rejected = None
         if raw_id is not None and self.trust_request_id:
-            accepted = parse_request_id(raw_id.decode("latin-1"))
+            accepted = parse_request_id(_latin1(raw_id))
             if accepted is None:
-                rejected = rejected_hint(raw_id)
+                rejected = rejected_hint(_latin1(raw_id).encode("latin-1", "replace"))
             else:
                 request_id = accepted
         if raw_parent is not None:  # else the pooled new trace
-            trace = continue_trace(raw_parent.decode("latin-1"), trace_id, span_id)
+            trace = continue_trace(_latin1(raw_parent), trace_id, span_id)
             trace_id = trace.trace_id  # the caller's trace (span_id stays ours)
         state[_HANDLED] = True
         state["request_id"] = request_id
@@ -250,6 +255,8 @@ class RequestContextMiddleware:
                 return
             status = 0
             body_bytes = 0
+            ended = 0  # when the response's last body message was sent (a background task may
+            # run after it, before the application returns)
             started = False
             # The start of a body limit's 413, until its body shows whether it is Starlette's
             # plain text (then too_large_app answers instead).
@@ -258,7 +265,7 @@ class RequestContextMiddleware:
             # A plain function that returns send()'s awaitable: the app awaits it the same
             # way, and no coroutine of our own is made for every message.
             def send_with_id(message: Message) -> Awaitable[None]:
-                nonlocal status, body_bytes, started, held
+                nonlocal status, body_bytes, started, held, ended
                 if held is not None:  # the message after a held 413's start decides
                     held_start, held = held, None
 
@@ -278,6 +285,8 @@ class RequestContextMiddleware:
                 kind = message["type"]
                 if kind == "http.response.body":
                     body_bytes += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        ended = _perf_ns()
                 elif kind == "http.response.start":
                     status = message["status"]
                     if status == 413 and self.too_large_app is not None and _BODY_LIMIT in scope:
@@ -299,6 +308,17 @@ class RequestContextMiddleware:
                 if held is not None:  # a 413's start and nothing after it: sent as it was
                     held_start, held, started = held, None, True
                     await send(_with_header(held_start, header))
+                elif not started:  # the server would answer 500, without the request ID
+                    failed = True
+                    status = 500
+                    self._log.error(
+                        "The application returned without starting a response",
+                        **{
+                            "http.request.method": scope.get("method"),
+                            "url.path": scope.get("path"),
+                        },
+                    )
+                    body_bytes = await _send_500(send, header, request_id)
             except Exception as exc:
                 failed = True
                 if held is not None:  # a 413's start held for what follows, which never came
@@ -321,20 +341,7 @@ class RequestContextMiddleware:
                     _CUT_OFF.set(request_id)
                 else:
                     status = 500
-                    body = minimal_500(request_id)
-                    body_bytes = len(body)
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 500,
-                            "headers": [
-                                (b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                header,
-                            ],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": body})
+                    body_bytes = await _send_500(send, header, request_id)
             except BaseException as exc:
                 # It propagates. A cancellation (the server's), KeyboardInterrupt or SystemExit is
                 # not the application's failure: unanswered, the access record says 499. Any
@@ -350,7 +357,7 @@ class RequestContextMiddleware:
                 if options is not None and options.enabled:
                     # 0: no response was started (the client went away): nginx calls that 499.
                     self._write_access(
-                        scope, status or 499, start, body_bytes, options, agent, failed
+                        scope, status or 499, start, body_bytes, options, agent, failed, ended
                     )
         finally:
             _scope_var.reset(token)
@@ -435,6 +442,8 @@ class RequestContextMiddleware:
             # The client going away is how a connection ends, not a failure of the app's.
             left = type(exc).__name__ in _CLIENT_LEFT
             if left:
+                if status == 101:  # over: not re-raised, for the server to log as an error
+                    return
                 raise
             failed = True
             # Answered here: before the handshake where the server takes a denial response,
@@ -473,7 +482,9 @@ class RequestContextMiddleware:
                 # No handshake: the client left first (499, as for HTTP), or the server
                 # answers 500.
                 status = status or (499 if left else 500)
-                self._write_access(scope, status, start, 0, options, agent, failed, self._ws_record)
+                self._write_access(
+                    scope, status, start, 0, options, agent, failed, build=self._ws_record
+                )
 
     def _ws_record(self, *args: Any) -> Record | None:
         """The access record of a WebSocket connection: the HTTP one, for the upgrade request
@@ -543,8 +554,11 @@ class RequestContextMiddleware:
         options: AccessLog,
         agent: bytes | None,
         failed: bool = False,
+        ended: int = 0,
         build: Callable[..., Record | None] | None = None,
     ) -> None:
+        """Defer the access record (see :meth:`_access_record`). *ended*: when the response
+        ended (``perf_counter_ns``), if before now: its duration and time are taken there."""
         try:
             path = scope.get("path", "")
             # Only skipped and sampled paths need wanted() (most requests are neither); a
@@ -555,7 +569,8 @@ class RequestContextMiddleware:
                 and not options.wanted(path, status)
             ):
                 return
-            duration = _perf_ns() - start
+            now = _perf_ns()
+            duration = (ended or now) - start
             # An exception after the response started (a streamed body cut off) is an error
             # whatever the status line said.
             levelno = 40 if status >= 500 or failed else 30 if status >= 400 else 20
@@ -571,8 +586,8 @@ class RequestContextMiddleware:
                 loop = _NO_LOOP
             _logger._runtime.pipeline.defer_build(
                 build or self._access_record,
-                (scope, status, duration, body_bytes, options, agent, failed, _time_ns(),
-                 thread_name(), levelno),
+                (scope, status, duration, body_bytes, options, agent, failed,
+                 _time_ns() - (now - ended if ended else 0), thread_name(), levelno),
                 levelno,
                 loop.call_soon,
                 loop,
@@ -622,7 +637,7 @@ class RequestContextMiddleware:
             record["http.version"] = scope.get("http_version", "")
             query = scope.get("query_string")
             if query:
-                record["url.query"] = self._redact_query(_bounded_query(query.decode("latin-1")))
+                record["url.query"] = self._redact_query(_bounded_query(_latin1(query)))
             if options.trusted_proxies:
                 ip = client_ip(scope, options.trusted_proxies)
             else:  # the socket peer (client_ip without the header lookup)
@@ -631,7 +646,8 @@ class RequestContextMiddleware:
             if ip:
                 record["client.ip"] = ip
             if agent:  # the first User-Agent header, found in the middleware's header pass
-                record["user_agent.original"] = agent.decode("latin-1")[:512]
+                text = agent.decode("latin-1") if type(agent) is bytes else _latin1(agent)
+                record["user_agent.original"] = text[:512]
             if failed:  # the application raised (its exception is logged apart, once)
                 record["event.outcome"] = "failure"
             return record
@@ -698,6 +714,49 @@ def _bounded_query(query: str) -> str:
         return query
     end = max(query.rfind("&", 0, MAX_QUERY), query.rfind(";", 0, MAX_QUERY))
     return f"{query[:end]}&…" if end > 0 else "…"
+
+
+def _listed(scope: Scope) -> list[Any]:
+    """The request's headers as a list, stored back in *scope*: ASGI allows any iterable, and
+    one that can be read only once must be left for the application (Starlette does the same).
+    Headers that are no iterable are none."""
+    headers = scope.get("headers")
+    if type(headers) is tuple:
+        return list(headers)  # (read again as often as needed: left as it is)
+    try:
+        listed = list(headers or ())
+    except TypeError:
+        listed = []
+    scope["headers"] = listed
+    return listed
+
+
+def _latin1(value: object) -> str:
+    """A header's (or the query string's) text: bytes as ASGI gives them, decoded as Latin-1;
+    other bytes-like values likewise; a ``str`` as it is (a server that breaks the spec)."""
+    if type(value) is bytes:
+        return value.decode("latin-1")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("latin-1")
+    return str(value)
+
+
+async def _send_500(send: Send, header: tuple[bytes, bytes], request_id: str) -> int:
+    """Send the minimal JSON 500 with the request ID's *header*; its body's size."""
+    body = minimal_500(request_id)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                header,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+    return len(body)
 
 
 def _with_header(message: Message, header: tuple[bytes, bytes]) -> Message:
