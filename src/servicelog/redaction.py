@@ -155,8 +155,16 @@ DEFAULT_KEYS: Final[frozenset[str]] = frozenset(
         "signature",
         "xhubsignature",
         "xhubsignature256",
+        # OpenTelemetry's semantic conventions: query parameters of signed URLs (Azure's SAS
+        # "sig", Google Cloud Storage's)
+        "sig",
+        "xgoogsignature",
     }
 )
+
+#: Denied in query strings only: an OAuth 2.0 authorization code (``/callback?code=...``) is a
+#: bearer credential (RFC 6749 section 10.5); a field named ``code`` elsewhere is an error code.
+_QUERY_KEYS: Final[frozenset[str]] = frozenset({"code"})
 
 #: With ``pii=True``: personal data. Sentry's DEFAULT_PII_DENYLIST (x_forwarded_for, x_real_ip,
 #: ip_address, remote_addr) plus the OWASP cheat sheet's personal data.
@@ -1769,7 +1777,7 @@ class RedactionPolicy:
             kind, _ = self._key_info(key, (*path, key))
             if kind == _EXEMPT or not raw_value:
                 continue
-            if kind == _DENY:
+            if kind == _DENY or (kind == _PLAIN and key.lower() in _QUERY_KEYS):
                 if raw_value == self.replacement:
                     continue
                 new = self._ask((*path, key), unquote_plus(raw_value), "key", key, REDACTED)

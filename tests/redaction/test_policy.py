@@ -474,7 +474,7 @@ def test_name_value_pairs_are_judged_by_their_name(policy: RedactionPolicy) -> N
         ("https://u:pw@h.example/p?a=1", "https://u:[REDACTED]@h.example/p?a=1"),
         (
             "https://h/cb?code=abc&access_token=t0k&state=s",
-            "https://h/cb?code=abc&access_token=[REDACTED]&state=s",
+            "https://h/cb?code=[REDACTED]&access_token=[REDACTED]&state=s",
         ),
         (
             "https://h/cb#access_token=t0k&expires=3600",
@@ -499,6 +499,17 @@ def test_redact_query_keeps_encoding_and_type(policy: RedactionPolicy) -> None:
     assert policy.redact_query(raw) is raw
     assert policy.redact_query(b"q=x&secret=1") == b"q=x&secret=[REDACTED]"
     assert policy.redact_query("email=john%40example.com") == "email=joh***@***.com"
+
+
+def test_signed_urls_and_oauth_codes_in_query_strings(policy: RedactionPolicy) -> None:
+    """OpenTelemetry's list of signed URLs' parameters, and an OAuth 2.0 authorization code (a
+    bearer credential, RFC 6749 10.5), which only a query string holds under ``code``."""
+    query = "code=SplxlOBeZQQYbYS6WxSbIA&state=xyz&sig=QWERTY&X-Goog-Signature=abc&error_code=E1"
+    assert policy.redact_query(query) == (
+        f"code={REDACTED}&state=xyz&sig={REDACTED}&X-Goog-Signature={REDACTED}&error_code=E1"
+    )
+    assert policy({"code": "E1234"}, 20) == {"code": "E1234"}  # a field: an error code
+    assert RedactionPolicy(allow_keys=["code"]).redact_query("code=abc") == "code=abc"
 
 
 @pytest.mark.parametrize(
