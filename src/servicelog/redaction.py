@@ -155,16 +155,18 @@ DEFAULT_KEYS: Final[frozenset[str]] = frozenset(
         "signature",
         "xhubsignature",
         "xhubsignature256",
-        # OpenTelemetry's semantic conventions: query parameters of signed URLs (Azure's SAS
-        # "sig", Google Cloud Storage's)
-        "sig",
+        # OpenTelemetry's semantic conventions: a query parameter of Google Cloud Storage's
+        # signed URLs (Azure's "sig" is denied in query strings only: _QUERY_KEYS)
         "xgoogsignature",
     }
 )
 
-#: Denied in query strings only: an OAuth 2.0 authorization code (``/callback?code=...``) is a
-#: bearer credential (RFC 6749 section 10.5); a field named ``code`` elsewhere is an error code.
-_QUERY_KEYS: Final[frozenset[str]] = frozenset({"code"})
+#: Denied in query strings only (and in URLs' queries inside text: ``?code=``, ``&sig=``): an
+#: OAuth 2.0 authorization code (``/callback?code=...``) is a bearer credential (RFC 6749
+#: section 10.5), ``sig`` an Azure SAS signature (OpenTelemetry's list for signed URLs); a field
+#: named ``code`` elsewhere is an error code, ``sig`` a signal number.
+_QUERY_KEYS: Final[frozenset[str]] = frozenset({"code", "sig"})
+_QUERY_KEY_HINT = re.compile(r"[?&;](?:code|sig)=", re.IGNORECASE)
 
 #: With ``pii=True``: personal data. Sentry's DEFAULT_PII_DENYLIST (x_forwarded_for, x_real_ip,
 #: ip_address, remote_addr) plus the OWASP cheat sheet's personal data.
@@ -294,6 +296,18 @@ _PAIR_KEY_BYTES = re.compile(
 _BYTES_PREFIX = re.compile(r"""[bB]\\?["']""")  # a fast search; _has_bytes_prefix checks the rest
 
 
+def _query_key(m: re.Match[str], text: str) -> bool:
+    """Whether the pair found by *m* is a :data:`_QUERY_KEYS` parameter of a URL's query
+    (``?code=``, ``&sig=``, ``;code=``)."""
+    start = m.start(2)
+    return (
+        m.group(3) == "="
+        and not m.group(1)
+        and m.group(2).lower() in _QUERY_KEYS
+        and text[start - 1 : start] in ("?", "&", ";")
+    )
+
+
 def _has_bytes_prefix(text: str) -> bool:
     """Whether *text* has a b'...' or b"..." that starts a word (not the end of 'bob')."""
     if "b'" not in text and 'b"' not in text and "B'" not in text and "b\\" not in text:
@@ -327,8 +341,9 @@ _BRACKETS = {
 # "a=1;token=x;b=2", "user=bob,password=x,role=admin"). Brackets it opens are followed.
 _BARE_STOPS = re.compile(r"""[\s"']|\\(?=["'])|[()\[\]{}]|[&;,](?=[A-Za-z_][\w.\-\[\]]{0,63}=)""")
 # A bare identifier called: "password = read_secret(...)" in a traceback's source line.
-# A lambda's head: its parameters (names, defaults of a few plain characters, * and **) and ":".
-_LAMBDA = re.compile(r"lambda(?:[ \t]+[\w*][\w*, \t=.'\"\[\]-]{0,120})?:")
+# A lambda's head: its parameters (names, defaults of a few plain characters, * and **) and ":",
+# then a space or the end (``password=lambda:hunter2`` is a value).
+_LAMBDA = re.compile(r"lambda(?:[ \t]+[\w*][\w*, \t=.'\"\[\]-]{0,120})?:(?=[\s)\],]|$)")
 _CALL = re.compile(r"[A-Za-z_][\w.]{0,127}[(\[]")  # a call or a subscript: os.environ["X"]
 # Keys whose value is a list of parts ("Cookie: theme=dark; sessid=...", "Authorization:
 # Digest username=..., response=..."): written header-style, the value is the rest of the line.
@@ -1592,7 +1607,11 @@ class RedactionPolicy:
 
     def _pairs(self, text: str, path: KeyPath) -> tuple[str, bool]:
         """``key=value`` pairs inside text whose key is denied: the value is replaced."""
-        if len(text) > _PAIR_PREFILTER_MIN and not self._may_hold_denied_key(text):
+        if (
+            len(text) > _PAIR_PREFILTER_MIN
+            and not self._may_hold_denied_key(text)
+            and _QUERY_KEY_HINT.search(text) is None
+        ):
             return text, False
         pieces: list[str] = []
         last = 0
@@ -1601,7 +1620,7 @@ class RedactionPolicy:
         callback = self._callback
         keys = _PAIR_KEY_BYTES if _has_bytes_prefix(text) else _PAIR_KEY
         for m in keys.finditer(text):
-            if m.start() < last or not self._text_key_denied(m):
+            if m.start() < last or not (self._text_key_denied(m) or _query_key(m, text)):
                 continue
             vm = _PAIR_VALUE.match(text, m.end())
             if vm is None:

@@ -1,6 +1,7 @@
 """WebSocket routes shared by the in-process tests and the real-server app
 (``websocket_app.py``): echo, deny (closed before accept), crash (after accept), early (raises
-before accept), left (the client's leaving raises, uncaught) and silent (returns without
+before accept), left (the client's leaving raises, uncaught), peer (another connection's
+leaving raises) and silent (returns without
 accepting or denying)."""
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def add_websocket_routes(app: FastAPI, prefix: str = "") -> FastAPI:
         await ws.accept()
         await ws.receive_text()  # the client's leaving raises WebSocketDisconnect, uncaught
         await ws.receive_text()
+
+    @app.websocket(prefix + "/peer")
+    async def peer(ws: WebSocket) -> None:
+        await ws.accept()
+        # a peer's connection went away (a chat relaying to it): not this client's leaving
+        raise WebSocketDisconnect(1006)
 
     @app.websocket(prefix + "/silent")
     async def silent(ws: WebSocket) -> None:

@@ -251,8 +251,56 @@ async def test_an_application_that_returns_without_answering_gets_a_500_with_the
     (line,) = access(sink)
     assert (line["http.response.status_code"], line["log.level"]) == (500, "error")
     assert line["event.outcome"] == "failure"
-    (error,) = [r for r in sink.records if r["message"].startswith("The application returned")]
+    (error,) = [r for r in sink.records if r.get("error.type", "").endswith("NoResponseError")]
+    assert error["error.message"] == "The application returned without starting a response"
     assert (error["request_id"], error["log.level"]) == ("no-answer", "error")
+
+
+@pytest.mark.parametrize("error_format", ["envelope", "problem"])
+async def test_an_app_without_an_answer_gets_the_500_in_the_error_format(
+    sink: MemorySink, error_format: Any
+) -> None:
+    app = FastAPI()
+
+    async def silent(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    app.mount("/raw", silent)
+    servicelog.fastapi.install(app, error_format=error_format)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        response = await client.get("/raw/x")
+    assert response.status_code == 500 and "x-request-id" in response.headers
+    kind = "application/problem+json" if error_format == "problem" else "application/json"
+    assert response.headers["content-type"] == kind
+
+
+async def test_an_app_that_returns_once_its_client_left_is_a_499(sink: MemorySink) -> None:
+    """A long poll that returns when its client goes away: nothing to answer, no error (the
+    server says nothing either); the access record says 499, as for any client that left."""
+    from servicelog.asgi import RequestContextMiddleware
+
+    sent: list[Any] = []
+
+    async def long_poll(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> Any:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/poll", "headers": [], "query_string": b""}
+    await RequestContextMiddleware(long_poll)(scope, receive, send)
+    servicelog.flush()
+    assert sent == []
+    (line,) = access(sink)
+    assert (line["http.response.status_code"], line["log.level"]) == (499, "warning")
+    assert [r for r in sink.records if r["log.level"] == "error"] == []
 
 
 async def test_the_access_record_times_the_response_not_its_background_tasks(
@@ -992,9 +1040,16 @@ async def test_a_websocket_connection_gets_one_access_record(sink: MemorySink) -
     # Not re-raised: the server would log the client's leaving as an error, with a traceback
     # and without the request ID, for every client that closes while the endpoint waits.
     await _ws_call(app, "/left", ["one"])
+    # Another connection's leaving, raised in this one while its client is there: a failure.
+    sent = await _ws_call(app, "/peer", [], [(b"x-request-id", b"ws-peer")])
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+    assert sent[1]["code"] == 1011
     servicelog.flush()
     records = {r["url.path"]: r for r in access(sink)}
-    assert list(records) == ["/echo", "/deny", "/crash", "/left"]
+    assert list(records) == ["/echo", "/deny", "/crash", "/left", "/peer"]
+    assert records["/peer"]["event.outcome"] == "failure"
+    (peer,) = [r for r in sink.records if r.get("request_id") == "ws-peer" and "error.type" in r]
+    assert peer["error.type"].endswith("WebSocketDisconnect")
     echo = records["/echo"]
     assert echo["message"] == "WebSocket /echo 101" and echo["log.level"] == "info"
     assert (echo["request_id"], echo["network.protocol"]) == ("ws-req-1", "websocket")
@@ -1004,7 +1059,7 @@ async def test_a_websocket_connection_gets_one_access_record(sink: MemorySink) -
     assert (deny["http.response.status_code"], deny["log.level"]) == (403, "warning")
     assert records["/crash"]["log.level"] == "error"
     assert records["/crash"]["event.outcome"] == "failure"
-    (crash,) = [r for r in sink.records if r["message"] == "Unhandled exception"]
+    crash, _ = [r for r in sink.records if r["message"] == "Unhandled exception"]
     assert crash["request_id"] == "ws-crash" and crash["error.message"] == "ws boom"
     assert (crash["url.path"], crash["network.protocol"]) == ("/crash", "websocket")
     assert records["/left"]["log.level"] == "info" and "event.outcome" not in records["/left"]

@@ -269,6 +269,23 @@ def test_sentrys_patched_exception_middleware_is_kept(out: Any) -> None:
     assert "ExceptionLayer" not in layers
 
 
+def test_an_outbound_requests_query_is_redacted_as_a_query_string() -> None:
+    """sentry-sdk records an httpx call's query apart (``http.query``, no ``?``): ``code`` (an
+    OAuth authorization code) and ``sig`` are denied in a query string."""
+    from servicelog.integrations.sentry import scrub_event
+    from servicelog.redaction import default_policy
+
+    data = {"url": "https://idp/token", "http.query": "code=Splx&state=s&sig=abc"}
+    event: dict[str, Any] = {
+        "breadcrumbs": {"values": [{"type": "http", "data": dict(data)}]},
+        "spans": [{"op": "http.client", "data": dict(data)}],
+    }
+    out = scrub_event(event, default_policy())
+    expected = "code=[REDACTED]&state=s&sig=[REDACTED]"
+    assert out["breadcrumbs"]["values"][0]["data"]["http.query"] == expected
+    assert out["spans"][0]["data"]["http.query"] == expected
+
+
 def test_scrub_event_takes_any_shape_and_drops_what_it_cannot_redact() -> None:
     from servicelog.integrations.sentry import scrub_event
     from servicelog.redaction import default_policy

@@ -179,6 +179,7 @@ def test_a_lambda_after_a_denied_key_is_code(policy: RedactionPolicy, line: str)
 
 def test_a_lambda_does_not_hide_what_follows(policy: RedactionPolicy) -> None:
     assert policy.redact_text("key=lambda") == f"key={REDACTED}"
+    assert policy.redact_text("password=lambda:hunter2") == f"password={REDACTED}"
     assert policy.redact_text("key=lambdas-are-fun") == f"key={REDACTED}"
     line = "    f(key=lambda x, token='tok_abc123': x)"
     assert policy.redact_text(line) == f"    f(key=lambda x, token='{REDACTED}': x)"
@@ -508,8 +509,28 @@ def test_signed_urls_and_oauth_codes_in_query_strings(policy: RedactionPolicy) -
     assert policy.redact_query(query) == (
         f"code={REDACTED}&state=xyz&sig={REDACTED}&X-Goog-Signature={REDACTED}&error_code=E1"
     )
-    assert policy({"code": "E1234"}, 20) == {"code": "E1234"}  # a field: an error code
+    assert policy({"code": "E1234", "sig": "SIGTERM"}, 20) == {"code": "E1234", "sig": "SIGTERM"}
     assert RedactionPolicy(allow_keys=["code"]).redact_query("code=abc") == "code=abc"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "GET https://idp/token?code=Splx&state=s",
+            f"GET https://idp/token?code={REDACTED}&state=s",
+        ),
+        ("blob https://a/b?sv=1&sig=abc%3D ok", f"blob https://a/b?sv=1&sig={REDACTED} ok"),
+        ("x" * 300 + " /cb;code=Splx", "x" * 300 + f" /cb;code={REDACTED}"),  # past the prefilter
+        ("got signal sig=15, error code=E1", "got signal sig=15, error code=E1"),
+    ],
+)
+def test_query_only_keys_in_urls_inside_text(
+    policy: RedactionPolicy, text: str, expected: str
+) -> None:
+    """A URL logged as text (httpx's "HTTP Request: GET ..." line, a ``url=`` field) holds its
+    query's ``code`` and ``sig`` after ``?``, ``&`` or ``;``; elsewhere they are plain words."""
+    assert policy.redact_text(text) == expected
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import time
-from asyncio import CancelledError
+from asyncio import CancelledError, ensure_future, sleep, wait
 from asyncio import get_running_loop as _get_running_loop
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
@@ -65,7 +65,7 @@ from .ids import _requests, continue_trace, next_request, parse_request_id, reje
 from .responses import minimal_500
 from .tracebacks import log_exception
 
-__all__ = ["RequestContextMiddleware", "mark_logged", "replaced_by_body_limit"]
+__all__ = ["NoResponseError", "RequestContextMiddleware", "mark_logged", "replaced_by_body_limit"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -139,6 +139,11 @@ def check_options(request_id_header: object, access_log: object, trust_request_i
         )
     if not isinstance(trust_request_id, bool):
         raise ConfigError("trust_request_id", trust_request_id, "True or False")
+
+
+class NoResponseError(RuntimeError):
+    """An application returned without starting a response (its client still there): answered
+    and logged as any exception of the application's."""
 
 
 class RequestContextMiddleware:
@@ -308,17 +313,10 @@ class RequestContextMiddleware:
                 if held is not None:  # a 413's start and nothing after it: sent as it was
                     held_start, held, started = held, None, True
                     await send(_with_header(held_start, header))
-                elif not started:  # the server would answer 500, without the request ID
-                    failed = True
-                    status = 500
-                    self._log.error(
-                        "The application returned without starting a response",
-                        **{
-                            "http.request.method": scope.get("method"),
-                            "url.path": scope.get("path"),
-                        },
-                    )
-                    body_bytes = await _send_500(send, header, request_id)
+                elif not started and not await _client_left(receive):
+                    # The server would answer its own 500, without the request ID: answered
+                    # as an exception of the application's is (its error format, logged once).
+                    raise NoResponseError("The application returned without starting a response")
             except Exception as exc:
                 failed = True
                 if held is not None:  # a 413's start held for what follows, which never came
@@ -412,6 +410,15 @@ class RequestContextMiddleware:
             # (A coroutine of our own: a connection sends few messages, and the status counts
             # once the server took the message; a client gone mid-handshake makes it raise.)
             nonlocal status, closed
+            try:
+                await _send_ws(message)
+            except Exception as exc:  # the server refuses: this client is gone
+                if isinstance(exc, OSError) or type(exc).__name__ in _CLIENT_LEFT:
+                    closed = True
+                raise
+
+        async def _send_ws(message: Message) -> None:
+            nonlocal status, closed
             kind = message["type"]
             if kind == "websocket.accept":
                 await send(_with_header(message, header))
@@ -441,10 +448,14 @@ class RequestContextMiddleware:
         except Exception as exc:
             # The client going away is how a connection ends, not a failure of the app's.
             left = type(exc).__name__ in _CLIENT_LEFT
-            if left:
-                if status == 101:  # over: not re-raised, for the server to log as an error
-                    return
+            if left and status == 101 and closed:
+                # This client left (its disconnect received, or a send refused): over, not
+                # raised again for the server to log as an error with a traceback.
+                return
+            if left and status != 101:
                 raise
+            # (A WebSocketDisconnect of another connection's, a peer's: a failure like any.)
+            left = False
             failed = True
             # Answered here: before the handshake where the server takes a denial response,
             # or once accepted or over. Else (no such extension, or a denial response cut
@@ -729,6 +740,22 @@ def _listed(scope: Scope) -> list[Any]:
         listed = []
     scope["headers"] = listed
     return listed
+
+
+async def _client_left(receive: Receive) -> bool:
+    """Whether the client has gone: ``receive()`` answers ``http.disconnect`` within one turn
+    of the event loop (a server answers at once once it knows; else it waits, and the call is
+    cancelled)."""
+    waiting = ensure_future(receive())
+    await sleep(0)
+    if not waiting.done():
+        waiting.cancel()
+        await wait((waiting,))  # (does not raise: the cancellation is the waiting call's)
+        return False
+    if waiting.cancelled() or waiting.exception() is not None:
+        return False
+    message = waiting.result()
+    return isinstance(message, dict) and message.get("type") == "http.disconnect"
 
 
 def _latin1(value: object) -> str:
