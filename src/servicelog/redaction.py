@@ -298,14 +298,23 @@ _BYTES_PREFIX = re.compile(r"""[bB]\\?["']""")  # a fast search; _has_bytes_pref
 
 def _query_key(m: re.Match[str], text: str) -> bool:
     """Whether the pair found by *m* is a :data:`_QUERY_KEYS` parameter of a URL's query
-    (``?code=``, ``&sig=``, ``;code=``)."""
+    (``?code=``, ``&sig=``, ``;code=``): no space around its ``=``, and a ``?`` before it in
+    the same run of text without whitespace (``flags&code=0x1`` is code, not a URL)."""
     start = m.start(2)
-    return (
+    if not (
         m.group(3) == "="
         and not m.group(1)
+        and m.end(2) == m.start(3)
+        and m.end(3) == m.end()
         and m.group(2).lower() in _QUERY_KEYS
         and text[start - 1 : start] in ("?", "&", ";")
-    )
+    ):
+        return False
+    word = _LAST_WORD.search(text, max(0, start - 4096), start)
+    return word is not None and "?" in word.group()
+
+
+_LAST_WORD = re.compile(r"\S*\Z")
 
 
 def _has_bytes_prefix(text: str) -> bool:
@@ -341,9 +350,10 @@ _BRACKETS = {
 # "a=1;token=x;b=2", "user=bob,password=x,role=admin"). Brackets it opens are followed.
 _BARE_STOPS = re.compile(r"""[\s"']|\\(?=["'])|[()\[\]{}]|[&;,](?=[A-Za-z_][\w.\-\[\]]{0,63}=)""")
 # A bare identifier called: "password = read_secret(...)" in a traceback's source line.
-# A lambda's head: its parameters (names, defaults of a few plain characters, * and **) and ":",
-# then a space or the end (``password=lambda:hunter2`` is a value).
-_LAMBDA = re.compile(r"lambda(?:[ \t]+[\w*][\w*, \t=.'\"\[\]-]{0,120})?:(?=[\s)\],]|$)")
+# A lambda's head: its parameters (names, defaults of a few plain characters, * and **) and ":";
+# without parameters, "lambda:" then a space, a closing bracket, a comma or the end
+# (``password=lambda:hunter2`` is a value).
+_LAMBDA = re.compile(r"lambda(?:[ \t]+[\w*][\w*, \t=.'\"\[\]-]{0,120}:|:(?=[\s)\],]|$))")
 _CALL = re.compile(r"[A-Za-z_][\w.]{0,127}[(\[]")  # a call or a subscript: os.environ["X"]
 # Keys whose value is a list of parts ("Cookie: theme=dark; sessid=...", "Authorization:
 # Digest username=..., response=..."): written header-style, the value is the rest of the line.

@@ -275,6 +275,38 @@ async def test_an_app_without_an_answer_gets_the_500_in_the_error_format(
     assert response.headers["content-type"] == kind
 
 
+async def test_a_request_expecting_100_continue_is_not_asked_whether_its_client_left(
+    sink: MemorySink,
+) -> None:
+    """Asking receive() would have the server send "100 Continue", and the client its whole
+    body, for a 500: such a request is answered at once."""
+    from servicelog.asgi import RequestContextMiddleware
+
+    sent: list[Any] = []
+    asked: list[int] = []
+
+    async def silent(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    async def receive() -> Any:
+        asked.append(1)
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    headers = [(b"expect", b"100-continue"), (b"content-length", b"5000000")]
+    scope = {
+        "type": "http",
+        "method": "PUT",
+        "path": "/up",
+        "headers": headers,
+        "query_string": b"",
+    }
+    await RequestContextMiddleware(silent)(scope, receive, send)
+    assert asked == [] and sent[0]["status"] == 500
+
+
 async def test_an_app_that_returns_once_its_client_left_is_a_499(sink: MemorySink) -> None:
     """A long poll that returns when its client goes away: nothing to answer, no error (the
     server says nothing either); the access record says 499, as for any client that left."""

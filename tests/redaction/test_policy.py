@@ -180,6 +180,8 @@ def test_a_lambda_after_a_denied_key_is_code(policy: RedactionPolicy, line: str)
 def test_a_lambda_does_not_hide_what_follows(policy: RedactionPolicy) -> None:
     assert policy.redact_text("key=lambda") == f"key={REDACTED}"
     assert policy.redact_text("password=lambda:hunter2") == f"password={REDACTED}"
+    compact = "    rows.sort(key=lambda r:r[0])"  # a lambda with parameters: code, spaced or not
+    assert policy.redact_text(compact) == compact
     assert policy.redact_text("key=lambdas-are-fun") == f"key={REDACTED}"
     line = "    f(key=lambda x, token='tok_abc123': x)"
     assert policy.redact_text(line) == f"    f(key=lambda x, token='{REDACTED}': x)"
@@ -521,8 +523,10 @@ def test_signed_urls_and_oauth_codes_in_query_strings(policy: RedactionPolicy) -
             f"GET https://idp/token?code={REDACTED}&state=s",
         ),
         ("blob https://a/b?sv=1&sig=abc%3D ok", f"blob https://a/b?sv=1&sig={REDACTED} ok"),
-        ("x" * 300 + " /cb;code=Splx", "x" * 300 + f" /cb;code={REDACTED}"),  # past the prefilter
+        ("x" * 300 + " /cb?a=1;code=Sp", "x" * 300 + f" /cb?a=1;code={REDACTED}"),  # prefilter
         ("got signal sig=15, error code=E1", "got signal sig=15, error code=E1"),
+        ("Append ?code= to the URL", "Append ?code= to the URL"),  # prose: no value
+        ("if (flags&code=0x1)", "if (flags&code=0x1)"),  # no "?" before it: not a URL
     ],
 )
 def test_query_only_keys_in_urls_inside_text(

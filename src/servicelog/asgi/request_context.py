@@ -313,7 +313,7 @@ class RequestContextMiddleware:
                 if held is not None:  # a 413's start and nothing after it: sent as it was
                     held_start, held, started = held, None, True
                     await send(_with_header(held_start, header))
-                elif not started and not await _client_left(receive):
+                elif not started and not await _client_left(scope, receive):
                     # The server would answer its own 500, without the request ID: answered
                     # as an exception of the application's is (its error format, logged once).
                     raise NoResponseError("The application returned without starting a response")
@@ -742,10 +742,13 @@ def _listed(scope: Scope) -> list[Any]:
     return listed
 
 
-async def _client_left(receive: Receive) -> bool:
+async def _client_left(scope: Scope, receive: Receive) -> bool:
     """Whether the client has gone: ``receive()`` answers ``http.disconnect`` within one turn
     of the event loop (a server answers at once once it knows; else it waits, and the call is
-    cancelled)."""
+    cancelled). Not asked for a request that expects ``100 Continue``: uvicorn would send it,
+    and the client its whole body, for a 500."""
+    if any(key == b"expect" for key, _ in scope.get("headers", ())):
+        return False
     waiting = ensure_future(receive())
     await sleep(0)
     if not waiting.done():
