@@ -148,18 +148,16 @@ async def test_a_duplicated_traceparent_starts_a_new_trace(
     assert re.fullmatch(r"[0-9a-f]{32}", line["trace.id"]) and line["trace.id"] != TRACE
 
 
-@pytest.mark.parametrize("shape", [list, tuple, iter])
-async def test_headers_of_any_iterable_shape_are_read(sink: MemorySink, shape: Any) -> None:
-    """ASGI allows any iterable of pairs (a server may give a generator, or lists): the first
-    of each name wins, a traceparent sent twice still starts a new trace, and the application
-    still finds every header (a generator read by the middleware is left as a list)."""
+async def _exchange(scope: dict[str, Any], seen: list[int] | None = None) -> list[Any]:
+    """One request through a bare RequestContextMiddleware around an app that answers 204
+    (and notes how many headers it found in *seen*); the messages sent to the server."""
     from servicelog.asgi import RequestContextMiddleware
 
     sent: list[Any] = []
-    seen: list[int] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        seen.append(len(list(scope["headers"])))
+        if seen is not None:
+            seen.append(len(list(scope["headers"])))
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -169,6 +167,17 @@ async def test_headers_of_any_iterable_shape_are_read(sink: MemorySink, shape: A
     async def receive() -> Any:
         return {"type": "http.request", "body": b"", "more_body": False}
 
+    await RequestContextMiddleware(app)(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize("shape", [list, tuple, iter])
+async def test_headers_of_any_iterable_shape_are_read(sink: MemorySink, shape: Any) -> None:
+    """ASGI allows any iterable of pairs (a server may give a generator, or lists): the first
+    of each name wins, a traceparent sent twice still starts a new trace, and the application
+    still finds every header (a generator read by the middleware is left as a list)."""
+    sent: list[Any] = []
+    seen: list[int] = []
     parent = f"00-{TRACE}-{PARENT}-01".encode()
     pairs = [
         [b"x-request-id", b"first"], [b"user-agent", b"agent-1"], [b"traceparent", parent],
@@ -177,7 +186,7 @@ async def test_headers_of_any_iterable_shape_are_read(sink: MemorySink, shape: A
     for headers in (pairs, pairs[:3]):
         scope = {"type": "http", "method": "GET", "path": "/x", "query_string": b"",
                  "headers": shape(headers)}  # fmt: skip
-        await RequestContextMiddleware(app)(scope, receive, send)
+        sent += await _exchange(scope, seen)
     servicelog.flush()
     twice, once = access(sink)
     assert seen == [6, 3]
@@ -189,20 +198,7 @@ async def test_headers_of_any_iterable_shape_are_read(sink: MemorySink, shape: A
 async def test_header_values_of_another_type_than_bytes_are_read(sink: MemorySink) -> None:
     """A server that breaks the spec (``str`` values, a ``str`` query string, no headers at
     all): the request is answered, with its access record, as bare Starlette answers it."""
-    from servicelog.asgi import RequestContextMiddleware
-
     sent: list[Any] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    async def receive() -> Any:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
     parent = f"00-{TRACE}-{PARENT}-01"
     odd: list[dict[str, Any]] = [
         {"headers": [(b"x-request-id", "str-id"), (b"traceparent", parent)]},
@@ -212,7 +208,7 @@ async def test_header_values_of_another_type_than_bytes_are_read(sink: MemorySin
     ]
     for extra in odd:
         scope = {"type": "http", "method": "GET", "path": "/x", "query_string": b"", **extra}
-        await RequestContextMiddleware(app)(scope, receive, send)
+        sent += await _exchange(scope)
     servicelog.flush()
     first, second, third, fourth = access(sink)
     assert [m["status"] for m in sent[::2]] == [204] * 4
