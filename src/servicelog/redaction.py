@@ -166,7 +166,7 @@ DEFAULT_KEYS: Final[frozenset[str]] = frozenset(
 #: section 10.5), ``sig`` an Azure SAS signature (OpenTelemetry's list for signed URLs); a field
 #: named ``code`` elsewhere is an error code, ``sig`` a signal number.
 _QUERY_KEYS: Final[frozenset[str]] = frozenset({"code", "sig"})
-_QUERY_KEY_HINT = re.compile(r"[?&;](?:code|sig)=", re.IGNORECASE)
+_QUERY_KEY_HINT = re.compile(r"[?&;#](?:code|sig)=", re.IGNORECASE)
 
 #: With ``pii=True``: personal data. Sentry's DEFAULT_PII_DENYLIST (x_forwarded_for, x_real_ip,
 #: ip_address, remote_addr) plus the OWASP cheat sheet's personal data.
@@ -297,9 +297,11 @@ _BYTES_PREFIX = re.compile(r"""[bB]\\?["']""")  # a fast search; _has_bytes_pref
 
 
 def _query_key(m: re.Match[str], text: str) -> bool:
-    """Whether the pair found by *m* is a :data:`_QUERY_KEYS` parameter of a URL's query
-    (``?code=``, ``&sig=``, ``;code=``): no space around its ``=``, and a ``?`` before it in
-    the same run of text without whitespace (``flags&code=0x1`` is code, not a URL)."""
+    """Whether the pair found by *m* is a :data:`_QUERY_KEYS` parameter of a URL's query or
+    fragment (``?code=``, ``&sig=``, ``;code=``, ``#code=``: OpenID Connect's
+    ``response_mode=fragment``): no space around its ``=``, and a ``?`` (or a ``#`` after a
+    path) before it in the same run of text without whitespace (``flags&code=0x1`` is code,
+    ``see #code=5`` prose)."""
     start = m.start(2)
     if not (
         m.group(3) == "="
@@ -307,11 +309,15 @@ def _query_key(m: re.Match[str], text: str) -> bool:
         and m.end(2) == m.start(3)
         and m.end(3) == m.end()
         and m.group(2).lower() in _QUERY_KEYS
-        and text[start - 1 : start] in ("?", "&", ";")
+        and text[start - 1 : start] in ("?", "&", ";", "#")
     ):
         return False
     word = _LAST_WORD.search(text, max(0, start - 4096), start)
-    return word is not None and "?" in word.group()
+    if word is None:  # pragma: no cover - the pattern matches the empty string
+        return False
+    before = word.group()
+    # A fragment only in what reads as a URL (a path before its "#"): "see #code=5" is prose.
+    return "?" in before or ("#" in before and "/" in before.partition("#")[0])
 
 
 _LAST_WORD = re.compile(r"\S*\Z")

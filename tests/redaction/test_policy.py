@@ -526,6 +526,9 @@ def test_signed_urls_and_oauth_codes_in_query_strings(policy: RedactionPolicy) -
         ("x" * 300 + " /cb?a=1;code=Sp", "x" * 300 + f" /cb?a=1;code={REDACTED}"),  # prefilter
         ("got signal sig=15, error code=E1", "got signal sig=15, error code=E1"),
         ("Append ?code= to the URL", "Append ?code= to the URL"),  # prose: no value
+        ("to https://app/cb#code=Splx&state=s", f"to https://app/cb#code={REDACTED}&state=s"),
+        ("/cb#state=s&code=Splx", f"/cb#state=s&code={REDACTED}"),
+        ("see #code=5 or issue#sig=1", "see #code=5 or issue#sig=1"),  # no path: prose
         ("if (flags&code=0x1)", "if (flags&code=0x1)"),  # no "?" before it: not a URL
     ],
 )
