@@ -21,7 +21,8 @@ A pure ASGI middleware. For every HTTP (and WebSocket) connection it:
    servicelog handler already did), answers a minimal JSON 500 with the request ID if still no
    response was started, and does not re-raise (the response is complete; the server would
    only log the error a second time); an application that returns without starting a
-   response gets that 500 too (the server would answer its own, without the request ID);
+   response while its client is still there is answered the same way, as a
+   :class:`NoResponseError` (the server would answer its own 500, without the request ID);
 7. when the application has shut down (its lifespan), drains the sinks and has them write
    each later record at once: uvicorn then logs its last lines and re-raises a SIGTERM it
    handled, whose default action ends the process without ``atexit``.
@@ -235,9 +236,10 @@ class RequestContextMiddleware:
             request_id, trace_id, span_id, trace = next_request()
         rejected = None
         if raw_id is not None and self.trust_request_id:
-            accepted = parse_request_id(_latin1(raw_id))
-            if accepted is None:
-                rejected = rejected_hint(_latin1(raw_id).encode("latin-1", "replace"))
+            text = _latin1(raw_id)
+            accepted = parse_request_id(text)
+            if accepted is None:  # (the bytes themselves, for a server's bytes)
+                rejected = rejected_hint(text.encode("latin-1", "replace"))
             else:
                 request_id = accepted
         if raw_parent is not None:  # else the pooled new trace
@@ -410,30 +412,26 @@ class RequestContextMiddleware:
             # (A coroutine of our own: a connection sends few messages, and the status counts
             # once the server took the message; a client gone mid-handshake makes it raise.)
             nonlocal status, closed
+            kind = message["type"]
+            # The accept, or the denial response's start (its extension): with the header.
+            if kind == "websocket.accept" or kind == "websocket.http.response.start":
+                message = _with_header(message, header)
             try:
-                await _send_ws(message)
+                await send(message)
             except Exception as exc:  # the server refuses: this client is gone
                 if isinstance(exc, OSError) or type(exc).__name__ in _CLIENT_LEFT:
                     closed = True
                 raise
-
-        async def _send_ws(message: Message) -> None:
-            nonlocal status, closed
-            kind = message["type"]
             if kind == "websocket.accept":
-                await send(_with_header(message, header))
                 status = 101
-            elif kind == "websocket.http.response.start":  # the denial response extension
-                await send(_with_header(message, header))
+            elif kind == "websocket.http.response.start":
                 status = message.get("status", 403)
-            else:
-                await send(message)
-                if kind == "websocket.close":
-                    closed = True
-                    status = status or 403
-                elif kind == "websocket.http.response.body" and not message.get("more_body"):
-                    closed = True
-                    _DENIAL_SENT.set(True)  # (in this connection's task: not reset)
+            elif kind == "websocket.close":
+                closed = True
+                status = status or 403
+            elif kind == "websocket.http.response.body" and not message.get("more_body"):
+                closed = True
+                _DENIAL_SENT.set(True)  # (in this connection's task: not reset)
 
         async def receive_ws() -> Message:
             nonlocal closed
@@ -657,6 +655,7 @@ class RequestContextMiddleware:
             if ip:
                 record["client.ip"] = ip
             if agent:  # the first User-Agent header, found in the middleware's header pass
+                # (_latin1's first case inline: a Python call less per record)
                 text = agent.decode("latin-1") if type(agent) is bytes else _latin1(agent)
                 record["user_agent.original"] = text[:512]
             if failed:  # the application raised (its exception is logged apart, once)
@@ -727,13 +726,14 @@ def _bounded_query(query: str) -> str:
     return f"{query[:end]}&…" if end > 0 else "…"
 
 
-def _listed(scope: Scope) -> list[Any]:
+def _listed(scope: Scope) -> list[Any] | tuple[Any, ...]:
     """The request's headers as a list, stored back in *scope*: ASGI allows any iterable, and
     one that can be read only once must be left for the application (Starlette does the same).
-    Headers that are no iterable are none."""
+    A tuple is read again as often as needed: left as it is. Headers that are no iterable are
+    none."""
     headers = scope.get("headers")
     if type(headers) is tuple:
-        return list(headers)  # (read again as often as needed: left as it is)
+        return headers
     try:
         listed = list(headers or ())
     except TypeError:
