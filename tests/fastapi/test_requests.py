@@ -839,6 +839,46 @@ async def test_with_a_file_sink_access_records_are_written_in_the_loops_burst_an
     )
 
 
+async def test_an_access_record_waiting_for_its_burst_does_not_keep_the_request_scope(
+    tmp_path: Any,
+) -> None:
+    """The deferred record holds the scope's values, not the scope: what the framework hung on
+    the scope (its exit stacks, the route) is freed with the request, before the burst."""
+    import weakref
+
+    from servicelog.asgi import RequestContextMiddleware
+    from servicelog.logger import current_runtime
+
+    from ..conftest import NO_CAPTURE
+
+    class Held:
+        pass
+
+    refs: list[weakref.ref[Held]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        held = Held()
+        scope["framework.thing"] = held  # as FastAPI hangs its exit stacks on the scope
+        refs.append(weakref.ref(held))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    log_file = tmp_path / "app.jsonl"
+    servicelog.configure(service="shop", stream="none", file=log_file, capture=NO_CAPTURE)
+    transport = httpx.ASGITransport(app=RequestContextMiddleware(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as c:
+        response = await c.get("/items?id=1", headers={"user-agent": "probe"})
+        assert current_runtime().pipeline._deferred  # the burst has not run yet
+        assert refs and refs[0]() is None  # ...and the scope is gone
+    servicelog.flush()
+    (record,) = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert record["request_id"] == response.headers["x-request-id"]
+    assert record["message"] == "GET /items 200"
+    assert record["url.query"] == "id=1"
+    assert record["user_agent.original"] == "probe"
+    assert record["client.ip"] == "127.0.0.1"
+
+
 async def test_an_access_record_that_cannot_be_built_in_the_burst_is_counted(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -593,9 +593,19 @@ class RequestContextMiddleware:
                 loop: Any = _get_running_loop()
             except RuntimeError:  # no running loop (a sync test harness): built at once
                 loop = _NO_LOOP
+            # The scope's values, not the scope: held until the burst, a scope keeps what the
+            # framework hung on it (its exit stacks, the route, the path parameters) from being
+            # freed with the request, and the next requests then allocate colder memory: in
+            # 2026-11 that cost ~3.5 us per request, more than building the record.
+            if options.trusted_proxies:
+                ip = client_ip(scope, options.trusted_proxies)
+            else:  # the socket peer (client_ip without the header lookup)
+                peer = scope.get("client")
+                ip = peer[0] if peer else None
             _logger._runtime.pipeline.defer_build(
                 build or self._access_record,
-                (scope, status, duration, body_bytes, options, agent, failed,
+                (scope.get("method", ""), path, scope.get("http_version", ""),
+                 scope.get("query_string"), ip, status, duration, body_bytes, agent, failed,
                  _time_ns() - (now - ended if ended else 0), thread_name(), levelno),
                 levelno,
                 loop.call_soon,
@@ -606,11 +616,14 @@ class RequestContextMiddleware:
 
     def _access_record(
         self,
-        scope: Scope,
+        method: str,
+        path: str,
+        http_version: str,
+        query: object,
+        ip: str | None,
         status: int,
         duration: int,
         body_bytes: int,
-        options: AccessLog,
         agent: bytes | None,
         failed: bool,
         now: int,
@@ -623,8 +636,6 @@ class RequestContextMiddleware:
         and resizes the first: ~0.2 us more). ``None`` if it cannot be built: counted under
         "access log", as a failure at the response's end is."""
         try:
-            method = scope.get("method", "")
-            path = scope.get("path", "")
             record: Record = {
                 TIMESTAMP: format_timestamp(now),
                 LEVEL: _LEVEL_NAMES[levelno],
@@ -643,15 +654,9 @@ class RequestContextMiddleware:
             record["http.response.status_code"] = status
             record["event.duration"] = duration
             record["http.response.body.bytes"] = body_bytes
-            record["http.version"] = scope.get("http_version", "")
-            query = scope.get("query_string")
+            record["http.version"] = http_version
             if query:
                 record["url.query"] = self._redact_query(_bounded_query(_latin1(query)))
-            if options.trusted_proxies:
-                ip = client_ip(scope, options.trusted_proxies)
-            else:  # the socket peer (client_ip without the header lookup)
-                peer = scope.get("client")
-                ip = peer[0] if peer else None
             if ip:
                 record["client.ip"] = ip
             if agent:  # the first User-Agent header, found in the middleware's header pass
