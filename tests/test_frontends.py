@@ -557,3 +557,29 @@ def test_an_exception_that_refuses_attributes_is_logged_without_them(
 
     record = _thread_crash(monkeypatch, servicelog.context.wrap(job))
     assert record["error.type"].endswith(".Frozen") and "step" not in record
+
+
+def test_a_servers_console_handler_added_after_configure_is_taken_at_its_first_record(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """hypercorn gives ``hypercorn.error`` a stderr handler once it starts serving, after the
+    application (and ``configure()``) was imported: its first line is written by servicelog
+    only, and ``reset()`` gives the handler back."""
+    error = logging.getLogger("hypercorn.error")
+    saved = list(error.handlers), error.propagate
+    sink = MemorySink()
+    try:
+        servicelog.configure(service="t", stream="none", sinks=[sink])
+        theirs = logging.StreamHandler(sys.stderr)
+        error.handlers = [theirs]  # as hypercorn's _create_logger does
+        error.propagate = True
+        error.warning("Running on http://127.0.0.1:8000")
+        servicelog.flush()
+        assert capsys.readouterr().err == ""
+        assert [r["message"] for r in sink.records] == ["Running on http://127.0.0.1:8000"]
+        assert error.handlers == []
+        servicelog.reset()
+        assert error.handlers == [theirs] and not error.filters
+    finally:
+        servicelog.reset()
+        error.handlers, error.propagate = saved

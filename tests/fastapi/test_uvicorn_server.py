@@ -2,77 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .servers import Server
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, tmp_path: Path, app: str = "servicelog.cli.demo_app:app") -> None:
-        self.port = _free_port()
-        self.file = tmp_path / "app.jsonl"
-        env = {
-            **os.environ,
-            "SERVICELOG_ENV": "production",
-            "SERVICELOG_FILE": str(self.file),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                app,
-                "--port",
-                str(self.port),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(self.url + "/health", timeout=1)
-                return
-            except httpx.TransportError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    _out, err = self.proc.communicate(timeout=5)
-                    raise RuntimeError(f"uvicorn did not start: {err.decode()[-2000:]}") from None
-                time.sleep(0.1)
-
-    def stop(self) -> tuple[list[dict[str, Any]], bytes]:
-        self.proc.send_signal(signal.SIGTERM)
-        stdout, stderr = self.proc.communicate(timeout=30)
-        return [orjson.loads(line) for line in stdout.splitlines()], stderr
-
-    def kill(self) -> None:
-        """End the server at once if the test left it running."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture

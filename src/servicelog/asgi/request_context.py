@@ -831,6 +831,7 @@ def replace_uvicorn_access_log() -> None:
     from ..frontends import stdlib
 
     stdlib.SILENCED.add("uvicorn.access")
+    stdlib.SILENCED.add("hypercorn.access")  # (dropped by its filter: it does not propagate)
     # A WebSocket connection's access lines, which uvicorn (and the websockets library it
     # drives) write on its error logger: the WebSocket access record replaces them.
     errors = logging.getLogger("uvicorn.error")

@@ -64,8 +64,15 @@ PRINT_LATER = (
     "sqlalchemy.pool.impl.NullPool",
 )
 
+#: A server's loggers that get their console handler after the application (hence
+#: ``configure()``) was imported: hypercorn makes them as it starts serving. A filter on each
+#: takes the handler away at its first record, before any handler prints it (see
+#: :func:`_take_late_console`).
+LATE_CONSOLE = ("hypercorn.error", "hypercorn.access")
+
 # A LogRecord's own attributes; anything else in its __dict__ came from ``extra=`` (or a filter).
-#: Loggers whose records are dropped: uvicorn's access line, once servicelog writes its own.
+#: Loggers whose records are dropped: uvicorn's (and hypercorn's) access line, once servicelog
+#: writes its own.
 SILENCED: set[str] = set()
 
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
@@ -189,6 +196,10 @@ def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> Ser
         saved_propagate.append((lg, lg.propagate))
         # A replaced access log stays off (see asgi.request_context.replace_uvicorn_access_log).
         lg.propagate = name not in SILENCED and name not in turned_off
+    for name in LATE_CONSOLE:
+        lg = logging.getLogger(name)
+        if _take_late_console not in lg.filters:
+            lg.addFilter(_take_late_console)
     placeholders: list[tuple[logging.Logger, logging.Handler]] = []
     for name in PRINT_LATER:
         lg = logging.getLogger(name)
@@ -216,6 +227,26 @@ def install(level: int, levels: dict[str, int], *, callsite: bool = True) -> Ser
         # of its own (a FileHandler formatting %(filename)s would write "(unknown file)").
         logging._srcfile = None
     return handler
+
+
+def _take_late_console(record: logging.LogRecord) -> bool:
+    """A filter on each :data:`LATE_CONSOLE` logger: its console handlers, added since
+    ``configure()``, are taken away (given back by :func:`reset`) before they print this
+    record, and the logger propagates to the root, where servicelog's handler writes it. A
+    replaced access log's records are dropped (:data:`SILENCED`); a file handler stays."""
+    name = record.name
+    if name in SILENCED:
+        return False
+    lg = logging.getLogger(name)
+    if lg.handlers and _saved:
+        for handler in list(lg.handlers):
+            if _is_console(handler):
+                lg.removeHandler(handler)
+                _saved["handlers"].append((lg, handler))
+        if not lg.propagate:  # (hypercorn's access logger does not propagate)
+            _saved["propagate"].append((lg, lg.propagate))
+            lg.propagate = True
+    return True
 
 
 def _other_handlers(loggers: list[logging.Logger], ours: logging.Handler) -> bool:
@@ -271,6 +302,8 @@ def reset() -> None:
             lg.addHandler(handler)
     for lg, placeholder in _saved["placeholders"]:
         lg.removeHandler(placeholder)
+    for name in LATE_CONSOLE:
+        logging.getLogger(name).removeFilter(_take_late_console)
     _saved.clear()
 
 
