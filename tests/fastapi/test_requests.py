@@ -303,18 +303,26 @@ async def test_a_request_expecting_100_continue_is_not_asked_whether_its_client_
     assert asked == [] and sent[0]["status"] == 500
 
 
-async def test_an_app_that_returns_once_its_client_left_is_a_499(sink: MemorySink) -> None:
+@pytest.mark.parametrize("unread", [0, 3])
+async def test_an_app_that_returns_once_its_client_left_is_a_499(
+    sink: MemorySink, unread: int
+) -> None:
     """A long poll that returns when its client goes away: nothing to answer, no error (the
-    server says nothing either); the access record says 499, as for any client that left."""
+    server says nothing either); the access record says 499, as for any client that left. A
+    server that queues its messages (hypercorn) has the body the application did not read
+    before the disconnect: read past."""
     from servicelog.asgi import RequestContextMiddleware
 
     sent: list[Any] = []
 
     async def long_poll(scope: Any, receive: Any, send: Any) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        if not unread:
+            while (await receive())["type"] != "http.disconnect":
+                pass
 
-    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+    messages = [
+        {"type": "http.request", "body": b"x", "more_body": True} for _ in range(unread)
+    ] + [{"type": "http.request", "body": b"", "more_body": False}]
 
     async def receive() -> Any:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
@@ -329,6 +337,27 @@ async def test_an_app_that_returns_once_its_client_left_is_a_499(sink: MemorySin
     (line,) = access(sink)
     assert (line["http.response.status_code"], line["log.level"]) == (499, "warning")
     assert [r for r in sink.records if r["log.level"] == "error"] == []
+
+
+async def test_a_client_still_sending_an_unread_body_is_answered(sink: MemorySink) -> None:
+    """An application that returns without reading a body its client is still sending: the
+    client is there (it gets the 500), however many messages are ready."""
+    from servicelog.asgi import RequestContextMiddleware
+
+    sent: list[Any] = []
+
+    async def silent(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    async def receive() -> Any:  # a client streaming its upload without end
+        return {"type": "http.request", "body": b"x" * 1024, "more_body": True}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "PUT", "path": "/up", "headers": [], "query_string": b""}
+    await RequestContextMiddleware(silent)(scope, receive, send)
+    assert sent[0]["status"] == 500
 
 
 async def test_the_access_record_times_the_response_not_its_background_tasks(

@@ -750,20 +750,37 @@ def _listed(scope: Scope) -> list[Any] | tuple[Any, ...]:
 async def _client_left(scope: Scope, receive: Receive) -> bool:
     """Whether the client has gone: ``receive()`` answers ``http.disconnect`` within one turn
     of the event loop (a server answers at once once it knows; else it waits, and the call is
-    cancelled). Not asked for a request that expects ``100 Continue``: uvicorn would send it,
-    and the client its whole body, for a 500."""
+    cancelled). A request body the application left unread comes first from a server that
+    queues its messages (hypercorn): up to :data:`_UNREAD_MESSAGES` of its messages are read
+    past, and a client still sending after them is taken to be there. Not asked for a request
+    that expects ``100 Continue``: uvicorn would send it, and the client its whole body, for
+    a 500."""
     if any(key == b"expect" for key, _ in scope.get("headers", ())):
         return False
-    waiting = ensure_future(receive())
-    await sleep(0)
-    if not waiting.done():
-        waiting.cancel()
-        await wait((waiting,))  # (does not raise: the cancellation is the waiting call's)
-        return False
-    if waiting.cancelled() or waiting.exception() is not None:
-        return False
-    message = waiting.result()
-    return isinstance(message, dict) and message.get("type") == "http.disconnect"
+    for _ in range(_UNREAD_MESSAGES):
+        waiting = ensure_future(receive())
+        for _ in range(_TURNS):  # (the server may read the socket in a turn of its own)
+            await sleep(0)
+            if waiting.done():
+                break
+        else:
+            waiting.cancel()
+            await wait((waiting,))  # (does not raise: the cancellation is the waiting call's)
+            return False
+        if waiting.cancelled() or waiting.exception() is not None:
+            return False
+        message = waiting.result()
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind != "http.request":
+            return kind == "http.disconnect"
+    return False
+
+
+#: How many messages of a request body the application left unread :func:`_client_left` reads
+#: past, to a disconnect queued after them; and how many turns of the event loop it waits for
+#: each.
+_UNREAD_MESSAGES = 16
+_TURNS = 4
 
 
 def _latin1(value: object) -> str:
