@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import warnings
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -583,3 +584,36 @@ def test_a_servers_console_handler_added_after_configure_is_taken_at_its_first_r
     finally:
         servicelog.reset()
         error.handlers, error.propagate = saved
+
+
+def test_a_hypercorn_access_log_to_a_file_only_is_left_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hypercorn --access-logfile FILE`` with servicelog's access record not in use: its
+    lines go to the file only, not also through servicelog."""
+    hypercorn_logging = pytest.importorskip("hypercorn.logging")
+    from hypercorn.config import Config
+
+    from servicelog.frontends import stdlib
+
+    monkeypatch.setattr(stdlib, "SILENCED", set())  # no access record of ours replaces it here
+
+    access = logging.getLogger("hypercorn.access")
+    saved = list(access.handlers), access.propagate
+    sink = MemorySink()
+    try:
+        servicelog.configure(service="t", stream="none", sinks=[sink])
+        config = Config()
+        config.accesslog = str(tmp_path / "access.log")
+        hypercorn_logging.Logger(config)  # as hypercorn does once it starts serving
+        access.info("GET / 200")
+        servicelog.flush()
+        for handler in access.handlers:
+            handler.flush()
+        assert (tmp_path / "access.log").read_text().count("GET / 200") == 1
+        assert [r["message"] for r in sink.records] == []
+    finally:
+        servicelog.reset()
+        for handler in access.handlers:
+            handler.close()
+        access.handlers, access.propagate = saved

@@ -360,6 +360,31 @@ async def test_a_client_still_sending_an_unread_body_is_answered(sink: MemorySin
     assert sent[0]["status"] == 500
 
 
+async def test_a_request_cancelled_while_asked_whether_its_client_left_leaves_no_task(
+    sink: MemorySink,
+) -> None:
+    """The server cancels the request while the middleware waits on ``receive()``: that call
+    is cancelled too, not left pending (it would be destroyed pending, and said so)."""
+    from servicelog.asgi import RequestContextMiddleware
+
+    async def silent(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    queue: asyncio.Queue[Any] = asyncio.Queue()  # a server's queue (hypercorn's): nothing comes
+
+    async def send(message: Any) -> None:
+        pass
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+    before = asyncio.all_tasks()
+    request = asyncio.ensure_future(RequestContextMiddleware(silent)(scope, queue.get, send))
+    await asyncio.sleep(0.01)  # in the probe's wait
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    assert asyncio.all_tasks() == before
+
+
 async def test_the_access_record_times_the_response_not_its_background_tasks(
     sink: MemorySink,
 ) -> None:

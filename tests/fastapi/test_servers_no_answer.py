@@ -17,12 +17,14 @@ from .servers import Server
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("server_name", ["uvicorn", "hypercorn"])
+@pytest.mark.parametrize(
+    "server_name", ["uvicorn", "uvicorn --loop asyncio --http h11", "hypercorn"]
+)
 def test_no_answer_is_a_500_for_a_waiting_client_and_a_499_for_one_that_left(
     tmp_path: Path, server_name: str
 ) -> None:
-    pytest.importorskip(server_name)
-    server = Server(tmp_path, "tests.apps.no_answer_app:app", command=(server_name,))
+    pytest.importorskip(server_name.split()[0])
+    server = Server(tmp_path, "tests.apps.no_answer_app:app", command=tuple(server_name.split()))
     try:
         response = httpx.get(server.url + "/now/")
         assert response.status_code == 500

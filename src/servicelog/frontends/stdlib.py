@@ -239,11 +239,15 @@ def _take_late_console(record: logging.LogRecord) -> bool:
         return False
     lg = logging.getLogger(name)
     if lg.handlers and _saved:
+        taken = False
         for handler in list(lg.handlers):
             if _is_console(handler):
                 lg.removeHandler(handler)
                 _saved["handlers"].append((lg, handler))
-        if not lg.propagate:  # (hypercorn's access logger does not propagate)
+                taken = True
+        # (hypercorn's access logger does not propagate; one that writes to a file only stays
+        # as it is)
+        if taken and not lg.propagate:
             _saved["propagate"].append((lg, lg.propagate))
             lg.propagate = True
     return True
