@@ -74,3 +74,12 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def access_by_path(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The access records of *records* by path, without the health probe's (it is sampled)."""
+    return {
+        r["url.path"]: r
+        for r in records
+        if r["log.logger"] == "servicelog.access" and r["url.path"] != "/health"
+    }

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from .servers import Server
+from .servers import Server, access_by_path
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("hypercorn")
@@ -120,16 +120,8 @@ def test_websocket_connections(tmp_path: Path) -> None:
     assert stderr == b""
     failures = [r for r in records if r.get("error.type") == "RuntimeError"]
     assert sorted(r["request_id"] for r in failures) == ["ws-crash", "ws-early"]
-    access = {
-        r["url.path"]: r
-        for r in records
-        if r["log.logger"] == "servicelog.access" and r["url.path"] != "/health"
-    }
-    assert {path: r["http.response.status_code"] for path, r in access.items()} == {
-        "/ws/echo": 101,
-        "/ws/crash": 101,
-        "/ws/early": 500,
-        "/ws/left": 101,
-    }
+    access = access_by_path(records)
+    statuses = {path: r["http.response.status_code"] for path, r in access.items()}
+    assert statuses == {"/ws/echo": 101, "/ws/crash": 101, "/ws/early": 500, "/ws/left": 101}
     assert "event.outcome" not in access["/ws/left"]
     assert access["/ws/crash"]["event.outcome"] == "failure"

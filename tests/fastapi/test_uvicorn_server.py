@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from .servers import Server
+from .servers import Server, access_by_path
 
 pytestmark = pytest.mark.slow
 
@@ -228,11 +228,7 @@ def test_a_failing_websocket_app_is_logged_once_with_the_request_id_and_answered
     assert sorted(r["request_id"] for r in failures) == ["ws-crash", "ws-early"]
     assert not [r for r in records if r["message"].startswith("Exception in ASGI application")]
     assert b"Traceback" not in stderr
-    access = {
-        r["url.path"]: r
-        for r in records
-        if r["log.logger"] == "servicelog.access" and r["url.path"] != "/health"
-    }
+    access = access_by_path(records)
     assert {path: r["http.response.status_code"] for path, r in access.items()} == {
         "/ws/echo": 101,
         "/ws/crash": 101,
