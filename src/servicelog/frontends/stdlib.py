@@ -70,11 +70,11 @@ PRINT_LATER = (
 #: :func:`_take_late_console`).
 LATE_CONSOLE = ("hypercorn.error", "hypercorn.access")
 
-# A LogRecord's own attributes; anything else in its __dict__ came from ``extra=`` (or a filter).
 #: Loggers whose records are dropped: uvicorn's (and hypercorn's) access line, once servicelog
 #: writes its own.
 SILENCED: set[str] = set()
 
+# A LogRecord's own attributes; anything else in its __dict__ came from ``extra=`` (or a filter).
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
     "message",
     "asctime",
