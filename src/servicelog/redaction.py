@@ -166,6 +166,9 @@ DEFAULT_KEYS: Final[frozenset[str]] = frozenset(
 #: section 10.5), ``sig`` an Azure SAS signature (OpenTelemetry's list for signed URLs); a field
 #: named ``code`` elsewhere is an error code, ``sig`` a signal number.
 _QUERY_KEYS: Final[frozenset[str]] = frozenset({"code", "sig"})
+#: Record fields (ECS's, sentry-sdk's) whose text is a URL's query string: redacted as one (so
+#: :data:`_QUERY_KEYS` are denied there), whoever wrote the record.
+_QUERY_FIELDS: Final[frozenset[str]] = frozenset({"url.query", "http.query"})
 _QUERY_KEY_HINT = re.compile(r"[?&;#](?:code|sig)=", re.IGNORECASE)
 
 #: With ``pii=True``: personal data. Sentry's DEFAULT_PII_DENYLIST (x_forwarded_for, x_real_ip,
@@ -957,7 +960,7 @@ class RedactionPolicy:
             active: set[int] = set()
             for key in keys:
                 value = record[key]
-                if self._known_clean(value, 1):
+                if key not in _QUERY_FIELDS and self._known_clean(value, 1):
                     continue
                 new = self._walk(value, (key,), 1, active)
                 if new is not value:
@@ -1069,6 +1072,8 @@ class RedactionPolicy:
                 cls = type(value)
                 if cls is int or cls is float:
                     other_keys.append(key)
+                elif key in _QUERY_FIELDS:  # looked at on every record, as a query string
+                    walk_keys.append(key)
                 elif cls is str or value is None or value is True or value is False:
                     str_keys.append(key)  # None and booleans: the clean set always holds them
                 else:  # containers and other objects: walked on every record
@@ -1149,6 +1154,8 @@ class RedactionPolicy:
         """Redact any value; containers are copied only where something inside changed."""
         cls = type(value)
         if cls is str:
+            if len(path) == 1 and path[0] in _QUERY_FIELDS:
+                return self._query(value, path)
             return self._text(value, path)
         if value is None or cls in _SCALARS:
             return value

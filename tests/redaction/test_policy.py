@@ -540,6 +540,24 @@ def test_query_only_keys_in_urls_inside_text(
     assert policy.redact_text(text) == expected
 
 
+def test_a_records_query_string_fields_are_redacted_as_query_strings(
+    policy: RedactionPolicy,
+) -> None:
+    """``url.query`` (ECS) and ``http.query`` (sentry-sdk) fields a caller logs hold a query
+    string: ``code`` and ``sig`` are denied there, every time (the same text known clean
+    from another field, or a record shape seen before, is no shortcut); elsewhere they stay."""
+    query = "code=SplxlOBeZQQYbYS6WxSbIA&state=xyz"
+    assert policy(record(detail=query), 20)["detail"] == query  # text: clean, and remembered
+    for _ in range(3):  # the record's plan, once made, still looks at the query
+        out = policy(record(**{"url.query": query, "http.query": "sig=abc&sv=1"}, detail=query), 20)
+        assert out["url.query"] == f"code={REDACTED}&state=xyz"
+        assert out["http.query"] == f"sig={REDACTED}&sv=1"
+        assert out["detail"] == query
+    assert policy(record(**{"url.query": None}), 20)["url.query"] is None
+    out = policy(record(**{"url.query": "code=abc"}), 20)  # the same shape, now with a query
+    assert out["url.query"] == f"code={REDACTED}"
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
