@@ -72,6 +72,38 @@ def test_retry_after_is_always_a_valid_header(given: object, header: str) -> Non
     assert exc.headers == {"Retry-After": header}
 
 
+@pytest.mark.parametrize(
+    ("given", "header"),
+    [(30, "30"), ("30", "30"), (2.5, "3"), (-5, "0"), (float("nan"), None), ("soon", None)],
+)
+def test_service_unavailable_sends_a_valid_retry_after_or_none(
+    given: object, header: str | None
+) -> None:
+    """As the rate limit's: whole seconds, at least 0; a value that is no number sends none
+    (the 503 must not become a 500 over its own header)."""
+    exc = errors.ServiceUnavailableException(retry_after=given)  # type: ignore[arg-type]
+    assert (exc.headers or {}).get("Retry-After") == header
+    assert exc.details.get("retry_after") == (None if header is None else int(header))
+
+
+def test_a_subclass_default_message_is_its_default_everywhere() -> None:
+    """``default_message`` in a one-line subclass, also of the classes whose message is made
+    from their arguments; without it, the made message."""
+
+    class OrderMissing(errors.NotFoundException):
+        default_message = "No such order"
+
+    class PaymentsDown(errors.ExternalServiceException):
+        default_message = "Payments are down"
+
+    assert OrderMissing("Order", 42).message == "No such order"
+    assert OrderMissing("Order", 42, message="gone").message == "gone"
+    assert PaymentsDown("payments").message == "Payments are down"
+    assert PaymentsDown("payments", "timeout").message == "payments service error: timeout"
+    assert errors.NotFoundException("Order").message == "Order not found"
+    assert errors.ExternalServiceException("payments").message == "payments service error"
+
+
 def test_header_values_are_text() -> None:
     exc = errors.BaseAPIException(headers={"Retry-After": 5})  # type: ignore[dict-item]
     assert exc.headers == {"Retry-After": "5"}

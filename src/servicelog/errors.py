@@ -148,7 +148,9 @@ class NotFoundException(BaseAPIException):
         merged = {"resource": resource, **(details or {})}
         if identifier is not None:
             merged["identifier"] = str(identifier)
-        super().__init__(message or f"{resource} not found", merged)
+        if message is None and self.default_message == NotFoundException.default_message:
+            message = f"{resource} not found"  # (a subclass's own default_message wins)
+        super().__init__(message, merged)
 
 
 class ConflictException(BaseAPIException):
@@ -169,10 +171,7 @@ class RateLimitException(BaseAPIException):
     def __init__(self, retry_after: int = 60, message: str | None = None) -> None:
         # Whole seconds, at least 0 (RFC 9110 10.2.3): 2.5 is 3, a negative or unusable value 0
         # (the request that is being answered must not fail over its own header).
-        try:
-            self.retry_after = max(0, math.ceil(retry_after))
-        except (TypeError, ValueError, OverflowError):
-            self.retry_after = 0
+        self.retry_after = _seconds(retry_after) or 0
         super().__init__(
             message,
             {"retry_after": self.retry_after},
@@ -250,7 +249,12 @@ class ExternalServiceException(BaseAPIException):
         details: Mapping[str, Any] | None = None,
     ) -> None:
         self.service = service
-        text = f"{service} service error: {message}" if message else f"{service} service error"
+        if message:
+            text: str | None = f"{service} service error: {message}"
+        elif self.default_message == ExternalServiceException.default_message:
+            text = f"{service} service error"
+        else:  # a subclass's own default_message
+            text = None
         super().__init__(text, {"service": service, **(details or {})})
 
 
@@ -262,6 +266,21 @@ class ServiceUnavailableException(BaseAPIException):
     default_message = "Service temporarily unavailable"
 
     def __init__(self, message: str | None = None, retry_after: int | None = None) -> None:
-        headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else None
-        details = {"retry_after": int(retry_after)} if retry_after is not None else None
+        # As RateLimitException's: whole seconds, at least 0; an unusable value sends none.
+        seconds = None if retry_after is None else _seconds(retry_after)
+        self.retry_after = seconds
+        headers = {"Retry-After": str(seconds)} if seconds is not None else None
+        details = {"retry_after": seconds} if seconds is not None else None
         super().__init__(message, details, headers=headers)
+
+
+def _seconds(value: Any) -> int | None:
+    """*value* as whole seconds for ``Retry-After`` (RFC 9110 10.2.3): rounded up, at least 0
+    (2.5 is 3, "30" is 30); ``None`` for a value that is no number (NaN, infinity, a word):
+    the request being answered must not fail over its own header."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return max(0, math.ceil(float(value)))
+    except (TypeError, ValueError, OverflowError):
+        return None

@@ -89,7 +89,9 @@ def install(
         The same app.
 
     Raises:
-        ConfigError: for ``debug=True`` under the production profile, or a bad option.
+        ConfigError: for ``debug=True`` under the production profile, a bad option, or
+            ``openapi=True`` for an application without an OpenAPI schema (a Starlette one):
+            raised before the application is changed.
     """
     if getattr(app.state, _INSTALLED, False):
         return app
@@ -102,6 +104,10 @@ def install(
         openapi=openapi,
         gc_freeze=gc_freeze,
     )
+    if openapi and not callable(getattr(app, "openapi", None)):  # before anything is changed
+        raise ConfigError(
+            "openapi", openapi, "False for an application without an OpenAPI schema (Starlette's)"
+        )
     production = _production()
     if app.debug and production:
         raise ConfigError("FastAPI(debug=...)", True, _DEBUG_HINT)

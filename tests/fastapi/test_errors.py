@@ -623,6 +623,38 @@ async def test_a_failing_handler_still_answers_a_valid_500(
     assert response.status_code == 500
     assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
     assert servicelog.stats()["errors"] == {"exception handler": 1}
+    # the client got a 500: the application's exception is logged as one, with its traceback
+    (failed,) = [r for r in sink.records if r["message"].startswith("Exception handler failed")]
+    assert failed["log.level"] == "error"
+    assert failed["error.type"].endswith("NotFoundException")
+    assert failed["error.handler_failure"] == "RuntimeError: handler bug"
+    assert "error.stack_trace" in failed
+
+
+async def test_a_205_error_has_no_content(sink: MemorySink) -> None:
+    """RFC 9110 15.3.6: a server must not send content with 205 Reset Content."""
+    from fastapi import FastAPI, HTTPException
+
+    app = FastAPI()
+
+    @app.get("/reset")
+    async def reset() -> None:
+        raise HTTPException(205)
+
+    servicelog.fastapi.install(app)
+    response = await call(app, "GET", "/reset")
+    assert (response.status_code, response.content) == (205, b"")
+
+
+def test_install_on_an_app_without_an_openapi_schema_changes_nothing() -> None:
+    """A Starlette application with ``openapi=True``: refused before anything is replaced."""
+    from starlette.applications import Starlette
+
+    app = Starlette()
+    build = app.build_middleware_stack
+    with pytest.raises(servicelog.ConfigError, match="openapi"):
+        servicelog.fastapi.install(app)  # type: ignore[type-var]
+    assert app.build_middleware_stack == build and not app.exception_handlers
 
 
 async def test_debug_true_is_refused_in_production(sink: MemorySink) -> None:

@@ -64,6 +64,14 @@ _HTTP_CODES = {
 Handler = Callable[[Request, Any], Awaitable[Response]]
 
 
+def _failure_text(failure: BaseException) -> str:
+    """``Type: message`` of a handler's own failure (its type alone if its text fails)."""
+    try:
+        return f"{type(failure).__name__}: {failure}"
+    except Exception:
+        return type(failure).__name__
+
+
 def _request_id(request: Request) -> str | None:
     rid = getattr(request.state, "request_id", None)
     if rid is None:
@@ -119,7 +127,7 @@ class ErrorHandlers:
     ) -> Response:
         from .. import redaction  # error responses pass the same policy as the logs
 
-        if status < 200 or status in (204, 304):  # no body allowed (RFC 9110 §6.4.1)
+        if status < 200 or status in (204, 205, 304):  # no content (RFC 9110 6.4.1, 15.3.6)
             return Response(status_code=status, headers=headers)
         body, media_type = error_content(
             self.error_format,
@@ -142,6 +150,21 @@ class ErrorHandlers:
             except Exception as failure:  # the handler itself broke: answer something valid
                 try:
                     _errors.report("exception handler", failure)
+                except Exception:
+                    pass
+                try:  # the client gets a 500: the application's exception is logged as one
+                    if not getattr(exc, "__servicelog_logged__", False):
+                        log_exception(
+                            self._log,
+                            "Exception handler failed; answered 500",
+                            exc,
+                            {
+                                **(raised_in(exc) or {}),
+                                "http.response.status_code": 500,
+                                "error.handler_failure": _failure_text(failure),
+                            },
+                        )
+                        mark_logged(exc)
                 except Exception:
                     pass
                 return Response(
