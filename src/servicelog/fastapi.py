@@ -331,36 +331,49 @@ def error_responses(
     """
     ref = {"$ref": f"#/components/schemas/{_schema_name(error_format)}"}
     return {
-        status: {"description": phrase(status), "content": {_media(error_format): {"schema": ref}}}
+        status: {
+            "description": phrase(status),
+            "content": {_media(error_format): {"schema": ref}},
+            _MARK: True,  # (taken out of the schema install() documents)
+        }
         for status in statuses
     }
 
 
+#: Marks an :func:`error_responses` entry, so that it is told from a route's own model that
+#: has the error schema's name.
+_MARK = "x-servicelog-error"
+
+
 def _document_errors(app: FastAPI, error_format: ErrorFormat) -> None:
     original: Callable[[], dict[str, Any]] = app.openapi
-    name = _schema_name(error_format)
     schema_body = _PROBLEM_SCHEMA if error_format == "problem" else _ENVELOPE_SCHEMA
-    defaults = error_responses(422, 500, error_format=error_format)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         schema = original()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
+        name = _schema_name(error_format)
+        # A model of the application's own with that name (``ErrorResponse``) stays, and the
+        # routes that declare it keep it: the error schema takes another name.
+        clash = components.get(name, schema_body) != schema_body
+        if clash:
+            name = f"Servicelog{name}"
         components[name] = schema_body
+        media = _media(error_format)
         for operations in schema.get("paths", {}).values():
             for operation in _operations(operations):
                 responses = operation.setdefault("responses", {})
-                for status, response in defaults.items():
+                for status in (422, 500):
                     current = responses.get(str(status))
                     if current is None or _unmodelled(current) or _fastapi_422(current):
-                        responses[str(status)] = response
+                        responses[str(status)] = {"description": phrase(status)}
                 for status, response in list(responses.items()):
-                    if status[:1] in ("4", "5") and (_unmodelled(response) or _ours(response)):
+                    ours = response.pop(_MARK, False) is True or (not clash and _ours(response))
+                    if status[:1] in ("4", "5") and (_unmodelled(response) or ours):
                         response["content"] = {
-                            _media(error_format): {
-                                "schema": {"$ref": f"#/components/schemas/{name}"}
-                            }
+                            media: {"schema": {"$ref": f"#/components/schemas/{name}"}}
                         }
         for unused in ("HTTPValidationError", "ValidationError"):  # unless a route uses them
             if f'"#/components/schemas/{unused}"' not in json.dumps(schema):

@@ -631,6 +631,29 @@ async def test_a_failing_handler_still_answers_a_valid_500(
     assert "error.stack_trace" in failed
 
 
+async def test_a_failing_handler_answers_the_500_in_the_problem_format(
+    sink: MemorySink,
+) -> None:
+    """A header value the handler cannot encode (``latin-1``): the last-resort 500 is in the
+    configured format, which the OpenAPI schema documents."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/x")
+    async def x() -> None:
+        raise errors.ConflictException("taken", headers={"X-Reason": "\u2615"})
+
+    servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE, strict=False)
+    servicelog.fastapi.install(app, error_format="problem")
+    response = await call(app, "GET", "/x")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["status"], body["code"]) == (500, "internal_error")
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
 async def test_a_205_error_has_no_content(sink: MemorySink) -> None:
     """RFC 9110 15.3.6: a server must not send content with 205 Reset Content."""
     from fastapi import FastAPI, HTTPException
@@ -858,6 +881,42 @@ def test_openapi_keeps_a_routes_own_error_models(sink: MemorySink) -> None:
     assert responses["500"]["content"]["application/json"]["schema"] == own
     assert responses["422"]["content"]["application/json"]["schema"] == ours
     assert responses["404"]["content"]["application/json"]["schema"] == ours
+
+
+def test_openapi_keeps_a_model_of_the_applications_named_like_the_error_schema(
+    sink: MemorySink,
+) -> None:
+    """The application's own ``ErrorResponse`` model stays, and so does a route declaring it;
+    the error schema takes another name, and ``error_responses()`` entries point at it."""
+    from pydantic import BaseModel
+
+    class ErrorResponse(BaseModel):
+        reason: str
+
+    app = FastAPI()
+
+    @app.post(
+        "/orders",
+        responses={409: {"model": ErrorResponse}, **servicelog.fastapi.error_responses(404)},
+    )
+    async def order() -> None: ...
+
+    servicelog.fastapi.install(app)
+    schema = app.openapi()
+    components = schema["components"]["schemas"]
+    assert components["ErrorResponse"]["properties"] == {
+        "reason": {"title": "Reason", "type": "string"}
+    }
+    assert "error" in components["ServicelogErrorResponse"]["properties"]
+    responses = schema["paths"]["/orders"]["post"]["responses"]
+
+    def ref(status: str) -> Any:
+        return responses[status]["content"]["application/json"]["schema"]["$ref"]
+
+    assert ref("409") == "#/components/schemas/ErrorResponse"
+    for status in ("404", "422", "500"):
+        assert ref(status) == "#/components/schemas/ServicelogErrorResponse"
+    assert "x-servicelog-error" not in json.dumps(schema)
 
 
 def test_error_responses_follow_the_installed_format(sink: MemorySink) -> None:

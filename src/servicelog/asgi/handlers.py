@@ -35,7 +35,7 @@ from ..errors import BaseAPIException
 from ..logger import get_logger
 from ..record import safe_repr
 from .request_context import mark_logged, replaced_by_body_limit
-from .responses import ErrorFormat, error_content, minimal_500, phrase
+from .responses import ErrorFormat, error_content, minimal_500, minimal_problem_500, phrase
 from .tracebacks import log_exception
 
 __all__ = ["ErrorHandlers"]
@@ -62,6 +62,9 @@ _HTTP_CODES = {
 }
 
 Handler = Callable[[Request, Any], Awaitable[Response]]
+
+
+_PROBLEM = "application/problem+json"
 
 
 def _failure_text(failure: BaseException) -> str:
@@ -167,11 +170,11 @@ class ErrorHandlers:
                         mark_logged(exc)
                 except Exception:
                     pass
-                return Response(
-                    minimal_500(_request_id(request)),
-                    status_code=500,
-                    media_type="application/json",
-                )
+                if self.error_format == "problem":
+                    body, media_type = minimal_problem_500(_request_id(request)), _PROBLEM
+                else:
+                    body, media_type = minimal_500(_request_id(request)), "application/json"
+                return Response(body, status_code=500, media_type=media_type)
 
         setattr(run, _OURS, True)
         return run

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import orjson
 
-__all__ = ["ErrorFormat", "error_content", "minimal_500", "phrase"]
+__all__ = ["ErrorFormat", "error_content", "minimal_500", "minimal_problem_500", "phrase"]
 
 ErrorFormat = Literal["envelope", "problem"]
 
@@ -33,6 +33,20 @@ def minimal_500(request_id: str | None) -> bytes:
     """The last-resort 500 body, with the request ID when there is one."""
     rid = orjson.dumps(request_id).decode() if request_id else "null"
     return _HEAD_500 + f'"code":"internal_error","details":{{}},"request_id":{rid}}}}}'.encode()
+
+
+def minimal_problem_500(request_id: str | None) -> bytes:
+    """:func:`minimal_500` in RFC 9457's shape (``application/problem+json``)."""
+    return orjson.dumps(
+        {
+            "type": "about:blank",
+            "title": "Internal Server Error",
+            "status": 500,
+            "detail": "Internal server error",
+            "code": "internal_error",
+            "request_id": request_id if isinstance(request_id, str) else None,
+        }
+    )
 
 
 def phrase(status: int) -> str:
