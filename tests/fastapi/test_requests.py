@@ -17,6 +17,7 @@ import pytest
 import servicelog
 import servicelog.fastapi
 from fastapi import BackgroundTasks, FastAPI, Request, WebSocket
+from servicelog import errors
 from servicelog.sinks import MemorySink
 
 from ..apps.websocket_routes import add_websocket_routes
@@ -1306,6 +1307,34 @@ async def test_a_websocket_client_gone_during_the_handshake_is_499_not_a_failure
     (record,) = access(sink)
     assert (record["http.response.status_code"], record["log.level"]) == (499, "warning")
     assert "event.outcome" not in record
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "reason", "level"),
+    [
+        (errors.NotFoundException("Order", 1), 1008, "Not Found", "warning"),
+        (errors.DatabaseException(), 1011, "", "error"),
+    ],
+)
+async def test_the_hierarchy_raised_after_a_websocket_handshake_closes_it(
+    sink: MemorySink, raised: Exception, code: int, reason: str, level: str
+) -> None:
+    """After the handshake, no HTTP response can be sent (the server would refuse it, and its
+    failure be logged a second time): the handler's answer is a close, logged once."""
+    app = FastAPI()
+
+    @app.websocket("/orders")
+    async def orders(ws: WebSocket) -> None:
+        await ws.accept()
+        raise raised
+
+    servicelog.fastapi.install(app)
+    sent = await _ws_call(app, "/orders", [])
+    assert sent[1:] == [{"type": "websocket.close", "code": code, "reason": reason}]
+    servicelog.flush()
+    logged = [r for r in sink.records if r["log.logger"] != "servicelog.access"]
+    assert [r["log.level"] for r in logged] == [level]
+    assert [r["http.response.status_code"] for r in access(sink)] == [101]
 
 
 async def test_a_skipped_websocket_path_gets_no_access_record(sink: MemorySink) -> None:

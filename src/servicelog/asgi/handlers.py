@@ -28,13 +28,14 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocketClose
 
 from .. import _errors
 from ..context import raised_in
 from ..errors import BaseAPIException
 from ..logger import get_logger
 from ..record import safe_repr
-from .request_context import mark_logged, replaced_by_body_limit
+from .request_context import WEBSOCKET_ACCEPTED, mark_logged, replaced_by_body_limit
 from .responses import ErrorFormat, error_content, minimal_500, minimal_problem_500, phrase
 from .tracebacks import log_exception
 
@@ -65,6 +66,17 @@ Handler = Callable[[Request, Any], Awaitable[Response]]
 
 
 _PROBLEM = "application/problem+json"
+
+
+def _after_handshake(scope: Any, response: Response) -> Any:
+    """*response* as a WebSocket connection can take it: as it is before the handshake (a
+    denial response); once accepted, a close: 1011 (internal error) for a 5xx, else 1008
+    (policy violation), with the status's phrase as the reason."""
+    state = scope.get("state")
+    if not (isinstance(state, dict) and state.get(WEBSOCKET_ACCEPTED)):
+        return response
+    status = response.status_code
+    return WebSocketClose(1011 if status >= 500 else 1008, "" if status >= 500 else phrase(status))
 
 
 def _failure_text(failure: BaseException) -> str:
@@ -147,9 +159,12 @@ class ErrorHandlers:
         return Response(body, status_code=status, headers=headers, media_type=media_type)
 
     def _guarded(self, handler: Handler) -> Handler:
-        async def run(request: Request, exc: Any) -> Response:
+        async def run(request: Request, exc: Any) -> Any:
             try:
-                return await handler(request, exc)
+                response = await handler(request, exc)
+                if request.scope.get("type") == "websocket" and response is not None:
+                    return _after_handshake(request.scope, response)
+                return response
             except Exception as failure:  # the handler itself broke: answer something valid
                 try:
                     _errors.report("exception handler", failure)

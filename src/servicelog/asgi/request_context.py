@@ -80,6 +80,9 @@ _LOGGED = "__servicelog_logged__"
 #: In ``scope["state"]`` once a RequestContextMiddleware took the request (an inner one, in a
 #: mounted application that was installed too, then passes it through).
 _HANDLED = "__servicelog_request__"
+#: In ``scope["state"]`` once a WebSocket connection was accepted: an error handler's HTTP
+#: response can no longer be sent (a denial response comes before the handshake only).
+WEBSOCKET_ACCEPTED = "servicelog.websocket_accepted"
 
 
 def mark_logged(exc: BaseException) -> None:
@@ -407,6 +410,7 @@ class RequestContextMiddleware:
         # The connection is over for the client: closed by the app, a denial response sent
         # whole, or the client's own disconnect received.
         closed = False
+        state = scope["state"]
 
         async def send_ws(message: Message) -> None:
             # (A coroutine of our own: a connection sends few messages, and the status counts
@@ -424,6 +428,7 @@ class RequestContextMiddleware:
                 raise
             if kind == "websocket.accept":
                 status = 101
+                state[WEBSOCKET_ACCEPTED] = True  # (the error handlers close, not answer, then)
             elif kind == "websocket.http.response.start":
                 status = message.get("status", 403)
             elif kind == "websocket.close":
