@@ -654,8 +654,25 @@ async def test_a_failing_handler_answers_the_500_in_the_problem_format(
     assert body["request_id"] == response.headers["x-request-id"]
 
 
-async def test_a_205_error_has_no_content(sink: MemorySink) -> None:
-    """RFC 9110 15.3.6: a server must not send content with 205 Reset Content."""
+async def test_a_message_that_is_no_text_is_answered_as_its_text(sink: MemorySink) -> None:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/x")
+    async def x() -> None:
+        raise errors.ConflictException(message=12345)  # type: ignore[arg-type]
+
+    servicelog.fastapi.install(app)
+    response = await call(app, "GET", "/x")
+    assert (response.status_code, response.json()["error"]["message"]) == (409, "12345")
+
+
+async def test_a_205_error_has_no_content_and_a_1xx_is_no_final_answer(
+    sink: MemorySink,
+) -> None:
+    """RFC 9110 15.3.6: a server must not send content with 205 Reset Content. A 1xx is an
+    interim response (15.2): as a final one it is no valid status, answered 500."""
     from fastapi import FastAPI, HTTPException
 
     app = FastAPI()
@@ -664,9 +681,16 @@ async def test_a_205_error_has_no_content(sink: MemorySink) -> None:
     async def reset() -> None:
         raise HTTPException(205)
 
+    @app.get("/continue")
+    async def interim() -> None:
+        raise HTTPException(100)
+
     servicelog.fastapi.install(app)
     response = await call(app, "GET", "/reset")
     assert (response.status_code, response.content) == (205, b"")
+    response = await call(app, "GET", "/continue")
+    assert response.status_code == 500
+    assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
 
 
 def test_install_on_an_app_without_an_openapi_schema_changes_nothing() -> None:

@@ -34,7 +34,7 @@ from .. import _errors
 from ..context import raised_in
 from ..errors import BaseAPIException
 from ..logger import get_logger
-from ..record import safe_repr
+from ..record import safe_repr, safe_str
 from .request_context import WEBSOCKET_ACCEPTED, mark_logged, replaced_by_body_limit
 from .responses import ErrorFormat, error_content, minimal_500, minimal_problem_500, phrase
 from .tracebacks import log_exception
@@ -148,7 +148,9 @@ class ErrorHandlers:
             self.error_format,
             status=status,
             code=code,
-            message=redaction.redact_text(message),
+            message=redaction.redact_text(
+                message if isinstance(message, str) else safe_str(message)
+            ),
             type_name=type_name,
             details=redaction.redact_mapping(details) if details else details,
             request_id=_request_id(request),
@@ -221,7 +223,8 @@ class ErrorHandlers:
         )
 
     async def http_exception(self, request: Request, exc: HTTPException) -> Response:
-        status, invalid = _error_status(exc.status_code, low=100)
+        # (Not below 200: a 1xx is no final response; a server would send it as one.)
+        status, invalid = _error_status(exc.status_code, low=200)
         raw: Any = exc.detail  # FastAPI's HTTPException allows any JSON value
         detail = raw if isinstance(raw, str) else phrase(status)
         fields = {**(raised_in(exc) or {}), "http.response.status_code": status}
