@@ -654,6 +654,29 @@ async def test_a_failing_handler_answers_the_500_in_the_problem_format(
     assert body["request_id"] == response.headers["x-request-id"]
 
 
+async def test_the_documented_cors_recipe_covers_unhandled_500s(sink: MemorySink) -> None:
+    """docs/fastapi.md: CORSMiddleware wrapped around the installed app, so that a front-end
+    can read the request ID of every error, the unhandled 500 included."""
+    from fastapi.middleware.cors import CORSMiddleware
+
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("bug")
+
+    servicelog.fastapi.install(app)
+    asgi_app = CORSMiddleware(
+        app, allow_origins=["https://shop.example"], expose_headers=["X-Request-ID"]
+    )
+    for path, status in (("/boom", 500), ("/nowhere", 404)):
+        response = await call(asgi_app, "GET", path, headers={"Origin": "https://shop.example"})
+        assert response.status_code == status
+        assert response.headers["access-control-allow-origin"] == "https://shop.example"
+        assert response.headers["access-control-expose-headers"] == "X-Request-ID"
+        assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+
+
 async def test_a_message_that_is_no_text_is_answered_as_its_text(sink: MemorySink) -> None:
     from fastapi import FastAPI
 
