@@ -1337,6 +1337,29 @@ async def test_the_hierarchy_raised_after_a_websocket_handshake_closes_it(
     assert [r["http.response.status_code"] for r in access(sink)] == [101]
 
 
+async def test_a_failing_handler_after_a_websocket_handshake_closes_it(
+    sink: MemorySink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler itself fails after the handshake: its last-resort answer is a close too."""
+    from servicelog.asgi.handlers import ErrorHandlers
+
+    async def broken(self: Any, request: Any, exc: Any) -> Any:
+        raise RuntimeError("handler bug")
+
+    monkeypatch.setattr(ErrorHandlers, "api_exception", broken)
+    servicelog.configure(stream="none", sinks=[sink], strict=False)
+    app = FastAPI()
+
+    @app.websocket("/orders")
+    async def orders(ws: WebSocket) -> None:
+        await ws.accept()
+        raise errors.NotFoundException("Order", 1)
+
+    servicelog.fastapi.install(app)
+    sent = await _ws_call(app, "/orders", [])
+    assert sent[1:] == [{"type": "websocket.close", "code": 1011, "reason": ""}]
+
+
 async def test_a_skipped_websocket_path_gets_no_access_record(sink: MemorySink) -> None:
     from servicelog.asgi import AccessLog
 

@@ -191,7 +191,10 @@ class ErrorHandlers:
                     body, media_type = minimal_problem_500(_request_id(request)), _PROBLEM
                 else:
                     body, media_type = minimal_500(_request_id(request)), "application/json"
-                return Response(body, status_code=500, media_type=media_type)
+                answer = Response(body, status_code=500, media_type=media_type)
+                if request.scope.get("type") == "websocket":
+                    return _after_handshake(request.scope, answer)
+                return answer
 
         setattr(run, _OURS, True)
         return run
