@@ -33,3 +33,15 @@ async def client(sink: MemorySink) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=make_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://shop") as c:
         yield c
+
+
+def break_api_exception_handler(monkeypatch: pytest.MonkeyPatch, sink: MemorySink) -> None:
+    """servicelog's handler for the hierarchy fails itself (``RuntimeError("handler bug")``),
+    with failures counted, not raised, as in production."""
+    from servicelog.asgi.handlers import ErrorHandlers
+
+    async def broken(self: Any, request: Any, exc: Any) -> Any:
+        raise RuntimeError("handler bug")
+
+    monkeypatch.setattr(ErrorHandlers, "api_exception", broken)
+    servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE, strict=False)

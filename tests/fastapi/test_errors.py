@@ -19,7 +19,7 @@ from servicelog import errors
 from servicelog.sinks import MemorySink
 
 from ..conftest import NO_CAPTURE
-from .conftest import make_app
+from .conftest import break_api_exception_handler, make_app
 
 ENVELOPE_KEYS = {"message", "type", "code", "details", "request_id"}
 
@@ -612,13 +612,7 @@ async def test_problem_details_format(sink: MemorySink) -> None:
 async def test_a_failing_handler_still_answers_a_valid_500(
     sink: MemorySink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from servicelog.asgi.handlers import ErrorHandlers
-
-    async def broken(self: Any, request: Any, exc: Any) -> Any:
-        raise RuntimeError("handler bug")
-
-    monkeypatch.setattr(ErrorHandlers, "api_exception", broken)
-    servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE, strict=False)
+    break_api_exception_handler(monkeypatch, sink)
     response = await call(make_app(), "GET", "/items/999")
     assert response.status_code == 500
     assert response.json()["error"]["request_id"] == response.headers["x-request-id"]

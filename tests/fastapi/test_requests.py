@@ -21,7 +21,7 @@ from servicelog import errors
 from servicelog.sinks import MemorySink
 
 from ..apps.websocket_routes import add_websocket_routes
-from .conftest import make_app
+from .conftest import break_api_exception_handler, make_app
 
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
@@ -1341,13 +1341,7 @@ async def test_a_failing_handler_after_a_websocket_handshake_closes_it(
     sink: MemorySink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The handler itself fails after the handshake: its last-resort answer is a close too."""
-    from servicelog.asgi.handlers import ErrorHandlers
-
-    async def broken(self: Any, request: Any, exc: Any) -> Any:
-        raise RuntimeError("handler bug")
-
-    monkeypatch.setattr(ErrorHandlers, "api_exception", broken)
-    servicelog.configure(stream="none", sinks=[sink], strict=False)
+    break_api_exception_handler(monkeypatch, sink)
     app = FastAPI()
 
     @app.websocket("/orders")
