@@ -164,13 +164,6 @@ def _scrub_attributes(item: Event, policy: Any) -> bool:
     return changed
 
 
-def _http_query(data: Any, policy: Any) -> None:
-    """An outbound request's query string (``http.query`` in sentry-sdk's breadcrumbs and
-    spans) redacted as a query string: ``code`` and ``sig`` are denied there."""
-    if isinstance(data, dict) and isinstance(data.get("http.query"), str):
-        data["http.query"] = policy.redact_query(data["http.query"])
-
-
 def _sql_params(data: Any, statement: Any, redacted: Any, policy: Any) -> None:
     """An SQL statement's parameters in a span's or a query breadcrumb's *data*, recorded as a
     list (sentry-sdk's ``record_sql_params``): which one is the password cannot be told by a
@@ -291,8 +284,7 @@ def _scrub(event: Event, policy: Any) -> None:
         if isinstance(message, str):
             crumb["message"] = text(message)
         if "data" in crumb:
-            crumb["data"] = mapping(crumb["data"])
-            _http_query(crumb["data"], policy)
+            crumb["data"] = mapping(crumb["data"])  # (its http.query as a query string)
         _sql_params(crumb.get("data"), message, crumb.get("message"), policy)
     if isinstance(event.get("transaction"), str):  # named after the raw URL before routing
         event["transaction"] = policy.redact_url(event["transaction"])
@@ -317,7 +309,6 @@ def _scrub(event: Event, policy: Any) -> None:
         for key in ("data", "tags"):
             if key in span:
                 span[key] = mapping(span[key])
-        _http_query(span.get("data"), policy)
         _sql_params(span.get("data"), description, span.get("description"), policy)
     contexts = event.get("contexts")
     if isinstance(contexts, dict):
