@@ -35,7 +35,12 @@ from ..context import raised_in
 from ..errors import BaseAPIException
 from ..logger import get_logger
 from ..record import safe_repr, safe_str
-from .request_context import WEBSOCKET_ACCEPTED, mark_logged, replaced_by_body_limit
+from .request_context import (
+    WEBSOCKET_ACCEPTED,
+    mark_logged,
+    replaced_by_body_limit,
+    was_logged,
+)
 from .responses import ErrorFormat, error_content, minimal_500, minimal_problem_500, phrase
 from .tracebacks import log_exception
 
@@ -173,7 +178,7 @@ class ErrorHandlers:
                 except Exception:
                     pass
                 try:  # the client gets a 500: the application's exception is logged as one
-                    if not getattr(exc, "__servicelog_logged__", False):
+                    if not was_logged(exc):
                         log_exception(
                             self._log,
                             "Exception handler failed; answered 500",
@@ -267,7 +272,7 @@ class ErrorHandlers:
         )
 
     async def unhandled(self, request: Request, exc: Exception) -> Response:
-        if not getattr(exc, "__servicelog_logged__", False):
+        if not was_logged(exc):
             fields = {
                 **(raised_in(exc) or {}),
                 "http.request.method": request.method,

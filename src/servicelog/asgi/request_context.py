@@ -66,7 +66,13 @@ from .ids import _requests, continue_trace, next_request, parse_request_id, reje
 from .responses import minimal_500
 from .tracebacks import log_exception
 
-__all__ = ["NoResponseError", "RequestContextMiddleware", "mark_logged", "replaced_by_body_limit"]
+__all__ = [
+    "NoResponseError",
+    "RequestContextMiddleware",
+    "mark_logged",
+    "replaced_by_body_limit",
+    "was_logged",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -83,6 +89,11 @@ _HANDLED = "__servicelog_request__"
 #: In ``scope["state"]`` once a WebSocket connection was accepted: an error handler's HTTP
 #: response can no longer be sent (a denial response comes before the handshake only).
 WEBSOCKET_ACCEPTED = "servicelog.websocket_accepted"
+
+
+def was_logged(exc: BaseException) -> bool:
+    """Whether *exc* was logged with its traceback already (:func:`mark_logged`)."""
+    return bool(getattr(exc, _LOGGED, False))
 
 
 def mark_logged(exc: BaseException) -> None:
@@ -331,7 +342,7 @@ class RequestContextMiddleware:
                         await self.error_app(scope, receive, send_with_id, exc)
                     except Exception as failure:
                         _errors.report("error handler", failure)
-                if not getattr(exc, _LOGGED, False):
+                if not was_logged(exc):
                     fields = {
                         **(raised_in(exc) or {}),  # bound where it was raised (a block left)
                         "http.request.method": scope.get("method"),
@@ -469,7 +480,7 @@ class RequestContextMiddleware:
                 or closed
             ):
                 raise
-            if not getattr(exc, _LOGGED, False):
+            if not was_logged(exc):
                 fields = {
                     **(raised_in(exc) or {}),
                     "url.path": scope.get("path"),
