@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -135,48 +136,70 @@ def _deferring(*processors: Any) -> tuple[Pipeline, Buffered]:
     return Pipeline([Route(sink)], processors), sink
 
 
-def test_deferred_records_wait_for_one_scheduled_burst_and_keep_their_order() -> None:
+def test_deferred_records_wait_for_one_burst_at_the_loops_next_iteration_in_order() -> None:
     pipeline, sink = _deferring(tag)
-    scheduled: list[Any] = []
-    for n in range(3):
-        pipeline.defer({"message": f"r{n}"}, 20, scheduled.append)
-    assert sink.records == []
-    assert len(scheduled) == 1  # one burst for the three
-    scheduled[0]()
-    assert [(r["message"], r["tagged"]) for r in sink.records] == [
-        ("r0", True),
-        ("r1", True),
-        ("r2", True),
-    ]
-    pipeline.defer({"message": "next"}, 40, scheduled.append)
-    assert len(scheduled) == 2  # the next iteration's burst
-    scheduled[1]()
-    assert sink.records[-1]["message"] == "next"
+    asked: list[int] = []
+
+    def running_loop() -> asyncio.AbstractEventLoop:
+        asked.append(1)
+        return asyncio.get_running_loop()
+
+    async def main() -> None:
+        for n in range(3):
+            pipeline.defer({"message": f"r{n}"}, 20, running_loop)
+        assert sink.records == []
+        assert len(asked) == 1  # one burst for the three: the loop is asked once
+        await asyncio.sleep(0)
+        assert [(r["message"], r["tagged"]) for r in sink.records] == [
+            ("r0", True),
+            ("r1", True),
+            ("r2", True),
+        ]
+        pipeline.defer({"message": "next"}, 40, running_loop)
+        assert len(asked) == 2  # the next iteration's burst
+        await asyncio.sleep(0)
+        assert sink.records[-1]["message"] == "next"
+
+    asyncio.run(main())
 
 
 def test_without_a_running_loop_a_deferred_record_is_emitted_at_once() -> None:
     pipeline, sink = _deferring()
-
-    def no_loop(callback: Any) -> None:
-        raise RuntimeError("no running event loop")
-
-    pipeline.defer({"message": "now"}, 20, no_loop)
+    pipeline.defer({"message": "now"}, 20, asyncio.get_running_loop)
     assert [r["message"] for r in sink.records] == ["now"]
 
 
 def test_a_pipeline_with_a_sink_that_shows_records_at_once_does_not_defer() -> None:
     pipeline, sink = _pipeline()
     assert pipeline.deferrable is False
-    pipeline.defer({"message": "now"}, 20, lambda callback: None)
-    assert [r["message"] for r in sink.records] == ["now"]
+
+    async def main() -> None:
+        pipeline.defer({"message": "now"}, 20, asyncio.get_running_loop)
+        assert [r["message"] for r in sink.records] == ["now"]
+
+    asyncio.run(main())
+
+
+def _stopped_before_its_burst(pipeline: Pipeline, *messages: str) -> asyncio.AbstractEventLoop:
+    """A loop that stops in the iteration that deferred *messages*: its burst never runs."""
+    loop = asyncio.new_event_loop()
+
+    def defer() -> None:
+        for message in messages:
+            pipeline.defer({"message": message}, 20, asyncio.get_running_loop)
+        loop.stop()
+
+    loop.call_soon(defer)
+    loop.run_forever()
+    return loop
 
 
 def test_flush_and_close_emit_the_deferred_records_first() -> None:
     pipeline, sink = _deferring()
-    pipeline.defer({"message": "a"}, 20, lambda callback: None)
+    _stopped_before_its_burst(pipeline, "a").close()
     pipeline.flush()
     assert [r["message"] for r in sink.records] == ["a"]
-    pipeline.defer({"message": "b"}, 20, lambda callback: None)
+    _stopped_before_its_burst(pipeline, "b").close()
     pipeline.close()
     assert [r["message"] for r in sink.records] == ["a", "b"]
 
@@ -190,11 +213,14 @@ def test_a_deferred_record_travels_in_the_context_it_was_deferred_in() -> None:
         return {**record, "tenant": tenant.get()}
 
     pipeline, sink = _deferring(add_tenant)
-    scheduled: list[Any] = []
-    token = tenant.set("acme")
-    pipeline.defer({"message": "in the request"}, 20, scheduled.append)
-    tenant.reset(token)
-    scheduled[0]()
+
+    async def main() -> None:
+        token = tenant.set("acme")
+        pipeline.defer({"message": "in the request"}, 20, asyncio.get_running_loop)
+        tenant.reset(token)
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
     assert sink.records[0]["tenant"] == "acme"
 
 
@@ -206,14 +232,16 @@ def test_a_processor_failing_in_a_burst_is_reported_and_the_others_are_emitted()
             raise ValueError("picky")
         return record
 
+    async def main() -> None:
+        for message in ("ok", "bad", "fine"):
+            pipeline.defer({"message": message}, 20, asyncio.get_running_loop)
+        await asyncio.sleep(0)
+
     _errors.clear()
     _errors.set_strict(False)  # count, as in production (tests otherwise raise)
     try:
         pipeline, sink = _deferring(picky)
-        scheduled: list[Any] = []
-        for message in ("ok", "bad", "fine"):
-            pipeline.defer({"message": message}, 20, scheduled.append)
-        scheduled[0]()
+        asyncio.run(main())
         assert [r["message"] for r in sink.records] == ["ok", "fine"]
         assert _errors.snapshot()["errors"].get("pipeline") == 1
     finally:
@@ -225,16 +253,20 @@ def test_a_burst_that_never_runs_does_not_hoard_records() -> None:
     from servicelog.pipeline import _MAX_DEFERRED
 
     pipeline, sink = _deferring()
-    for n in range(_MAX_DEFERRED):
-        pipeline.defer({"message": n}, 20, lambda callback: None)  # a loop that never runs it
-    assert len(sink.records) == _MAX_DEFERRED
+
+    async def main() -> None:  # a loop that never gets to run the burst
+        for n in range(_MAX_DEFERRED):
+            pipeline.defer({"message": n}, 20, asyncio.get_running_loop)
+        assert len(sink.records) == _MAX_DEFERRED
+
+    asyncio.run(main())
 
 
 def test_a_forked_child_does_not_emit_the_parents_deferred_records() -> None:
     import os
 
     pipeline, sink = _deferring()
-    pipeline.defer({"message": "parent's"}, 20, lambda callback: None)
+    _stopped_before_its_burst(pipeline, "parent's").close()
     pid = os.fork()
     if pid == 0:  # the child: nothing deferred, nothing emitted on flush
         pipeline.flush()
@@ -263,15 +295,18 @@ def test_a_deferred_build_runs_in_the_burst_in_the_context_it_was_deferred_in() 
         return {"message": message, "user": user.get()}
 
     pipeline, sink = _deferring()
-    scheduled: list[Any] = []
-    token = user.set("alice")
-    for message in ("a", "bad", "b"):
-        pipeline.defer_build(build, (message,), 20, scheduled.append)
-    user.reset(token)
-    assert built == []  # nothing is built before the burst
+
+    async def main() -> None:
+        token = user.set("alice")
+        for message in ("a", "bad", "b"):
+            pipeline.defer_build(build, (message,), 20, asyncio.get_running_loop)
+        user.reset(token)
+        assert built == []  # nothing is built before the burst
+        await asyncio.sleep(0)
+
     _errors.set_strict(False)
     try:
-        scheduled[0]()
+        asyncio.run(main())
         assert _errors.snapshot()["errors"].get("pipeline") == 1
     finally:
         _errors.set_strict(None)
@@ -279,17 +314,47 @@ def test_a_deferred_build_runs_in_the_burst_in_the_context_it_was_deferred_in() 
     assert [(r["message"], r["user"]) for r in sink.records] == [("a", "alice"), ("b", "alice")]
 
 
-def test_a_loop_that_never_runs_its_burst_holds_back_no_other_loops_records() -> None:
-    """Loop A stops (or blocks) before its burst runs: loop B's records get a burst of B's."""
+def test_a_loop_that_stopped_before_its_burst_holds_back_no_later_loops_records() -> None:
+    """Loop A stops before its burst runs: loop B, in the same thread, schedules its own."""
     pipeline, sink = _deferring()
-    on_a: list[Any] = []
-    on_b: list[Any] = []
-    pipeline.defer({"message": "a"}, 20, on_a.append, "loop A")
-    pipeline.defer({"message": "b1"}, 20, on_b.append, "loop B")
-    pipeline.defer({"message": "b2"}, 20, on_b.append, "loop B")
-    assert (len(on_a), len(on_b)) == (1, 1)  # one burst per loop, not per record
-    on_b[0]()  # A's burst never runs
+    _stopped_before_its_burst(pipeline, "a").close()
+
+    async def main() -> None:
+        pipeline.defer({"message": "b1"}, 20, asyncio.get_running_loop)
+        pipeline.defer({"message": "b2"}, 20, asyncio.get_running_loop)
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
     assert [r["message"] for r in sink.records] == ["a", "b1", "b2"]
+
+
+def test_a_blocked_loop_holds_back_no_other_threads_records() -> None:
+    """Each thread schedules its own bursts: loop A, blocked in its thread after deferring,
+    does not keep loop B (another thread) from emitting, and its own record goes with B's."""
+    import threading
+
+    pipeline, sink = _deferring()
+    deferred, release = threading.Event(), threading.Event()
+
+    async def blocked() -> None:
+        pipeline.defer({"message": "a"}, 20, asyncio.get_running_loop)
+        deferred.set()
+        release.wait(5)  # blocks its loop: its burst cannot run
+
+    thread = threading.Thread(target=asyncio.run, args=(blocked(),))
+    thread.start()
+    try:
+        assert deferred.wait(5)
+
+        async def main() -> None:
+            pipeline.defer({"message": "b"}, 20, asyncio.get_running_loop)
+            await asyncio.sleep(0)
+
+        asyncio.run(main())
+        assert [r["message"] for r in sink.records] == ["a", "b"]
+    finally:
+        release.set()
+        thread.join()
 
 
 def test_flush_from_another_thread_waits_for_a_burst_in_progress() -> None:
@@ -307,10 +372,13 @@ def test_flush_from_another_thread_waits_for_a_burst_in_progress() -> None:
         return record
 
     pipeline, sink = _deferring(slow)
-    scheduled: list[Any] = []
-    for message in ("first", "second"):
-        pipeline.defer({"message": message}, 20, scheduled.append)
-    burst = threading.Thread(target=scheduled[0])
+
+    async def main() -> None:
+        for message in ("first", "second"):
+            pipeline.defer({"message": message}, 20, asyncio.get_running_loop)
+        await asyncio.sleep(0)  # the burst, in this thread
+
+    burst = threading.Thread(target=asyncio.run, args=(main(),))
     burst.start()
     assert started.wait(5)
     pipeline.flush()

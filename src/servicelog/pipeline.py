@@ -29,9 +29,17 @@ from .record import Record
 TYPE_CHECKING = False  # typing is imported only by type checkers: it costs ~8 ms at import
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Protocol
 
     from .sinks.base import Sink
+
+    class EventLoop(Protocol):
+        """Where a burst is scheduled (an asyncio event loop)."""
+
+        def call_soon(self, callback: Callable[..., object], *args: Any) -> object: ...
+
+        def is_running(self) -> bool: ...
+
 
 __all__ = ["Pipeline", "Processor", "Route"]
 
@@ -81,9 +89,11 @@ class Pipeline:
             getattr(route.sink, "deferrable", False) is True for route in self.routes
         )
         self._deferred: list[tuple[Context, int, Callable[..., Record | None] | None, Any]] = []
-        # The key (event loop) of the burst scheduled and not yet run, or None. Per key: a loop
-        # that stops before running its burst, or is busy, must not hold back another's records.
-        self._burst_due: object = None
+        # Per thread, the burst it scheduled last: ``[loop]`` until the burst runs, then ``[]``.
+        # Per thread, not per pipeline: a loop that stops before running its burst, or is busy,
+        # must not hold back another thread's records. (Not the running loop asked per record:
+        # on Python 3.11 ``asyncio.get_running_loop()`` makes a getpid(2) system call.)
+        self._local = threading.local()
         # One burst at a time, whole, and one taker of the deferred records at a time (producers
         # only append): flush() from another thread returns only once what was deferred before
         # it is emitted, and bursts keep their records' order (re-entrant: a processor or sink
@@ -135,28 +145,27 @@ class Pipeline:
         self,
         record: Record,
         levelno: int,
-        schedule: Callable[[Callable[[], None]], object],
-        key: object = True,
+        running_loop: Callable[[], EventLoop],
     ) -> None:
         """Emit *record* a little later, in one burst with the others deferred meanwhile.
 
-        *schedule* runs its argument soon, once (``loop.call_soon`` of the running event loop);
-        if it raises (no running loop), the burst runs now. The record travels the pipeline in
-        the context it was deferred in (processors and filters see the same context variables).
-        :meth:`flush`, :meth:`close`, ``servicelog.flush()`` and the exit drain run pending
-        bursts first; a pipeline without :attr:`deferrable` sinks emits at once. *key* names
-        where *schedule* runs its argument (the event loop): another key schedules a burst of
-        its own, so a loop that stops before its burst runs holds back nobody's records.
+        The burst is scheduled with ``call_soon`` on the event loop *running_loop* returns
+        (``asyncio.get_running_loop``); it is asked only when this thread has no burst pending
+        on a running loop, and if it raises (no running loop), the burst runs now. The record
+        travels the pipeline in the context it was deferred in (processors and filters see the
+        same context variables). :meth:`flush`, :meth:`close`, ``servicelog.flush()`` and the
+        exit drain run pending bursts first; a pipeline without :attr:`deferrable` sinks emits
+        at once. Each thread schedules its own bursts: a loop that stops before its burst runs,
+        or blocks, holds back no other thread's records.
         """
-        self.defer_build(None, record, levelno, schedule, key)
+        self.defer_build(None, record, levelno, running_loop)
 
     def defer_build(
         self,
         build: Callable[..., Record | None] | None,
         args: Any,
         levelno: int,
-        schedule: Callable[[Callable[[], None]], object],
-        key: object = True,
+        running_loop: Callable[[], EventLoop],
     ) -> None:
         """:meth:`defer` for a record that ``build(*args)`` makes in the burst, in the context
         of this call (with *build* ``None``, *args* is the record). A builder that returns
@@ -166,14 +175,30 @@ class Pipeline:
             return
         deferred = self._deferred
         deferred.append((copy_context(), levelno, build, args))
-        if self._burst_due is not key:
-            self._burst_due = key
-            try:
-                schedule(self.run_deferred)
-            except Exception:  # no running loop (or a closed one): now
+        try:
+            burst = self._local.burst
+        except AttributeError:  # this thread's first
+            burst = None
+        # A burst pending on a loop that runs: it takes this record too. (On a loop that
+        # stopped first, it may never run: another is scheduled.)
+        if burst and burst[0].is_running():
+            if len(deferred) >= _MAX_DEFERRED:  # a loop that never ran the burst: do not hoard
                 self.run_deferred()
-        elif len(deferred) >= _MAX_DEFERRED:  # a loop that never ran the burst: do not hoard
+            return
+        try:
+            loop = running_loop()
+            burst = [loop]
+            loop.call_soon(self._run_burst, burst)
+        except Exception:  # no running loop (or a closed one): now
+            self._local.burst = None
             self.run_deferred()
+        else:
+            self._local.burst = burst
+
+    def _run_burst(self, burst: list[EventLoop]) -> None:
+        """The scheduled burst: its thread may schedule the next one, then the records go."""
+        burst.clear()
+        self.run_deferred()
 
     def _emit_built(
         self, levelno: int, build: Callable[..., Record | None] | None, args: Any
@@ -185,7 +210,6 @@ class Pipeline:
 
     def run_deferred(self) -> None:
         """Emit the deferred records now, in order (any thread; safe to call at any time)."""
-        self._burst_due = None
         deferred = self._deferred
         emit_built = self._emit_built
         with self._run_lock:
@@ -253,7 +277,7 @@ def _forget_deferred_in_child() -> None:
     # The parent emits what it deferred; a forked child must not emit the same records again.
     for pipeline in list(_pipelines):
         pipeline._deferred.clear()
-        pipeline._burst_due = None
+        pipeline._local = threading.local()  # the parent's loop runs none of the child's bursts
         pipeline._run_lock = threading.RLock()  # another parent thread may have held it
 
 

@@ -161,7 +161,13 @@ def test_what_is_held_before_the_sinks_is_written_at_a_normal_exit(log_dir: Path
     for j in range(3000): log.warning('same warning')
     record = {"@timestamp": "2026-11-30T00:00:00.000000Z", "log.level": "info",
               "message": "deferred", "log.logger": "x"}
-    current_runtime().pipeline.defer(record, 20, lambda burst: None)  # never run
+    import asyncio
+    loop = asyncio.new_event_loop()
+    def defer():  # in a loop that stops before its burst runs
+        current_runtime().pipeline.defer(record, 20, asyncio.get_running_loop)
+        loop.stop()
+    loop.call_soon(defer)
+    loop.run_forever()
     """
     )
     out = _run(code, log_dir)

@@ -604,11 +604,9 @@ class RequestContextMiddleware:
             # The record is built and emitted in the burst at the end of this event-loop
             # iteration, in this request's context (``Pipeline.defer_build``): done here, one
             # record at a time between two requests' framework code, that code ran cold. What
-            # belongs to this moment (the time, the thread) is taken now.
-            try:  # the burst runs on this event loop (scheduled once per loop iteration)
-                loop: Any = _get_running_loop()
-            except RuntimeError:  # no running loop (a sync test harness): built at once
-                loop = _NO_LOOP
+            # belongs to this moment (the time, the thread) is taken now. The burst runs on the
+            # running event loop (asked only when one is scheduled; none, in a sync test
+            # harness: built at once).
             # The scope's values, not the scope: held until the burst, a scope keeps what the
             # framework hung on it (its exit stacks, the route, the path parameters) from being
             # freed with the request, and the next requests then allocate colder memory: in
@@ -624,8 +622,7 @@ class RequestContextMiddleware:
                  scope.get("query_string"), ip, status, duration, body_bytes, agent, failed,
                  _time_ns() - (now - ended if ended else 0), thread_name(), levelno),
                 levelno,
-                loop.call_soon,
-                loop,
+                _get_running_loop,
             )  # fmt: skip
         except Exception as exc:
             _errors.report("access log", exc)
@@ -833,17 +830,6 @@ def _with_header(message: Message, header: tuple[bytes, bytes]) -> Message:
     if all(key.lower() != header[0] for key, _ in headers):
         headers.append(header)
     return {**message, "headers": headers}
-
-
-class _NoLoop:
-    """Where no event loop runs: scheduling fails, and the pipeline runs the burst at once."""
-
-    @staticmethod
-    def call_soon(callback: Callable[[], None]) -> None:
-        raise RuntimeError("no running event loop")
-
-
-_NO_LOOP = _NoLoop()
 
 
 def replace_uvicorn_access_log() -> None:
