@@ -29,6 +29,23 @@ def test_context_manager_logs_to_the_performance_channel(configure_memory: Any) 
     assert record["duration_ms"] == pytest.approx(record["event.duration"] / 1e6, abs=1e-3)
 
 
+def test_fields_may_have_any_name_and_never_replace_the_measure(configure_memory: Any) -> None:
+    """``self`` and ``operation`` are fields like any other; one named like a field the timer
+    writes is kept beside it as ``fields.<name>``."""
+    sink: MemorySink = configure_memory()
+    fields = {"self": "me", "operation": "theirs", "outcome": "success", "event.duration": 5}
+    with pytest.raises(KeyError), servicelog.log_execution_time("lookup", **fields):
+        raise KeyError("x")
+    (record,) = sink.records
+    assert record["self"] == "me"
+    assert record["operation"] == "lookup"
+    assert record["outcome"] == "failure"
+    assert record["event.duration"] != 5
+    assert record["fields.operation"] == "theirs"
+    assert record["fields.outcome"] == "success"
+    assert record["fields.event.duration"] == 5
+
+
 def test_decorator_sync_and_async(configure_memory: Any) -> None:
     sink: MemorySink = configure_memory()
 

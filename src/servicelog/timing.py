@@ -43,6 +43,12 @@ _USER_FRAME = 3
 _lock = threading.Lock()
 
 
+#: The fields the timer writes itself.
+_TIMER_FIELDS = frozenset(
+    {CHANNEL, "operation", "event.duration", "duration_ms", "outcome", "failure.type"}
+)
+
+
 class log_execution_time:
     """Log how long *operation* took, as a context manager or a decorator (sync or async).
 
@@ -63,7 +69,8 @@ class log_execution_time:
         level: the level of the record, as a name (any case), a number or a
             :class:`~servicelog.LogLevel` (default INFO). A failure is logged at this level
             or WARNING, whichever is higher.
-        **fields: more fields for the record (any name).
+        **fields: more fields for the record (any name; one named like a field the timer
+            writes, such as ``outcome``, is kept as ``fields.<name>``).
 
     Raises:
         ConfigError: for a *level* that is not a level (here, not when the block ends).
@@ -71,10 +78,17 @@ class log_execution_time:
 
     __slots__ = ("_fields", "_level", "_open", "_options", "operation")
 
-    def __init__(self, operation: str, *, level: int | str = "info", **fields: Any) -> None:
+    def __init__(self, operation: str, /, *, level: int | str = "info", **fields: Any) -> None:
         self.operation = operation
         self._level = parse_level(level)
-        self._fields = {k: v for k, v in fields.items() if k not in _CALL_OPTIONS}
+        # A field named like one the timer writes (``outcome``, ``event.duration``) is kept
+        # beside it as ``fields.<name>``, as a record keeps servicelog's own names: the measure
+        # is never replaced.
+        self._fields = {
+            f"fields.{k}" if k in _TIMER_FIELDS else k: v
+            for k, v in fields.items()
+            if k not in _CALL_OPTIONS
+        }
         self._options = {k: v for k, v in fields.items() if k in _CALL_OPTIONS}
         # The open blocks, oldest first: (thread and task that entered, start). Kept on the
         # timer, so that they go with it, and one timer can time blocks that overlap (other

@@ -33,6 +33,7 @@ from starlette.websockets import WebSocketClose
 from .. import _errors
 from ..context import raised_in
 from ..errors import BaseAPIException
+from ..exceptions import ConfigError
 from ..logger import get_logger
 from ..record import safe_repr, safe_str
 from .request_context import (
@@ -293,7 +294,19 @@ class ErrorHandlers:
         """Register the handlers on a Starlette or FastAPI application.
 
         A handler the application already has for one of these exceptions (registered before
-        this call, or given to the constructor) is kept: yours win, before or after."""
+        this call, or given to the constructor) is kept: yours win, before or after.
+
+        Raises:
+            ConfigError: for an object that takes no exception handlers (such as the
+                application already wrapped in ``RequestContextMiddleware``).
+        """
+        if not callable(getattr(app, "add_exception_handler", None)):
+            raise ConfigError(
+                "app",
+                app,
+                "a Starlette or FastAPI application (install the handlers on it, then wrap it "
+                "in RequestContextMiddleware)",
+            )
         handlers: list[tuple[Any, Handler]] = [
             (BaseAPIException, self.api_exception),
             (HTTPException, self.http_exception),
