@@ -277,25 +277,30 @@ def test_a_forked_child_does_not_emit_the_parents_deferred_records() -> None:
     assert [r["message"] for r in sink.records] == ["parent's"]
 
 
-def test_a_deferred_build_runs_in_the_burst_from_its_arguments() -> None:
+def test_a_deferred_build_runs_in_the_burst_in_the_context_it_was_deferred_in() -> None:
     """``defer_build``: the record is made by its builder in the burst (where the pipeline's
-    code is warm), from values taken at the call; a builder that raises is reported and the
-    others are emitted."""
+    code is warm), from values taken at the call and the context of the call; a builder that
+    raises is reported and the others are emitted."""
+    import contextvars
+
     from servicelog import _errors
 
+    user: contextvars.ContextVar[str] = contextvars.ContextVar("user", default="nobody")
     built: list[str] = []
 
-    def build(message: str, user: str) -> Record:
+    def build(message: str) -> Record:
         built.append(message)
         if message == "bad":
             raise ValueError("cannot build")
-        return {"message": message, "user": user}
+        return {"message": message, "user": user.get()}
 
     pipeline, sink = _deferring()
 
     async def main() -> None:
+        token = user.set("alice")
         for message in ("a", "bad", "b"):
-            pipeline.defer_build(build, (message, "alice"), 20, asyncio.get_running_loop)
+            pipeline.defer_build(build, (message,), 20, asyncio.get_running_loop)
+        user.reset(token)
         assert built == []  # nothing is built before the burst
         await asyncio.sleep(0)
 
@@ -307,30 +312,6 @@ def test_a_deferred_build_runs_in_the_burst_from_its_arguments() -> None:
         _errors.set_strict(None)
         _errors.clear()
     assert [(r["message"], r["user"]) for r in sink.records] == [("a", "alice"), ("b", "alice")]
-
-
-def test_a_deferred_record_keeps_its_context_only_for_what_may_read_it() -> None:
-    """servicelog's own processors read no context variable: their pipeline does not copy a
-    deferred record's context. A processor or filter of the user's, or a redaction callback,
-    may: then every deferred record keeps it (see the tenant test above)."""
-    from servicelog.ratelimit import RateLimit
-    from servicelog.redaction import RedactionPolicy
-
-    own = [RateLimit().__call__, RedactionPolicy().__call__]
-    assert Pipeline([Route(Buffered())], own).keeps_context is False
-    assert Pipeline([Route(Buffered())], [*own, tag]).keeps_context is True
-    assert Pipeline([Route(Buffered(), filter=lambda r: True)], own).keeps_context is True
-    callback = RedactionPolicy(callback=lambda path, value, match: value)
-    assert Pipeline([Route(Buffered())], [callback.__call__]).keeps_context is True
-
-    pipeline = Pipeline([Route(Buffered())], own)
-
-    async def main() -> None:
-        pipeline.defer({"message": "m"}, 20, asyncio.get_running_loop)
-        assert pipeline._deferred[0][0] is None  # no copy of the context
-        await asyncio.sleep(0)
-
-    asyncio.run(main())
 
 
 def test_a_loop_that_stopped_before_its_burst_holds_back_no_later_loops_records() -> None:

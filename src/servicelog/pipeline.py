@@ -88,17 +88,7 @@ class Pipeline:
         self.deferrable = bool(self.routes) and all(
             getattr(route.sink, "deferrable", False) is True for route in self.routes
         )
-        self._deferred: list[
-            tuple[Context | None, int, Callable[..., Record | None] | None, Any]
-        ] = []
-        # Whether a deferred record must travel in the context it was deferred in: when a
-        # processor or a route's filter may read context variables (the user's may; servicelog's
-        # own say ``reads_context = False``). Copying and entering the context cost ~5,000
-        # instructions per access record; builders take what they need from their arguments.
-        self.keeps_context = any(route.filter is not None for route in self.routes) or any(
-            getattr(_owner(processor), "reads_context", True) is not False
-            for processor in self.processors
-        )
+        self._deferred: list[tuple[Context, int, Callable[..., Record | None] | None, Any]] = []
         # Per thread, the burst it scheduled last: ``[loop]`` until the burst runs, then ``[]``.
         # Per thread, not per pipeline: a loop that stops before running its burst, or is busy,
         # must not hold back another thread's records. (Not the running loop asked per record:
@@ -161,12 +151,12 @@ class Pipeline:
 
         The burst is scheduled with ``call_soon`` on the event loop *running_loop* returns
         (``asyncio.get_running_loop``); it is asked only when this thread has no burst pending
-        on a running loop, and if it raises (no running loop), the burst runs now. When a
-        processor or filter may read context variables (:attr:`keeps_context`), the record
-        travels the pipeline in the context it was deferred in. :meth:`flush`, :meth:`close`,
-        ``servicelog.flush()`` and the exit drain run pending bursts first; a pipeline without
-        :attr:`deferrable` sinks emits at once. Each thread schedules its own bursts: a loop
-        that stops before its burst runs, or blocks, holds back no other thread's records.
+        on a running loop, and if it raises (no running loop), the burst runs now. The record
+        travels the pipeline in the context it was deferred in (processors and filters see the
+        same context variables). :meth:`flush`, :meth:`close`, ``servicelog.flush()`` and the
+        exit drain run pending bursts first; a pipeline without :attr:`deferrable` sinks emits
+        at once. Each thread schedules its own bursts: a loop that stops before its burst runs,
+        or blocks, holds back no other thread's records.
         """
         self.defer_build(None, record, levelno, running_loop)
 
@@ -177,16 +167,14 @@ class Pipeline:
         levelno: int,
         running_loop: Callable[[], EventLoop],
     ) -> None:
-        """:meth:`defer` for a record that ``build(*args)`` makes in the burst (with *build*
-        ``None``, *args* is the record). The builder takes what it needs from *args*, context
-        variables' values included: it runs in this call's context only with
-        :attr:`keeps_context`. A builder that returns ``None`` emits nothing (it reports its own
-        failure)."""
+        """:meth:`defer` for a record that ``build(*args)`` makes in the burst, in the context
+        of this call (with *build* ``None``, *args* is the record). A builder that returns
+        ``None`` emits nothing (it reports its own failure)."""
         if not self.deferrable:
             self._emit_built(levelno, build, args)
             return
         deferred = self._deferred
-        deferred.append((copy_context() if self.keeps_context else None, levelno, build, args))
+        deferred.append((copy_context(), levelno, build, args))
         try:
             burst = self._local.burst
         except AttributeError:  # this thread's first
@@ -224,7 +212,6 @@ class Pipeline:
         """Emit the deferred records now, in order (any thread; safe to call at any time)."""
         deferred = self._deferred
         emit_built = self._emit_built
-        by_level = self._by_level
         with self._run_lock:
             while deferred:
                 # Take a copy, then delete what was copied: records deferred meanwhile
@@ -233,13 +220,7 @@ class Pipeline:
                 del deferred[: len(burst)]
                 for context, levelno, build, args in burst:
                     try:
-                        if context is not None:
-                            context.run(emit_built, levelno, build, args)
-                            continue
-                        # _emit_built, inline: a Python call less per record.
-                        record = args if build is None else build(*args)
-                        if record is not None:
-                            (by_level.get(levelno) or self.emit_for(levelno))(record, levelno)
+                        context.run(emit_built, levelno, build, args)
                     except Exception as exc:  # a builder, or a processor or filter of the user's
                         _errors.report("pipeline", exc)
 

@@ -111,9 +111,6 @@ class RateLimit:
         ConfigError: for a *min_level* that is not a level.
     """
 
-    #: It reads no context variable: the pipeline need not keep a deferred record's context.
-    reads_context = False
-
     __slots__ = (
         "__weakref__",
         "_clock",

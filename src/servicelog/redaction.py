@@ -778,12 +778,6 @@ class RedactionPolicy:
             raise AttributeError(f"RedactionPolicy is immutable; build a new one to change {name}")
         object.__setattr__(self, name, value)
 
-    @property
-    def reads_context(self) -> bool:
-        """Whether redaction may read context variables: only through the user's callback
-        (else the pipeline need not keep a deferred record's context)."""
-        return self._callback is not None
-
     def __repr__(self) -> str:
         extra = len(self._patterns)
         return (

@@ -39,7 +39,7 @@ import logging
 import time
 from asyncio import CancelledError, ensure_future, wait
 from asyncio import get_running_loop as _get_running_loop
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -620,8 +620,7 @@ class RequestContextMiddleware:
                 build or self._access_record,
                 (scope.get("method", ""), path, scope.get("http_version", ""),
                  scope.get("query_string"), ip, status, duration, body_bytes, agent, failed,
-                 _time_ns() - (now - ended if ended else 0), thread_name(), levelno,
-                 _scope_get(), _local_get()),
+                 _time_ns() - (now - ended if ended else 0), thread_name(), levelno),
                 levelno,
                 _get_running_loop,
             )  # fmt: skip
@@ -643,12 +642,9 @@ class RequestContextMiddleware:
         now: int,
         thread: str,
         levelno: int,
-        scoped: Mapping[str, Any] | None,
-        local: Mapping[str, Any] | None,
     ) -> Record | None:
-        """The access record, whole: the head every record has, the request's context
-        (*scoped* and *local*, its two layers, taken at the response's end; their keys were
-        checked against the reserved ones when bound), then the ECS HTTP fields,
+        """The access record, whole: the head every record has, the request's context (its
+        keys were checked against the reserved ones when bound), then the ECS HTTP fields,
         stored one by one (a dict display with ``**context`` in its middle builds a second dict
         and resizes the first: ~0.2 us more). ``None`` if it cannot be built: counted under
         "access log", as a failure at the response's end is."""
@@ -660,8 +656,10 @@ class RequestContextMiddleware:
                 LOGGER: self._access.name,
                 THREAD: thread,
             }
+            scoped = _scope_get()
             if scoped:
                 record.update(scoped)
+            local = _local_get()
             if local:
                 record.update(local)
             record["http.request.method"] = method
