@@ -155,8 +155,11 @@ class Pipeline:
         travels the pipeline in the context it was deferred in (processors and filters see the
         same context variables). :meth:`flush`, :meth:`close`, ``servicelog.flush()`` and the
         exit drain run pending bursts first; a pipeline without :attr:`deferrable` sinks emits
-        at once. Each thread schedules its own bursts: a loop that stops before its burst runs,
-        or blocks, holds back no other thread's records.
+        at once. Each thread schedules its own bursts: a loop that blocks holds back no other
+        thread's records, and one that stops before its burst runs none of its own thread's
+        later ones. (One case is left: a loop stopped with its burst pending and then run by
+        another thread takes this thread's records into that burst, which waits for that
+        thread's loop; :meth:`flush` and 1,024 waiting records still emit them.)
         """
         self.defer_build(None, record, levelno, running_loop)
 

@@ -894,6 +894,46 @@ async def test_with_a_file_sink_access_records_are_written_in_the_loops_burst_an
     )
 
 
+async def test_a_burst_emits_each_access_record_in_its_own_requests_context(
+    tmp_path: Any,
+) -> None:
+    """Records deferred together travel the pipeline each in the context of its request: a
+    rate limit keyed on a context variable (a tenant set by an outer middleware) counts each
+    request under its own tenant, so none of five concurrent tenants' records is dropped."""
+    import contextvars
+
+    from servicelog.ratelimit import RateLimit
+
+    from ..conftest import NO_CAPTURE
+
+    tenant: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default="-")
+
+    def per_tenant(app: Any) -> Any:
+        async def middleware(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                tenant.set(dict(scope["headers"]).get(b"x-tenant", b"").decode())
+            await app(scope, receive, send)
+
+        return middleware
+
+    limit = RateLimit(
+        burst=1, interval=60, exempt=(), key=lambda r, n: (tenant.get(), r["message"])
+    )
+    log_file = tmp_path / "app.jsonl"
+    servicelog.configure(
+        service="shop", stream="none", file=log_file, capture=NO_CAPTURE, rate_limit=limit
+    )
+    app = FastAPI()
+    servicelog.fastapi.install(app, gc_freeze=False)
+    transport = httpx.ASGITransport(app=per_tenant(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as c:
+        await asyncio.gather(*(c.get("/gone", headers={"x-tenant": f"t{n}"}) for n in range(5)))
+    servicelog.flush()
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    access = [r for r in lines if r["log.logger"] == "servicelog.access"]
+    assert len(access) == 5
+
+
 async def test_an_access_record_waiting_for_its_burst_does_not_keep_the_request_scope(
     tmp_path: Any,
 ) -> None:
