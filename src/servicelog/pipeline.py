@@ -89,10 +89,10 @@ class Pipeline:
             getattr(route.sink, "deferrable", False) is True for route in self.routes
         )
         self._deferred: list[tuple[Context, int, Callable[..., Record | None] | None, Any]] = []
-        # Per thread, the burst it scheduled last: ``[loop]`` until the burst runs, then ``[]``.
-        # Per thread, not per pipeline: a loop that stops before running its burst, or is busy,
-        # must not hold back another thread's records. (Not the running loop asked per record:
-        # on Python 3.11 ``asyncio.get_running_loop()`` makes a getpid(2) system call.)
+        # Per thread (of this pipeline), the burst it scheduled last: ``[loop]`` until the burst
+        # runs, then ``[]``. Per thread: a loop that is busy must not hold back another
+        # thread's records. (Not the running loop asked per record: on Python 3.11
+        # ``asyncio.get_running_loop()`` makes a getpid(2) system call.)
         self._local = threading.local()
         # One burst at a time, whole, and one taker of the deferred records at a time (producers
         # only append): flush() from another thread returns only once what was deferred before
