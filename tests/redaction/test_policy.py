@@ -530,6 +530,13 @@ def test_signed_urls_and_oauth_codes_in_query_strings(policy: RedactionPolicy) -
         ("/cb#state=s&code=Splx", f"/cb#state=s&code={REDACTED}"),
         ("see #code=5 or issue#sig=1", "see #code=5 or issue#sig=1"),  # no path: prose
         ("if (flags&code=0x1)", "if (flags&code=0x1)"),  # no "?" before it: not a URL
+        # A URL in JSON text whose "&" was escaped (Go's encoder does it by default)
+        (
+            r'{"url": "https://app/cb?state=s\u0026code=Splx\u0026x=1"}',
+            rf'{{"url": "https://app/cb?state=s\u0026code={REDACTED}\u0026x=1"}}',
+        ),
+        ("x" * 300 + r" /blob?sv=1\u0026sig=abc", "x" * 300 + rf" /blob?sv=1\u0026sig={REDACTED}"),
+        (r"see \u0026code=5, flags\u0026code=0x1", r"see \u0026code=5, flags\u0026code=0x1"),
     ],
 )
 def test_query_only_keys_in_urls_inside_text(
@@ -538,6 +545,16 @@ def test_query_only_keys_in_urls_inside_text(
     """A URL logged as text (httpx's "HTTP Request: GET ..." line, a ``url=`` field) holds its
     query's ``code`` and ``sig`` after ``?``, ``&`` or ``;``; elsewhere they are plain words."""
     assert policy.redact_text(text) == expected
+
+
+def test_denied_keys_after_a_json_escaped_ampersand(policy: RedactionPolicy) -> None:
+    """``\\u0026`` is ``&`` in JSON text: the key after it is judged without it, and the value
+    ends before the next escaped parameter."""
+    text = r'{"next": "/p?a=1\u0026session=abc123\u0026key=k-1\u0026token=t0k\u0026b=2"}'
+    assert policy.redact_text(text) == (
+        rf'{{"next": "/p?a=1\u0026session={REDACTED}\u0026key={REDACTED}'
+        rf'\u0026token={REDACTED}\u0026b=2"}}'
+    )
 
 
 def test_a_records_query_string_fields_are_redacted_as_query_strings(
