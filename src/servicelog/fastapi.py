@@ -127,7 +127,7 @@ def install(
         # ServerErrorMiddleware would only wrap send again and call the Exception handler: the
         # request context middleware does both, so it takes that layer's place (with debug=True
         # it stays, for its HTML traceback page, except under the production profile).
-        stack, error_app = _without_server_errors(build(), _refuse_debug(app))
+        stack, error_app = _without_server_errors(build(), _refuse_debug(app), app)
         outer = RequestContextMiddleware(
             stack,
             request_id_header=request_id_header,
@@ -204,21 +204,43 @@ def _refuse_debug(app: FastAPI) -> bool:
     return True
 
 
-def _without_server_errors(stack: Any, refuse_debug: bool = False) -> tuple[Any, ErrorApp | None]:
+def _without_server_errors(
+    stack: Any, refuse_debug: bool = False, app: Any = None
+) -> tuple[Any, ErrorApp | None]:
     """*stack* without its outer ``ServerErrorMiddleware``, and that middleware's handler as an
     ``error_app`` (``None``: the request context middleware answers its minimal 500). With
-    ``debug=True`` the middleware stays, for its HTML traceback page, unless *refuse_debug*."""
+    ``debug=True`` the middleware stays, for its HTML traceback page, unless *refuse_debug*.
+
+    An exception raised outside the application's exception handling (in a middleware: an
+    ``AuthenticationException`` of an auth middleware) that *app* has a handler for, by class
+    or by status, is answered by that handler, as inside (Starlette answers it 500)."""
     if type(stack) is not ServerErrorMiddleware or (stack.debug and not refuse_debug):
         return stack, None
     handler: Any = stack.handler  # Starlette types it for requests and websockets alike
     if handler is None:
         return stack.app, None
 
-    async def error_app(scope: Any, receive: Any, send: Any, exc: Exception) -> None:
-        response = await call_handler(handler, Request(scope), exc)
+    async def error_app(scope: Any, receive: Any, send: Any, exc: Exception) -> bool:
+        own = None if app is None else _own_handler(exc, app.exception_handlers)
+        response = await call_handler(own or handler, Request(scope), exc)
         await response(scope, receive, send)
+        return own is not None
 
     return stack.app, error_app
+
+
+def _own_handler(exc: Exception, handlers: dict[Any, Any]) -> Any:
+    """The handler *handlers* (an application's) has for *exc* by its status or its class, not
+    the catch-all one (``Exception``, 500), or ``None``."""
+    status_handlers: dict[int, Any] = {}
+    exception_handlers: dict[Any, Any] = {}
+    for key, value in handlers.items():
+        if isinstance(key, int):
+            if key != 500:
+                status_handlers[key] = value
+        elif key is not Exception:
+            exception_handlers[key] = value
+    return handler_for(exc, (exception_handlers, status_handlers))
 
 
 def _http_exception_app(app: FastAPI) -> ErrorApp:

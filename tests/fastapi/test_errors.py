@@ -1112,3 +1112,83 @@ def test_the_exceptions_own_fields_win_over_fields_of_the_same_name(sink: Memory
         log_exception(servicelog.get_logger("t"), "failed", exc, {"error.type": "mine", "a": 1})
     (record,) = sink.records
     assert (record["error.type"], record["a"]) == ("KeyError", 1)
+
+
+class OutOfStock(Exception):
+    """An exception of the application's own, with a handler of its own."""
+
+
+def _guarded_app(kind: str) -> FastAPI:
+    """An app whose middleware (pure ASGI, or Starlette's ``BaseHTTPMiddleware``) raises what
+    the request's ``x-raise`` header names, before the application's exception handling."""
+    from fastapi.responses import JSONResponse
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    from fastapi import Request
+
+    raised: dict[str, Exception] = {
+        "auth": errors.AuthenticationException("token expired"),
+        "http": HTTPException(403, "no entry"),
+        "own": OutOfStock("sku-1"),
+        "bug": RuntimeError("middleware bug"),
+    }
+    app = FastAPI()
+
+    @app.get("/items")
+    async def items() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    @app.exception_handler(OutOfStock)
+    async def out_of_stock(request: Request, exc: OutOfStock) -> JSONResponse:
+        return JSONResponse({"out_of_stock": str(exc)}, status_code=409)
+
+    if kind == "asgi":
+
+        def guard(inner: Any) -> Any:
+            async def middleware(scope: Any, receive: Any, send: Any) -> None:
+                name = dict(scope.get("headers", ())).get(b"x-raise", b"").decode()
+                if name:
+                    raise raised[name]
+                await inner(scope, receive, send)
+
+            return middleware
+
+        app.add_middleware(guard)  # type: ignore[arg-type]
+    else:
+
+        async def dispatch(request: Request, call_next: Any) -> Any:
+            name = request.headers.get("x-raise")
+            if name:
+                raise raised[name]
+            return await call_next(request)
+
+        app.add_middleware(BaseHTTPMiddleware, dispatch=dispatch)
+    return servicelog.fastapi.install(app)
+
+
+@pytest.mark.parametrize("kind", ["asgi", "base_http"])
+async def test_an_exception_raised_in_a_middleware_is_answered_by_its_handler(
+    sink: MemorySink, kind: str
+) -> None:
+    """A middleware sits outside the application's exception handling (Starlette answers what
+    it raises 500): an exception the application has a handler for is answered by that handler
+    all the same, as a handled error (logged by the handler, no failure); any other is an
+    unhandled 500, logged once."""
+    app = _guarded_app(kind)
+    expected = {"auth": 401, "http": 403, "own": 409, "bug": 500}
+    for name, status in expected.items():
+        response = await call(app, "GET", "/items", headers={"x-raise": name})
+        assert response.status_code == status, name
+        assert response.headers["x-request-id"]
+    assert (await call(app, "GET", "/items")).status_code == 200
+    access = [r for r in sink.records if r["log.logger"] == "servicelog.access"]
+    assert [r["http.response.status_code"] for r in access] == [401, 403, 409, 500, 200]
+    assert [r.get("event.outcome") for r in access] == [None, None, None, "failure", None]
+    unhandled = [r for r in sink.records if r["message"] == "Unhandled exception"]
+    assert [r["error.type"] for r in unhandled] == ["RuntimeError"]
+    handled = [
+        r
+        for r in sink.records
+        if r["log.logger"] == "servicelog.errors" and r["message"] != "Unhandled exception"
+    ]
+    assert [r["log.level"] for r in handled] == ["warning", "warning"]  # servicelog's handlers

@@ -46,7 +46,7 @@ from typing import Any
 from .. import _errors
 from .. import logger as _logger
 from .._config import drain_for_shutdown, resume_writers
-from ..context import _local_get, _scope_get, raised_in
+from ..context import _local_get, _scope_get, forget_context, raised_in
 from ..context import _scope as _scope_var
 from ..integrations.sentry import capture_unhandled
 from ..levels import level_name
@@ -80,7 +80,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Answers an exception the application raised before it started a response.
-ErrorApp = Callable[[Scope, Receive, Send, Exception], Awaitable[None]]
+#: Answers an exception; ``True``: a handler of the application's for that exception answered
+#: (an ``AuthenticationException`` raised in a middleware): handled, no failure.
+ErrorApp = Callable[[Scope, Receive, Send, Exception], Awaitable[bool | None]]
 
 _LOGGED = "__servicelog_logged__"
 #: In ``scope["state"]`` once a RequestContextMiddleware took the request (an inner one, in a
@@ -171,7 +173,10 @@ class RequestContextMiddleware:
         trust_request_id: accept a valid incoming ID (``False``: always generate).
         error_app: answers an exception raised before a response was started (for example the
             application's ``Exception`` handler); its response passes through this middleware
-            like any other. Without one, or if it fails, a minimal JSON 500 is sent.
+            like any other. Without one, or if it fails, a minimal JSON 500 is sent. If it
+            returns ``True``, a handler for that exception answered (one raised in a middleware
+            outside the application's exception handling): it is no failure, and not logged
+            or captured as unhandled.
         too_large_app: answers, in place of Starlette's request-body limit (FastAPI's
             ``max_body_size``), the plain-text ``413 Content Too Large`` that limit sends from
             inside the application, where no exception handler sees it; it is given an
@@ -339,9 +344,15 @@ class RequestContextMiddleware:
                     held, status = None, 0
                 if not started and self.error_app is not None:
                     try:
-                        await self.error_app(scope, receive, send_with_id, exc)
+                        handled = await self.error_app(scope, receive, send_with_id, exc)
                     except Exception as failure:
                         _errors.report("error handler", failure)
+                    else:
+                        if handled is True:  # its own handler answered
+                            failed = False
+                            exc.__traceback__ = None  # (a reused instance would pile them up)
+                            forget_context(exc)
+                            return
                 if not was_logged(exc):
                     fields = {
                         **(raised_in(exc) or {}),  # bound where it was raised (a block left)
