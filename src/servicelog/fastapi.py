@@ -213,18 +213,30 @@ def _without_server_errors(
 
     An exception raised outside the application's exception handling (in a middleware: an
     ``AuthenticationException`` of an auth middleware) that *app* has a handler for, by class
-    or by status, is answered by that handler, as inside (Starlette answers it 500)."""
+    or by status, is answered by that handler, as inside (Starlette answers it 500); if that
+    handler fails, the catch-all one answers its failure, as inside."""
     if type(stack) is not ServerErrorMiddleware or (stack.debug and not refuse_debug):
         return stack, None
     handler: Any = stack.handler  # Starlette types it for requests and websockets alike
     if handler is None:
         return stack.app, None
 
-    async def error_app(scope: Any, receive: Any, send: Any, exc: Exception) -> bool:
+    async def error_app(scope: Any, receive: Any, send: Any, exc: Exception) -> bool | Exception:
         own = None if app is None else _own_handler(exc, app.exception_handlers)
-        response = await call_handler(own or handler, Request(scope), exc)
+        if own is not None:
+            try:
+                response = await call_handler(own, Request(scope, receive), exc)
+                if response is None:
+                    raise TypeError(f"The exception handler {own!r} returned no response")
+            except Exception as failure:  # answered as its failure inside would be: unhandled
+                response = await call_handler(handler, Request(scope), failure)
+                await response(scope, receive, send)
+                return failure
+            await response(scope, receive, send)
+            return True
+        response = await call_handler(handler, Request(scope), exc)
         await response(scope, receive, send)
-        return own is not None
+        return False
 
     return stack.app, error_app
 

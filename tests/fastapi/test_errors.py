@@ -1192,3 +1192,60 @@ async def test_an_exception_raised_in_a_middleware_is_answered_by_its_handler(
         if r["log.logger"] == "servicelog.errors" and r["message"] != "Unhandled exception"
     ]
     assert [r["log.level"] for r in handled] == ["warning", "warning"]  # servicelog's handlers
+
+
+async def test_a_middleware_exceptions_handler_reads_the_body_and_its_failure_is_unhandled(
+    sink: MemorySink,
+) -> None:
+    """The application's handler for an exception raised in a middleware gets the request as
+    inside (it can read the body); a handler that fails, or returns no response, is answered as
+    its failure inside would be: the catch-all 500, in the application's error format, logged
+    once as unhandled."""
+    from fastapi.responses import JSONResponse
+
+    from fastapi import Request
+
+    class NeedsBody(Exception):
+        pass
+
+    class Broken(Exception):
+        pass
+
+    class Silent(Exception):
+        pass
+
+    app = FastAPI()
+
+    @app.exception_handler(NeedsBody)
+    async def needs_body(request: Request, exc: NeedsBody) -> JSONResponse:
+        return JSONResponse({"got": (await request.body()).decode()}, status_code=409)
+
+    @app.exception_handler(Broken)
+    async def broken(request: Request, exc: Broken) -> JSONResponse:
+        raise LookupError("handler bug")
+
+    @app.exception_handler(Silent)
+    async def silent(request: Request, exc: Silent) -> Any:
+        return None
+
+    def guard(inner: Any) -> Any:
+        async def middleware(scope: Any, receive: Any, send: Any) -> None:
+            kinds = {"/body": NeedsBody, "/broken": Broken, "/silent": Silent}
+            if scope["type"] == "http" and scope["path"] in kinds:
+                raise kinds[scope["path"]]()
+            await inner(scope, receive, send)
+
+        return middleware
+
+    app.add_middleware(guard)  # type: ignore[arg-type]
+    servicelog.fastapi.install(app, error_format="problem")
+    answered = await call(app, "POST", "/body", content=b"sku-1")
+    assert (answered.status_code, answered.json()) == (409, {"got": "sku-1"})
+    for path, failure in (("/broken", "LookupError"), ("/silent", "TypeError")):
+        response = await call(app, "GET", path)
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["request_id"] == response.headers["x-request-id"]
+        unhandled = [r for r in sink.records if r["message"] == "Unhandled exception"]
+        assert unhandled[-1]["error.type"] == failure
+    assert len([r for r in sink.records if r["message"] == "Unhandled exception"]) == 2

@@ -94,6 +94,20 @@ SCRIPT = textwrap.dedent(
     async def ok():
         return {}
 
+    class Guard:  # a middleware that raises, outside the application's exception handling
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            from servicelog import errors
+
+            if scope.get("path") == "/mw-db":
+                raise errors.DatabaseException("replica down")
+            if scope.get("path") == "/mw-auth":
+                raise errors.AuthenticationException("token expired")
+            await self.app(scope, receive, send)
+
+    app.add_middleware(Guard)
     servicelog.fastapi.install(app)
 
     async def main():
@@ -107,6 +121,10 @@ SCRIPT = textwrap.dedent(
         logging.getLogger("payments").error("charge failed for card 4111 1111 1111 1111")
         sentry_sdk.capture_message("login failed password=hunter2")
         sentry_sdk.flush()
+        answered = len(events)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            middleware_statuses = [(await client.get(p)).status_code for p in ("/mw-db", "/mw-auth")]
+        sentry_sdk.flush()
         layer, kinds = app.middleware_stack, []
         while layer is not None:
             kinds.append(type(layer).__name__)
@@ -116,7 +134,9 @@ SCRIPT = textwrap.dedent(
             "statuses": [r.status_code for r in answers] + [leak.status_code],
             "request_id": answers[0].headers["x-request-id"],
             "leak_request_id": leak.headers["x-request-id"],
-            "events": events,
+            "events": events[:answered],
+            "middleware_statuses": middleware_statuses,
+            "middleware_events": events[answered:],
             "transactions": transactions,
             "logs": logs,
             "metrics": metrics,
@@ -159,6 +179,16 @@ def test_an_unhandled_exception_reaches_sentry_once_tagged_with_the_request_id(o
     assert boom["tags"]["request_id"] == out["request_id"]
     assert boom["request"]["url"] == "http://t/boom"
     assert leak["tags"]["request_id"] == out["leak_request_id"]
+
+
+def test_a_server_error_raised_in_a_middleware_reaches_sentry_and_a_client_error_not(
+    out: Any,
+) -> None:
+    """Raised in a middleware and answered by the application's handler, as inside: a 5xx of
+    the hierarchy is reported once, a 4xx not at all."""
+    assert out["middleware_statuses"] == [500, 401]
+    (event,) = exception_events({"events": out["middleware_events"]})
+    assert event["exception"]["values"][-1]["type"] == "DatabaseException"
 
 
 def test_the_event_servicelog_sends_is_redacted_as_its_log_line_is(out: Any) -> None:

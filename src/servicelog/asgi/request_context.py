@@ -80,9 +80,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Answers an exception the application raised before it started a response.
-#: Answers an exception; ``True``: a handler of the application's for that exception answered
-#: (an ``AuthenticationException`` raised in a middleware): handled, no failure.
-ErrorApp = Callable[[Scope, Receive, Send, Exception], Awaitable[bool | None]]
+#: Answers an exception. ``True``: a handler of the application's for that exception answered
+#: (an ``AuthenticationException`` raised in a middleware): handled, no failure. An exception:
+#: the one answered as unhandled instead (that handler's own failure).
+ErrorApp = Callable[[Scope, Receive, Send, Exception], Awaitable[bool | Exception | None]]
 
 _LOGGED = "__servicelog_logged__"
 #: In ``scope["state"]`` once a RequestContextMiddleware took the request (an inner one, in a
@@ -175,8 +176,10 @@ class RequestContextMiddleware:
             application's ``Exception`` handler); its response passes through this middleware
             like any other. Without one, or if it fails, a minimal JSON 500 is sent. If it
             returns ``True``, a handler for that exception answered (one raised in a middleware
-            outside the application's exception handling): it is no failure, and not logged
-            or captured as unhandled.
+            outside the application's exception handling): it is no failure, and not logged as
+            unhandled (a 5xx is still reported to Sentry, as Sentry's own layer reports it
+            inside). If it returns an exception (that handler's failure), that one is logged
+            and reported as unhandled.
         too_large_app: answers, in place of Starlette's request-body limit (FastAPI's
             ``max_body_size``), the plain-text ``413 Content Too Large`` that limit sends from
             inside the application, where no exception handler sees it; it is given an
@@ -344,15 +347,19 @@ class RequestContextMiddleware:
                     held, status = None, 0
                 if not started and self.error_app is not None:
                     try:
-                        handled = await self.error_app(scope, receive, send_with_id, exc)
+                        answered = await self.error_app(scope, receive, send_with_id, exc)
                     except Exception as failure:
                         _errors.report("error handler", failure)
                     else:
-                        if handled is True:  # its own handler answered
+                        if answered is True:  # a handler of the application's for it answered
                             failed = False
+                            if status >= 500:
+                                capture_unhandled(exc, request_id)
                             exc.__traceback__ = None  # (a reused instance would pile them up)
                             forget_context(exc)
                             return
+                        if isinstance(answered, Exception):  # that handler's own failure
+                            exc = answered
                 if not was_logged(exc):
                     fields = {
                         **(raised_in(exc) or {}),  # bound where it was raised (a block left)
