@@ -244,15 +244,21 @@ def _without_server_errors(
 def _own_handler(exc: Exception, handlers: dict[Any, Any]) -> Any:
     """The handler *handlers* (an application's) has for *exc* by its status or its class, not
     the catch-all one (``Exception``, 500), or ``None``."""
+    return handler_for(exc, _tables(handlers, catch_all=False))
+
+
+def _tables(handlers: dict[Any, Any], *, catch_all: bool) -> tuple[dict[Any, Any], dict[int, Any]]:
+    """An application's ``exception_handlers`` as the handler tables Starlette's layer keeps
+    (by class, by status); without *catch_all*, without the ``Exception`` and 500 ones."""
     status_handlers: dict[int, Any] = {}
     exception_handlers: dict[Any, Any] = {}
     for key, value in handlers.items():
         if isinstance(key, int):
-            if key != 500:
+            if catch_all or key != 500:
                 status_handlers[key] = value
-        elif key is not Exception:
+        elif catch_all or key is not Exception:
             exception_handlers[key] = value
-    return handler_for(exc, (exception_handlers, status_handlers))
+    return exception_handlers, status_handlers
 
 
 def _http_exception_app(app: FastAPI) -> ErrorApp:
@@ -261,14 +267,7 @@ def _http_exception_app(app: FastAPI) -> ErrorApp:
     FastAPI's ``max_body_size``, which Starlette sends as plain text past every handler."""
 
     async def answer(scope: Any, receive: Any, send: Any, exc: Exception) -> None:
-        status_handlers: dict[int, Any] = {}
-        exception_handlers: dict[Any, Any] = {}
-        for key, value in app.exception_handlers.items():
-            if isinstance(key, int):
-                status_handlers[key] = value
-            else:
-                exception_handlers[key] = value
-        handler = handler_for(exc, (exception_handlers, status_handlers))
+        handler = handler_for(exc, _tables(app.exception_handlers, catch_all=True))
         if handler is None:
             raise exc
         response = await call_handler(handler, Request(scope, receive), exc)

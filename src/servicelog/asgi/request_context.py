@@ -79,10 +79,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-#: Answers an exception the application raised before it started a response.
-#: Answers an exception. ``True``: a handler of the application's for that exception answered
-#: (an ``AuthenticationException`` raised in a middleware): handled, no failure. An exception:
-#: the one answered as unhandled instead (that handler's own failure).
+#: Answers an exception the application raised before it started a response. ``True``: a
+#: handler of the application's for that exception answered (an ``AuthenticationException``
+#: raised in a middleware): handled, no failure. An exception: the one answered as unhandled
+#: instead (that handler's own failure).
 ErrorApp = Callable[[Scope, Receive, Send, Exception], Awaitable[bool | Exception | None]]
 
 _LOGGED = "__servicelog_logged__"
