@@ -361,6 +361,9 @@ def error_responses(
     """``responses=`` for a route decorator, listing its error statuses in the error schema.
 
     >>> @app.get("/orders/{id}", responses=error_responses(404, 409))
+
+    The entries refer to the schema component :func:`install` adds (``openapi=True``, the
+    default); with ``openapi=False`` they point at a component the application must add.
     """
     ref = {"$ref": f"#/components/schemas/{_schema_name(error_format)}"}
     return {
