@@ -343,6 +343,14 @@ def _escaped_amp(key: str, text: str, start: int) -> bool:
     return key[:5] == _ESCAPED_AMP and len(key) > 5 and text[start - 1 : start] == "\\"
 
 
+def _found_key(m: re.Match[str]) -> str:
+    """The key of a pair found in text, without a JSON-escaped ``&`` before it."""
+    key = m.group(2)
+    if _escaped_amp(key, m.string, m.start(2)):
+        return key[len(_ESCAPED_AMP) :]
+    return key
+
+
 def _has_bytes_prefix(text: str) -> bool:
     """Whether *text* has a b'...' or b"..." that starts a word (not the end of 'bob')."""
     if "b'" not in text and 'b"' not in text and "B'" not in text and "b\\" not in text:
@@ -846,8 +854,8 @@ class RedactionPolicy:
         ``session:4155`` and ``auth:6280`` in text are cache keys and namespaces, not secrets.
         """
         key = m.group(2)
-        if key[:1] == "u" and _escaped_amp(key, m.string, m.start(2)):  # ...\u0026key=
-            key = key[len(_ESCAPED_AMP) :]
+        if key[:1] == "u":  # (a JSON-escaped "&" before it, ...\u0026key=, is no part of it)
+            key = _found_key(m)
         rule = self._pair_keys.get(key)
         if rule is None:
             # Text dense with pairs repeats a few keys (a stack trace's locals, a query string
@@ -1691,7 +1699,7 @@ class RedactionPolicy:
             new = (
                 default
                 if callback is None
-                else self._ask((*path, m.group(2)), value, "key", m.group(2), default)
+                else self._ask((*path, key := _found_key(m)), value, "key", key, default)
             )
             hit = True
             pieces.append(text[last:start])

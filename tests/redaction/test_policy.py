@@ -557,6 +557,18 @@ def test_denied_keys_after_a_json_escaped_ampersand(policy: RedactionPolicy) -> 
     )
 
 
+def test_a_callback_is_asked_with_the_key_after_a_json_escaped_ampersand() -> None:
+    asked: list[tuple[Any, str]] = []
+
+    def callback(path: Any, value: Any, match: Match) -> Any:
+        asked.append((path, match.text))
+        return match.replacement
+
+    policy = RedactionPolicy(callback=callback)
+    assert policy.redact_text(r"/p?a=1\u0026session=abc") == rf"/p?a=1\u0026session={REDACTED}"
+    assert asked == [(("session",), "session")]
+
+
 def test_a_records_query_string_fields_are_redacted_as_query_strings(
     policy: RedactionPolicy,
 ) -> None:
