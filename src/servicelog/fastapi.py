@@ -46,7 +46,7 @@ from .asgi.request_context import (
     check_options,
     replace_uvicorn_access_log,
 )
-from .asgi.responses import ErrorFormat, phrase
+from .asgi.responses import ErrorFormat, media_type, phrase
 from .exceptions import ConfigError
 
 __all__ = ["error_responses", "install"]
@@ -223,20 +223,19 @@ def _without_server_errors(
 
     async def error_app(scope: Any, receive: Any, send: Any, exc: Exception) -> bool | Exception:
         own = None if app is None else _own_handler(exc, app.exception_handlers)
+        answered: bool | Exception = False
         if own is not None:
             try:
                 response = await call_handler(own, Request(scope, receive), exc)
                 if response is None:
                     raise TypeError(f"The exception handler {own!r} returned no response")
+                answered = True
             except Exception as failure:  # answered as its failure inside would be: unhandled
-                response = await call_handler(handler, Request(scope), failure)
-                await response(scope, receive, send)
-                return failure
-            await response(scope, receive, send)
-            return True
-        response = await call_handler(handler, Request(scope), exc)
+                exc = answered = failure
+        if answered is not True:
+            response = await call_handler(handler, Request(scope), exc)
         await response(scope, receive, send)
-        return False
+        return answered
 
     return stack.app, error_app
 
@@ -351,10 +350,6 @@ def _schema_name(error_format: ErrorFormat) -> str:
     return "Problem" if error_format == "problem" else "ErrorResponse"
 
 
-def _media(error_format: ErrorFormat) -> str:
-    return "application/problem+json" if error_format == "problem" else "application/json"
-
-
 def error_responses(
     *statuses: int, error_format: ErrorFormat = "envelope"
 ) -> dict[int | str, dict[str, Any]]:
@@ -369,7 +364,7 @@ def error_responses(
     return {
         status: {
             "description": phrase(status),
-            "content": {_media(error_format): {"schema": ref}},
+            "content": {media_type(error_format): {"schema": ref}},
             _MARK: True,  # (taken out of the schema install() documents)
         }
         for status in statuses
@@ -397,7 +392,7 @@ def _document_errors(app: FastAPI, error_format: ErrorFormat) -> None:
         if clash:
             name = f"Servicelog{name}"
         components[name] = schema_body
-        media = _media(error_format)
+        media = media_type(error_format)
         for operations in schema.get("paths", {}).values():
             for operation in _operations(operations):
                 responses = operation.setdefault("responses", {})

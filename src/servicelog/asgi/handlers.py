@@ -42,7 +42,7 @@ from .request_context import (
     replaced_by_body_limit,
     was_logged,
 )
-from .responses import ErrorFormat, error_content, minimal_500, minimal_problem_500, phrase
+from .responses import ErrorFormat, error_content, minimal_500_content, phrase
 from .tracebacks import log_exception
 
 __all__ = ["ErrorHandlers"]
@@ -69,9 +69,6 @@ _HTTP_CODES = {
 }
 
 Handler = Callable[[Request, Any], Awaitable[Response]]
-
-
-_PROBLEM = "application/problem+json"
 
 
 def _after_handshake(scope: Any, response: Response) -> Any:
@@ -170,9 +167,6 @@ class ErrorHandlers:
         async def run(request: Request, exc: Any) -> Any:
             try:
                 response = await handler(request, exc)
-                if request.scope.get("type") == "websocket" and response is not None:
-                    return _after_handshake(request.scope, response)
-                return response
             except Exception as failure:  # the handler itself broke: answer something valid
                 try:
                     _errors.report("exception handler", failure)
@@ -193,14 +187,11 @@ class ErrorHandlers:
                         mark_logged(exc)
                 except Exception:
                     pass
-                if self.error_format == "problem":
-                    body, media_type = minimal_problem_500(_request_id(request)), _PROBLEM
-                else:
-                    body, media_type = minimal_500(_request_id(request)), "application/json"
-                answer = Response(body, status_code=500, media_type=media_type)
-                if request.scope.get("type") == "websocket":
-                    return _after_handshake(request.scope, answer)
-                return answer
+                body, media_type = minimal_500_content(self.error_format, _request_id(request))
+                response = Response(body, status_code=500, media_type=media_type)
+            if request.scope.get("type") == "websocket" and response is not None:
+                return _after_handshake(request.scope, response)
+            return response
 
         setattr(run, _OURS, True)
         return run

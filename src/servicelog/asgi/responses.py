@@ -21,7 +21,14 @@ from typing import Any, Literal
 
 import orjson
 
-__all__ = ["ErrorFormat", "error_content", "minimal_500", "minimal_problem_500", "phrase"]
+__all__ = [
+    "ErrorFormat",
+    "error_content",
+    "media_type",
+    "minimal_500",
+    "minimal_500_content",
+    "phrase",
+]
 
 ErrorFormat = Literal["envelope", "problem"]
 
@@ -35,7 +42,14 @@ def minimal_500(request_id: str | None) -> bytes:
     return _HEAD_500 + f'"code":"internal_error","details":{{}},"request_id":{rid}}}}}'.encode()
 
 
-def minimal_problem_500(request_id: str | None) -> bytes:
+def minimal_500_content(fmt: ErrorFormat, request_id: str | None) -> tuple[bytes, str]:
+    """The body and media type of the last-resort 500 in the chosen format."""
+    if fmt == "problem":
+        return _minimal_problem_500(request_id), media_type(fmt)
+    return minimal_500(request_id), media_type(fmt)
+
+
+def _minimal_problem_500(request_id: str | None) -> bytes:
     """:func:`minimal_500` in RFC 9457's shape (``application/problem+json``)."""
     return orjson.dumps(
         {
@@ -47,6 +61,11 @@ def minimal_problem_500(request_id: str | None) -> bytes:
             "request_id": request_id if isinstance(request_id, str) else None,
         }
     )
+
+
+def media_type(fmt: ErrorFormat) -> str:
+    """The media type of error responses in the chosen format."""
+    return "application/problem+json" if fmt == "problem" else "application/json"
 
 
 def phrase(status: int) -> str:
@@ -84,7 +103,7 @@ def error_content(
             body["details"] = details
         if errors is not None:
             body["errors"] = errors
-        return _dumps(body), "application/problem+json"
+        return _dumps(body), media_type(fmt)
     inner: dict[str, Any] = {
         "message": message,
         "type": type_name,
@@ -94,7 +113,7 @@ def error_content(
     }
     if errors is not None:
         inner["details"]["errors"] = errors
-    return _dumps({"error": inner}), "application/json"
+    return _dumps({"error": inner}), media_type(fmt)
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
