@@ -336,6 +336,55 @@ def _query_key(m: re.Match[str], text: str) -> bool:
 
 _LAST_WORD = re.compile(r"\S*\Z")
 
+# Percent-encoding hides pairs and URLs from the text rules: "?next=%2Fcb%3Fcode%3Dabc" (a URL
+# in a query value: OAuth's redirect), "https%3A%2F%2Fuser%3Apass%40host". A run of text without
+# whitespace that holds an encoded "=" or "://" (encoded once or more: %253D) is scanned decoded
+# as well (:meth:`RedactionPolicy._encoded`).
+_ENCODED_MARK = re.compile(r"%(?:25){0,3}(?:3[Dd]|3[Aa]%(?:25){0,3}2[Ff])")
+_PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_RUN_END = re.compile(r"[ \t\n\r\f\v]")
+
+
+def _percent_decoded(text: str) -> tuple[str, list[int]]:
+    """*text* with each ``%XX`` decoded to one character (as Latin-1, so that every character
+    of the result comes from one place in *text*), and where each of its characters starts in
+    *text*, then *text*'s length."""
+    pieces = _PERCENT_ESCAPE.split(text)  # literal, hex digits, literal, ..., literal
+    out: list[str] = []
+    starts: list[int] = []
+    pos = 0
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            out.append(chr(int(piece, 16)))
+            starts.append(pos)
+            pos += 3
+        else:
+            out.append(piece)
+            starts.extend(range(pos, pos + len(piece)))
+            pos += len(piece)
+    starts.append(pos)
+    return "".join(out), starts
+
+
+def _run_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """The run of text without whitespace around ``text[start:end]``."""
+    begin = max(text.rfind(space, 0, start) for space in " \t\n\r\f\v") + 1
+    after = _RUN_END.search(text, end)
+    return begin, (after.start() if after is not None else len(text))
+
+
+def _changed_span(old: str, new: str) -> tuple[int, int, int]:
+    """Where *new* differs from *old*: the length of their common head, and where the common
+    tail starts in *old* and in *new* (one span, from the first change to the last)."""
+    limit = min(len(old), len(new))
+    head = 0
+    while head < limit and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    return head, len(old) - tail, len(new) - tail
+
 
 def _escaped_amp(key: str, text: str, start: int) -> bool:
     """Whether *key*, found at *start* in *text*, begins with a JSON-escaped ``&``
@@ -1522,7 +1571,36 @@ class RedactionPolicy:
         for name, pattern in self._patterns:
             text, hit = self._sub(pattern, text, path, self._user_repl(name))
             found |= hit
+        if "%" in text and _ENCODED_MARK.search(text) is not None:
+            text, hit = self._encoded(text, path)
+            found |= hit
         return (text if found else original), found
+
+    def _encoded(self, text: str, path: KeyPath) -> tuple[str, bool]:
+        """Redact what percent-encoding hides from the rules (see :data:`_ENCODED_MARK`): each
+        run of text without whitespace that holds an encoded "=" or "://" is scanned decoded
+        (again, for each layer of encoding), and the part of it the rules changed is replaced,
+        in the run as written, by what they made of it: a secret's encoded characters by the
+        mask (``%3Fcode%3D[REDACTED]``); the rest keeps its encoding."""
+        pieces: list[str] = []
+        found = False
+        done = 0
+        mark = _ENCODED_MARK.search(text)
+        while mark is not None:
+            begin, end = _run_bounds(text, mark.start(), mark.end())
+            decoded, starts = _percent_decoded(text[begin:end])
+            new, hit = self._scan(decoded, path)
+            found |= hit
+            if new != decoded:
+                head, old_end, new_end = _changed_span(decoded, new)
+                pieces.append(text[done : begin + starts[head]])
+                pieces.append(new[head:new_end])
+                done = begin + starts[old_end]
+            mark = _ENCODED_MARK.search(text, end)
+        if not pieces:
+            return text, found
+        pieces.append(text[done:])
+        return "".join(pieces), found
 
     def _sub(
         self,

@@ -569,6 +569,53 @@ def test_a_callback_is_asked_with_the_key_after_a_json_escaped_ampersand() -> No
     assert asked == [(("session",), "session")]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # OAuth's redirect: the callback URL, with its code, encoded in a query value.
+        (
+            "redirect to /login?next=%2Fcallback%3Fstate%3Dxyz%26code%3DSplxlOBeZQQYbYS6WxSbIA now",
+            f"redirect to /login?next=%2Fcallback%3Fstate%3Dxyz%26code%3D{REDACTED} now",
+        ),
+        # Encoded twice (a redirect inside a redirect).
+        (
+            "/login?next=%252Fcb%253Fstate%253D1%2526code%253DSplxlOBeZQQYbYS6WxSbIA",
+            f"/login?next=%252Fcb%253Fstate%253D1%2526code%253D{REDACTED}",
+        ),
+        # A denied key's pair, and a URL's password, encoded in a path or a value.
+        ("q=password%3Dhunter2 and more", f"q=password%3D{REDACTED} and more"),
+        (
+            "/r/https%3A%2F%2Fuser%3Ahunter2%40example.com%2F",
+            f"/r/https%3A%2F%2Fuser%3A{REDACTED}%40example.com%2F",
+        ),
+        ("a%3D1%26token%3Dt0k3n%26b%3D2", f"a%3D1%26token%3D{REDACTED}%26b%3D2"),
+        # Nothing secret: kept as written, encoding and all.
+        ("/search?q=a%3Db%26page%3D2", "/search?q=a%3Db%26page%3D2"),
+        ("100%3D and %3A%2F%2F alone", "100%3D and %3A%2F%2F alone"),
+    ],
+)
+def test_pairs_and_urls_hidden_by_percent_encoding(
+    policy: RedactionPolicy, text: str, expected: str
+) -> None:
+    """A run of text holding an encoded "=" or "://" is scanned decoded too, and only what the
+    rules changed there is replaced in it: the rest keeps its encoding. Redacting again
+    changes nothing."""
+    assert policy.redact_text(text) == expected
+    assert policy.redact_text(expected) == expected
+
+
+def test_percent_encoded_secrets_in_a_query_string_and_a_records_path(
+    policy: RedactionPolicy,
+) -> None:
+    """The query-string helper decodes a value once; a second layer of encoding is found by
+    the text rule. A record's ``url.path`` (the access record's) is text like any other."""
+    assert policy.redact_query("next=%252Fcb%253Fcode%253Dabcdef&x=1") == (
+        f"next=%252Fcb%253Fcode%253D{REDACTED}&x=1"
+    )
+    out = policy(record(**{"url.path": "/oauth/return/%3Fcode%3DSplxlOBeZQQYbYS6WxSbIA"}))
+    assert out["url.path"] == f"/oauth/return/%3Fcode%3D{REDACTED}"
+
+
 def test_a_records_query_string_fields_are_redacted_as_query_strings(
     policy: RedactionPolicy,
 ) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import string
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from servicelog.redaction import REDACTED, RedactionPolicy, normalize_key
@@ -74,6 +76,27 @@ def planted(draw: st.DrawFn) -> tuple[Any, str]:
     return {"payload": secret, "other": draw(nested(scalars))}, canary
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.text(string.ascii_letters + string.digits + "-_.~", min_size=6, max_size=40),
+    layers=st.integers(1, 3),
+    before=plain_text,
+    after=plain_text,
+)
+def test_a_percent_encoded_oauth_code_never_survives(
+    secret: str, layers: int, before: str, after: str
+) -> None:
+    """A callback URL encoded (once or more) into a redirect's query loses its code."""
+    inner = f"/callback?state=s1&code={secret}"
+    for _ in range(layers):
+        inner = quote(inner, safe="")
+    text = f"{before} /login?next={inner} {after}"
+    assume(secret not in text.replace(inner, ""))
+    out = POLICY.redact_text(text)
+    assert secret not in out
+    assert POLICY.redact_text(out) == out
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(planted())
 def test_no_denied_value_survives(case: tuple[Any, str]) -> None:
@@ -138,6 +161,14 @@ fragments = st.sampled_from(
         "}",
         "[REDACTED]",
         "***",
+        # Percent-encoded pairs and URLs, read decoded as well.
+        "%3D",
+        "%253D",
+        "%26code%3D",
+        "%3Fpassword%3D",
+        "https%3A%2F%2Fu%3Ap%40h%2F",
+        "%20",
+        "%",
     ]
 )
 texts = st.lists(fragments | st.text(max_size=8), max_size=25).map("".join)
