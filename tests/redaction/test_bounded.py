@@ -36,6 +36,11 @@ ADVERSARIAL = {
     "mixed-case tokens": ("Ab3" * 11 + " ") * (MIB // 34),
     "private key headers": "-----BEGIN RSA PRIVATE KEY-----" * (MIB // 31),
     "quotes and colons": "'key': '" * (MIB // 8),
+    "query-only keys in text": "a=1&code=xyz " * (MIB // 13),
+    "query-only keys in one URL": "/cb?" + "&code=x" * (MIB // 7),
+    "percent-encoded pairs": "password%3Dx " * (MIB // 13),
+    "percent-encoded twice": "a%253D%2526code%253Dxyz " * (MIB // 24),
+    "percent-encoded marks": "%3D" * (MIB // 3),
 }
 
 

@@ -604,6 +604,18 @@ def test_pairs_and_urls_hidden_by_percent_encoding(
     assert policy.redact_text(expected) == expected
 
 
+def test_past_32_encoded_runs_the_rest_is_read_as_one(policy: RedactionPolicy) -> None:
+    """Thousands of encoded runs cost a few scans: the first 32 are read one by one, the rest
+    as one run, where nothing secret survives either (written decoded between the first
+    change and the last)."""
+    runs = [f"a%3D{i}%26token%3Dsecret{i:04d}" for i in range(200)]
+    out = policy.redact_text(" ".join(runs))
+    assert "secret" not in out
+    assert out.startswith(f"a%3D0%26token%3D{REDACTED} a%3D1%26token%3D{REDACTED} ")
+    assert f"a=199&token={REDACTED}" in out
+    assert policy.redact_text(out) == out
+
+
 def test_percent_encoded_secrets_in_a_query_string_and_a_records_path(
     policy: RedactionPolicy,
 ) -> None:
