@@ -1,7 +1,8 @@
 """An application that returns without an answer, against real servers: answered (a 500 in
 the error format, logged once) while its client is there; a 499 without an error once the
 client has gone, whether or not the application read the request body (hypercorn queues the
-unread body ahead of the disconnect; uvicorn answers the disconnect first)."""
+unread body ahead of the disconnect; uvicorn answers the disconnect first), or the disconnect
+itself (hypercorn delivers it once)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def test_no_answer_is_a_500_for_a_waiting_client_and_a_499_for_one_that_left(
         body = b"x" * 200_000
         for request in (
             b"GET /poll/ HTTP/1.1\r\nHost: shop\r\n\r\n",
+            b"GET /wait/ HTTP/1.1\r\nHost: shop\r\n\r\n",
             b"POST /poll/ HTTP/1.1\r\nHost: shop\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
         ):
             with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
@@ -47,6 +49,11 @@ def test_no_answer_is_a_500_for_a_waiting_client_and_a_499_for_one_that_left(
         if r["log.logger"] == "servicelog.access" and r["url.path"] != "/health"
     }
     statuses = {key: r["http.response.status_code"] for key, r in access.items()}
-    assert statuses == {("GET", "/now/"): 500, ("GET", "/poll/"): 499, ("POST", "/poll/"): 499}
+    assert statuses == {
+        ("GET", "/now/"): 500,
+        ("GET", "/poll/"): 499,
+        ("POST", "/poll/"): 499,
+        ("GET", "/wait/"): 499,
+    }
     errors = [r for r in records if r.get("error.type", "").endswith("NoResponseError")]
     assert [r["request_id"] for r in errors] == [response.headers["x-request-id"]]

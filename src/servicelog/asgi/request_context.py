@@ -337,7 +337,11 @@ class RequestContextMiddleware:
                 if held is not None:  # a 413's start and nothing after it: sent as it was
                     held_start, held, started = held, None, True
                     await send(_with_header(held_start, header))
-                elif not started and not await _client_left(scope, receive):
+                elif (
+                    not started
+                    and not _stream_closed(send)
+                    and not await _client_left(scope, receive)
+                ):
                     # The server would answer its own 500, without the request ID: answered
                     # as an exception of the application's is (its error format, logged once).
                     raise NoResponseError("The application returned without starting a response")
@@ -776,6 +780,14 @@ def _listed(scope: Scope) -> list[Any] | tuple[Any, ...]:
         listed = []
     scope["headers"] = listed
     return listed
+
+
+def _stream_closed(send: Send) -> bool:
+    """Whether the server says the client has gone, on the object whose method *send* is:
+    hypercorn's stream (``closed``), which hands the application ``http.disconnect`` once, so
+    an application that received it and returned leaves nothing for :func:`_client_left` to
+    read. (uvicorn answers every later ``receive()`` with the disconnect.)"""
+    return getattr(getattr(send, "__self__", None), "closed", None) is True
 
 
 async def _client_left(scope: Scope, receive: Receive) -> bool:
