@@ -41,6 +41,7 @@ from asyncio import CancelledError, ensure_future, wait
 from asyncio import get_running_loop as _get_running_loop
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
+from time import monotonic
 from typing import Any
 
 from .. import _errors
@@ -340,7 +341,7 @@ class RequestContextMiddleware:
                 elif (
                     not started
                     and not _stream_closed(send)
-                    and not await _client_left(scope, receive)
+                    and not await _client_left(scope, receive, send)
                 ):
                     # The server would answer its own 500, without the request ID: answered
                     # as an exception of the application's is (its error format, logged once).
@@ -790,20 +791,24 @@ def _stream_closed(send: Send) -> bool:
     return getattr(getattr(send, "__self__", None), "closed", None) is True
 
 
-async def _client_left(scope: Scope, receive: Receive) -> bool:
+async def _client_left(scope: Scope, receive: Receive, send: Send) -> bool:
     """Whether the client has gone: ``receive()`` answers ``http.disconnect`` within
     :data:`_WAIT` (a server answers at once once it knows; else it waits, and the call is
-    cancelled). A request body the application left unread comes first from a server that
-    queues its messages (hypercorn): up to :data:`_UNREAD_MESSAGES` of its messages are read
-    past, and a client still sending after them is taken to be there. Not asked for a request
-    that expects ``100 Continue``: uvicorn would send it, and the client its whole body, for
-    a 500."""
+    cancelled). A request body the application left unread comes first (hypercorn queues
+    ten of its messages at most, then reads on; uvicorn reads on when asked): it is read past,
+    each part within :data:`_WAIT_BODY`, until the server's stream says it closed
+    (:func:`_stream_closed`) or the disconnect comes, for up to :data:`_UNREAD_MESSAGES`
+    messages and :data:`_READ_PAST` seconds; a client still sending after them is taken to be
+    there. Not asked for a request that expects
+    ``100 Continue``: uvicorn would send it, and the client its whole body, for a 500."""
     if any(key == b"expect" for key, _ in scope.get("headers", ())):
         return False
+    deadline = monotonic() + _READ_PAST
+    timeout = _WAIT
     for _ in range(_UNREAD_MESSAGES):
         waiting = ensure_future(receive())
         try:  # (a server may need several turns of the event loop: reading on, its socket's end)
-            await wait((waiting,), timeout=_WAIT)
+            await wait((waiting,), timeout=timeout)
         finally:  # (also when this task is cancelled meanwhile: no receive() left pending)
             if not waiting.done():
                 waiting.cancel()
@@ -814,15 +819,27 @@ async def _client_left(scope: Scope, receive: Receive) -> bool:
         kind = message.get("type") if isinstance(message, dict) else None
         if kind != "http.request":
             return kind == "http.disconnect"
+        if _stream_closed(send):
+            return True
+        left = deadline - monotonic()
+        if left <= 0:
+            break
+        # A body is coming: the next part may take longer (uvicorn with h11 resumes reading a
+        # socket it had paused, and parses in Python).
+        timeout = min(_WAIT_BODY, max(left, _WAIT))
     return False
 
 
 #: How many messages of a request body the application left unread :func:`_client_left` reads
-#: past, to a disconnect queued after them; and how long it waits for each (seconds): uvicorn
-#: on asyncio with h11 needs five turns of the event loop to see the end of a socket whose
-#: reading it had paused, on uvloop three.
-_UNREAD_MESSAGES = 16
+#: past, to a disconnect queued after them (a 4 MB body is ~60 of hypercorn's), and for how
+#: long in all (seconds); how long it waits for the first (seconds): uvicorn on asyncio with
+#: h11 needs five turns of the event loop to see the end of a socket whose reading it had
+#: paused, on uvloop three; and for each next part of a body (a 4 MB body's parts under
+#: uvicorn with h11 came more than 50 ms apart on this 2-core machine).
+_UNREAD_MESSAGES = 4096
+_READ_PAST = 1.0
 _WAIT = 0.05
+_WAIT_BODY = 0.5
 
 
 def _latin1(value: object) -> str:
