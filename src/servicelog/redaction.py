@@ -47,6 +47,7 @@ import numbers
 import os
 import re
 import sys
+from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta
@@ -326,61 +327,99 @@ def _query_key(m: re.Match[str], text: str) -> bool:
         and separator in ("?", "&", ";", "#")
     ):
         return False
-    before = _last_word(text, start)
+    marks = _url_marks(text)
+    begin = _before(marks[0], start) + 1  # the start of the run of text without whitespace
+    if _before(marks[1], start) >= begin:  # a "?" in it
+        return True
     # A fragment only in what reads as a URL (a path before its "#"): "see #code=5" is prose.
-    return "?" in before or ("#" in before and "/" in before.partition("#")[0])
+    fragment = _after(marks[2], begin)
+    return begin <= fragment < start and begin <= _after(marks[3], begin) < fragment
 
 
-_WHITESPACE = re.compile(r"\s")
-#: What ``\s`` matches in ASCII text.
-_ASCII_SPACES = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+_URL_MARKS = (re.compile(r"\s"), re.compile(r"\?"), re.compile("#"), re.compile("/"))
+#: The last text :func:`_url_marks` read, and its marks (one slot: a tuple, swapped whole).
+_marks_cache: list[tuple[str, tuple[list[int], ...]]] = [("", ([], [], [], []))]
 
 
-def _last_word(text: str, end: int) -> str:
-    r"""The run of text without whitespace that ends at *end* (its last 4,096 characters at
-    most), found in one pass: ``str.rfind`` for each ASCII space in ASCII text, else the
-    window reversed, searched for its first whitespace. (A search for ``\S*\Z`` tries every
-    position of the window, each to the end of its own run: 0.3 ms a pair in ordinary text,
-    seconds for a 60 KB message of pairs.)"""
-    begin = max(0, end - 4096)
-    if text.isascii():  # (O(1) for a str)
-        cut = max(text.rfind(space, begin, end) for space in _ASCII_SPACES)
-        return text[cut + 1 if cut >= 0 else begin : end]
-    window = text[begin:end]
-    space = _WHITESPACE.search(window[::-1])
-    return window if space is None else window[len(window) - space.start() :]
+def _url_marks(text: str) -> tuple[list[int], ...]:
+    r"""Where *text* has whitespace, ``?``, ``#`` and ``/``, in order: found once per text, so
+    that judging each of many ``code=`` pairs costs a binary search, not a pass over the text
+    before it. (A search for ``\S*\Z`` in a 4,096-character window per pair took 0.3 ms a pair
+    in ordinary text, seconds for a 60 KB message of pairs, and saw no ``?`` further back.)"""
+    cached = _marks_cache[0]
+    if cached[0] is not text:
+        cached = (text, tuple([m.start() for m in mark.finditer(text)] for mark in _URL_MARKS))
+        _marks_cache[0] = cached
+    return cached[1]
 
 
-# Percent-encoding hides pairs and URLs from the text rules: "?next=%2Fcb%3Fcode%3Dabc" (a URL
-# in a query value: OAuth's redirect), "https%3A%2F%2Fuser%3Apass%40host". A run of text without
-# whitespace that holds an encoded "=" or "://" (encoded once or more: %253D) is scanned decoded
-# as well (:meth:`RedactionPolicy._encoded`).
-_ENCODED_MARK = re.compile(r"%(?:25){0,3}(?:3[Dd]|3[Aa]%(?:25){0,3}2[Ff])")
-_PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
-#: How many runs with an encoded "=" or "://" one text may have scanned each on its own.
+def _before(positions: list[int], end: int) -> int:
+    """The last of *positions* before *end*, or -1."""
+    k = bisect_left(positions, end)
+    return positions[k - 1] if k else -1
+
+
+def _after(positions: list[int], start: int) -> int:
+    """The first of *positions* at or after *start*, or a number past any text's end."""
+    k = bisect_left(positions, start)
+    return positions[k] if k < len(positions) else sys.maxsize
+
+
+# Percent-encoding hides pairs, URLs and quoted values from the text rules: a URL in a query
+# value ("?next=%2Fcb%3Fcode%3Dabc", OAuth's redirect), "https%3A%2F%2Fuser%3Apass%40host",
+# "%7B%22password%22%3A%22x%22%7D". A run of text without whitespace that holds an escape is
+# also scanned decoded (:meth:`RedactionPolicy._encoded`), every layer of encoding at once.
+_ENCODED_MARK = re.compile(r"%[0-9A-Fa-f]{2}")
+_ESCAPE_RUN = re.compile(r"((?:%[0-9A-Fa-f]{2})+)")
+#: How many runs with an escape one text may have scanned each on its own; and how many layers
+#: of encoding are decoded (%253D is two).
 _ENCODED_RUNS = 32
+_ENCODED_LAYERS = 4
+#: The longest run whose changes are written back one by one (a longer one: from the first
+#: change to the last, decoded).
+_ALIGN_MAX = 4096
 _RUN_END = re.compile(r"[ \t\n\r\f\v]")
+#: What a decoded character that would end a run or a value becomes (whitespace; an invalid
+#: UTF-8 byte): the decoded run stays one run, and a value holding an encoded space is whole.
+_PLACEHOLDER = "\ufffd"
 
 
 def _percent_decoded(text: str) -> tuple[str, list[int]]:
-    """*text* with each ``%XX`` decoded to one character (as Latin-1, so that every character
-    of the result comes from one place in *text*), and where each of its characters starts in
-    *text*, then *text*'s length."""
-    pieces = _PERCENT_ESCAPE.split(text)  # literal, hex digits, literal, ..., literal
+    """*text* with its escapes decoded, as UTF-8, and where each of its characters starts in
+    *text* (then *text*'s length). Whitespace and bytes that are no UTF-8 decode to
+    :data:`_PLACEHOLDER`."""
+    pieces = _ESCAPE_RUN.split(text)  # literal, escapes, literal, ..., literal
     out: list[str] = []
     starts: list[int] = []
     pos = 0
     for i, piece in enumerate(pieces):
-        if i % 2:
-            out.append(chr(int(piece, 16)))
-            starts.append(pos)
-            pos += 3
-        else:
+        if not i % 2:
             out.append(piece)
             starts.extend(range(pos, pos + len(piece)))
             pos += len(piece)
+            continue
+        for char in bytes.fromhex(piece.replace("%", "")).decode("utf-8", "surrogateescape"):
+            starts.append(pos)
+            if "\udc80" <= char <= "\udcff":  # an invalid byte
+                out.append(_PLACEHOLDER)
+                pos += 3
+            else:
+                out.append(_PLACEHOLDER if char.isspace() else char)
+                pos += 3 * len(char.encode("utf-8"))
     starts.append(pos)
     return "".join(out), starts
+
+
+def _fully_decoded(text: str) -> tuple[str, list[int]]:
+    """:func:`_percent_decoded`, again while escapes remain (up to :data:`_ENCODED_LAYERS`),
+    with where each character starts in *text*."""
+    decoded, starts = _percent_decoded(text)
+    for _ in range(_ENCODED_LAYERS - 1):
+        if "%" not in decoded or _ENCODED_MARK.search(decoded) is None:
+            break
+        decoded, inner = _percent_decoded(decoded)
+        starts = [starts[k] for k in inner]
+    return decoded, starts
 
 
 def _run_bounds(text: str, start: int, end: int) -> tuple[int, int]:
@@ -390,9 +429,24 @@ def _run_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     return begin, (after.start() if after is not None else len(text))
 
 
-def _changed_span(old: str, new: str) -> tuple[int, int, int]:
-    """Where *new* differs from *old*: the length of their common head, and where the common
-    tail starts in *old* and in *new* (one span, from the first change to the last)."""
+def _changes(old: str, new: str) -> list[tuple[int, int, int, int]]:
+    """Where *new* differs from *old*: ``(i1, i2, j1, j2)``, ``old[i1:i2]`` became
+    ``new[j1:j2]``, in order. Aligned (difflib) up to :data:`_ALIGN_MAX` characters; a
+    stretch of fewer than 4 equal characters between two changes counts as changed (a mask's
+    letters that happen to match the secret's); longer text: one span, from the first change
+    to the last."""
+    if len(old) <= _ALIGN_MAX and len(new) <= _ALIGN_MAX:
+        from difflib import SequenceMatcher
+
+        spans: list[tuple[int, int, int, int]] = []
+        for tag, i1, i2, j1, j2 in SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+            if tag == "equal":
+                continue
+            if spans and i1 - spans[-1][1] < 4:  # (the same stretch in both: i1 - i2 == j1 - j2)
+                spans[-1] = (spans[-1][0], i2, spans[-1][2], j2)
+            else:
+                spans.append((i1, i2, j1, j2))
+        return spans
     limit = min(len(old), len(new))
     head = 0
     while head < limit and old[head] == new[head]:
@@ -400,7 +454,7 @@ def _changed_span(old: str, new: str) -> tuple[int, int, int]:
     tail = 0
     while tail < limit - head and old[-1 - tail] == new[-1 - tail]:
         tail += 1
-    return head, len(old) - tail, len(new) - tail
+    return [(head, len(old) - tail, head, len(new) - tail)]
 
 
 def _escaped_amp(key: str, text: str, start: int) -> bool:
@@ -704,9 +758,12 @@ _WHITESPACE = re.compile(r"\s")
 
 
 def _cut_head(text: str, half: int) -> str:
-    """The head kept of an over-long text: up to a space near *half* characters."""
+    """The head kept of an over-long text: up to a space near *half* characters, else up to
+    a parameter's ``&`` or ``;`` (a long URL: never inside a mask)."""
     head = text[:half]
     space = head.rfind(" ", half - 1024)
+    if space <= 0:
+        space = max(head.rfind("&", half - 1024), head.rfind(";", half - 1024))
     return head[:space] if space > 0 else head[: max(half - 256, 0)]
 
 
@@ -1517,18 +1574,23 @@ class RedactionPolicy:
         """
         limit = self.max_text
         half = max(limit // 2 - 64, 1)
-        head = _cut_head(text, half)
-        begin = max(len(text) - half - _CUT_LEAD, len(head))
+        # The head too is redacted before it is cut (with what follows it), so that redacting
+        # the result again changes nothing: masks longer than what they replace used to push
+        # a head redacted afterwards past the limit, to be cut once more, unscanned.
+        region, _ = self._scan_stable(text[: half + _CUT_LEAD], path)
+        head = _cut_head(region, half)
+        begin = max(len(text) - half - _CUT_LEAD, half)
         region, _ = self._scan_stable(text[begin:], path)
         tail = _cut_tail(region, half)
         cut = max(len(text) - len(head) - len(tail), 0)  # about: the tail was redacted
         new, _ = self._scan_stable(f"{head} ...<{cut} chars cut>... {tail}", path)
         return _cut(new, limit) if len(new) > limit else new
 
-    def _scan(self, text: str, path: KeyPath) -> tuple[str, bool]:
+    def _scan(self, text: str, path: KeyPath, decoded: bool = False) -> tuple[str, bool]:
         """Apply every text rule once; return the text and whether any rule matched (a match
         the callback kept counts: such a string must not be cached as clean). Order matters:
-        URL passwords and key=value pairs go before the patterns that match parts of them."""
+        URL passwords and key=value pairs go before the patterns that match parts of them.
+        *decoded*: *text* is a run :meth:`_encoded` decoded (not decoded again)."""
         n = len(text)
         if n < _PROVIDER_MIN_LEN and not self._patterns and _PLAIN_SHORT.fullmatch(text):
             return text, False  # one regex call instead of ten checks
@@ -1588,20 +1650,18 @@ class RedactionPolicy:
         for name, pattern in self._patterns:
             text, hit = self._sub(pattern, text, path, self._user_repl(name))
             found |= hit
-        if "%" in text and _ENCODED_MARK.search(text) is not None:
+        if not decoded and "%" in text and _ENCODED_MARK.search(text) is not None:
             text, hit = self._encoded(text, path)
             found |= hit
         return (text if found else original), found
 
     def _encoded(self, text: str, path: KeyPath) -> tuple[str, bool]:
         """Redact what percent-encoding hides from the rules (see :data:`_ENCODED_MARK`): each
-        run of text without whitespace that holds an encoded "=" or "://" is scanned decoded
-        (again, for each layer of encoding), and the part of it the rules changed is replaced,
-        in the run as written, by what they made of it: a secret's encoded characters by the
-        mask (``%3Fcode%3D[REDACTED]``); the rest keeps its encoding. After
+        run of text without whitespace that holds an escape is scanned decoded (every layer),
+        and what the rules changed is replaced in the run as written: a secret's encoded
+        characters by the mask (``%3Fcode%3D[REDACTED]``); the rest keeps its encoding. After
         :data:`_ENCODED_RUNS` runs, the rest of the text is read as one (a text of thousands
-        of them costs a few scans, not thousands): there, what lies between the first change
-        and the last is written decoded."""
+        of them costs a few scans, not thousands)."""
         pieces: list[str] = []
         found = False
         done = 0
@@ -1612,14 +1672,14 @@ class RedactionPolicy:
             runs += 1
             if runs > _ENCODED_RUNS:  # bounded time: the rest is read as one run
                 end = len(text)
-            decoded, starts = _percent_decoded(text[begin:end])
-            new, hit = self._scan(decoded, path)
+            decoded, starts = _fully_decoded(text[begin:end])
+            new, hit = self._scan(decoded, path, decoded=True)
             found |= hit
             if new != decoded:
-                head, old_end, new_end = _changed_span(decoded, new)
-                pieces.append(text[done : begin + starts[head]])
-                pieces.append(new[head:new_end])
-                done = begin + starts[old_end]
+                for i1, i2, j1, j2 in _changes(decoded, new):
+                    pieces.append(text[done : begin + starts[i1]])
+                    pieces.append(new[j1:j2])
+                    done = begin + starts[i2]
             mark = _ENCODED_MARK.search(text, end)
         if not pieces:
             return text, found
@@ -1963,8 +2023,13 @@ class RedactionPolicy:
                 continue
             value = unquote_plus(raw_value) if "%" in raw_value or "+" in raw_value else raw_value
             new_value = self._text(value, (*path, key))
+            new_raw = raw_value
             if new_value is not value and new_value != value:
-                parts[i] = f"{raw_key}{sep}{quote(new_value, safe='[]*@:/')}"
+                new_raw = quote(new_value, safe="[]*@:/")
+            if "%" in new_raw:  # read as written too: decoded, "a%20b&code=" is no single run
+                new_raw = self._text(new_raw, (*path, key))
+            if new_raw != raw_value:
+                parts[i] = f"{raw_key}{sep}{new_raw}"
                 changed = True
         if changed:
             return "".join(parts)

@@ -606,14 +606,73 @@ def test_pairs_and_urls_hidden_by_percent_encoding(
 
 def test_past_32_encoded_runs_the_rest_is_read_as_one(policy: RedactionPolicy) -> None:
     """Thousands of encoded runs cost a few scans: the first 32 are read one by one, the rest
-    as one run, where nothing secret survives either (written decoded between the first
-    change and the last)."""
+    as one run, where nothing secret survives either, and the encoding is kept."""
     runs = [f"a%3D{i}%26token%3Dsecret{i:04d}" for i in range(200)]
     out = policy.redact_text(" ".join(runs))
-    assert "secret" not in out
-    assert out.startswith(f"a%3D0%26token%3D{REDACTED} a%3D1%26token%3D{REDACTED} ")
-    assert f"a=199&token={REDACTED}" in out
+    assert out == " ".join(f"a%3D{i}%26token%3D{REDACTED}" for i in range(200))
     assert policy.redact_text(out) == out
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Clean text between two secrets keeps its encoding (UTF-8 and spaces too).
+        (
+            "GET /login?next=%2Fcb%3Fcode%3DAAAsecret%26city%3DS%C3%A3o%20Paulo"
+            "%26access_token%3DBBBsecret 302",
+            f"GET /login?next=%2Fcb%3Fcode%3D{REDACTED}%26city%3DS%C3%A3o%20Paulo"
+            f"%26access_token%3D{REDACTED} 302",
+        ),
+        # UTF-8 is decoded as UTF-8: its bytes 0x85 and 0xA0 are no whitespace that would
+        # end the value or hide the "?".
+        ("q=password%3Dpass%C3%A0word99", f"q=password%3D{REDACTED}"),
+        (
+            "/login?next=%2Fcb%3Fcity%3Dvoil%C3%A0%26code%3DSeCrEt123",
+            f"/login?next=%2Fcb%3Fcity%3Dvoil%C3%A0%26code%3D{REDACTED}",
+        ),
+        # An encoded space is no end of the run (the "?" before it counts) nor of a value.
+        (
+            "next=%2Fcb%3Fq%3Da%20b%26code%3DSeCrEt123",
+            f"next=%2Fcb%3Fq%3Da%20b%26code%3D{REDACTED}",
+        ),
+        ("msg=password%3A%20hunter2", f"msg=password%3A{REDACTED}"),
+        # Any escape, not only an encoded "=": a URL's password, JSON, an encoded "?" only.
+        (
+            "postgres%3A//app%3AS3cretPw%40db.internal%3A5432/orders",
+            f"postgres%3A//app%3A{REDACTED}%40db.internal%3A5432/orders",
+        ),
+        ("postgres:%2F%2Fapp:S3cretPw@db", f"postgres:%2F%2Fapp:{REDACTED}@db"),
+        (
+            "body=%7B%22password%22%3A%22hunter2%22%7D",
+            f"body=%7B%22password%22%3A%22{REDACTED}%22%7D",
+        ),
+        ("GET /login?next=%2Fcb%3Fcode=SeCrEt123", f"GET /login?next=%2Fcb%3Fcode={REDACTED}"),
+        # A "?" more than 4,096 characters before the code still makes it a query's.
+        (
+            "GET /cb?state=" + "a" * 5000 + "&code=SECRET123 HTTP/1.1",
+            "GET /cb?state=" + "a" * 5000 + f"&code={REDACTED} HTTP/1.1",
+        ),
+    ],
+)
+def test_encoded_runs_are_decoded_faithfully(
+    policy: RedactionPolicy, text: str, expected: str
+) -> None:
+    assert policy.redact_text(text) == expected
+    assert policy.redact_text(expected) == expected
+
+
+def test_a_redacted_url_is_redacted_once_and_for_all(policy: RedactionPolicy) -> None:
+    """What the encoded path's redaction writes keeps the path's encoding: read again, the
+    URL splits where it did (an encoded "?" written decoded used to start a query)."""
+    url = "https://h/r/%2Fx%3Fpassword%3Dp1%26next%3D%2Fcb%3Ftoken%3Dab%22cd"
+    once = policy.redact_url(url)
+    assert (
+        once == f"https://h/r/%2Fx%3Fpassword%3D{REDACTED}%26next%3D%2Fcb%3Ftoken%3D{REDACTED}%22cd"
+    )
+    assert policy.redact_url(once) == once
+    # A query value is read as written too: decoded once, "a b&code=" is no single run.
+    nested = "https://app.example/login?next=%2Fcb%3Fq%3Da%20b%26code%3DSeCrEt123"
+    assert policy.redact_url(nested) == nested.replace("SeCrEt123", REDACTED)
 
 
 def test_percent_encoded_secrets_in_a_query_string_and_a_records_path(
