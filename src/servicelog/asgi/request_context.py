@@ -799,8 +799,8 @@ async def _client_left(scope: Scope, receive: Receive, send: Send) -> bool:
     each part within :data:`_WAIT_BODY`, until the server's stream says it closed
     (:func:`_stream_closed`) or the disconnect comes, for up to :data:`_UNREAD_MESSAGES`
     messages and :data:`_READ_PAST` seconds; a client still sending after them is taken to be
-    there. Not asked for a request that expects
-    ``100 Continue``: uvicorn would send it, and the client its whole body, for a 500."""
+    there. Not asked for a request that expects ``100 Continue``: uvicorn would send it, and
+    the client its whole body, for a 500."""
     if any(key == b"expect" for key, _ in scope.get("headers", ())):
         return False
     deadline = monotonic() + _READ_PAST
