@@ -338,11 +338,7 @@ class RequestContextMiddleware:
                 if held is not None:  # a 413's start and nothing after it: sent as it was
                     held_start, held, started = held, None, True
                     await send(_with_header(held_start, header))
-                elif (
-                    not started
-                    and not _stream_closed(send)
-                    and not await _client_left(scope, receive, send)
-                ):
+                elif not started and not await _client_left(scope, receive, send):
                     # The server would answer its own 500, without the request ID: answered
                     # as an exception of the application's is (its error format, logged once).
                     raise NoResponseError("The application returned without starting a response")
@@ -787,7 +783,8 @@ def _stream_closed(send: Send) -> bool:
     """Whether the server says the client has gone, on the object whose method *send* is:
     hypercorn's stream (``closed``), which hands the application ``http.disconnect`` once, so
     an application that received it and returned leaves nothing for :func:`_client_left` to
-    read. (uvicorn answers every later ``receive()`` with the disconnect.)"""
+    read but what it did not. (uvicorn answers every later ``receive()`` with the
+    disconnect.)"""
     return getattr(getattr(send, "__self__", None), "closed", None) is True
 
 
@@ -796,12 +793,16 @@ async def _client_left(scope: Scope, receive: Receive, send: Send) -> bool:
     :data:`_WAIT` (a server answers at once once it knows; else it waits, and the call is
     cancelled). A request body the application left unread comes first (hypercorn queues
     ten of its messages at most, then reads on; uvicorn reads on when asked): it is read past,
-    each part within :data:`_WAIT_BODY`, until the server's stream says it closed
-    (:func:`_stream_closed`) or the disconnect comes, for up to :data:`_UNREAD_MESSAGES`
-    messages and :data:`_READ_PAST` seconds; a client still sending after them is taken to be
-    there. Not asked for a request that expects ``100 Continue``: uvicorn would send it, and
+    each part within :data:`_WAIT_BODY`, until the disconnect comes (also when the server's
+    stream already says it closed, :func:`_stream_closed`: hypercorn may be waiting to put the
+    disconnect), for up to :data:`_UNREAD_MESSAGES` messages and :data:`_READ_PAST` seconds;
+    a client still sending after them is taken to be there (unless the stream said it
+    closed). Not asked for a request that expects ``100 Continue``: uvicorn would send it, and
     the client its whole body, for a 500."""
-    if any(key == b"expect" for key, _ in scope.get("headers", ())):
+    # A stream already closed is still read to its disconnect: hypercorn may be waiting to
+    # put it behind a full queue, and its connection (under HTTP/2, every stream on it) with it.
+    closed = _stream_closed(send)
+    if not closed and any(key == b"expect" for key, _ in scope.get("headers", ())):
         return False
     deadline = monotonic() + _READ_PAST
     timeout = _WAIT
@@ -814,20 +815,21 @@ async def _client_left(scope: Scope, receive: Receive, send: Send) -> bool:
                 waiting.cancel()
                 await wait((waiting,))  # (does not raise: the cancellation is the call's)
         if waiting.cancelled() or waiting.exception() is not None:
-            return False
+            return closed
         message = waiting.result()
         kind = message.get("type") if isinstance(message, dict) else None
         if kind != "http.request":
-            return kind == "http.disconnect"
-        if _stream_closed(send):
-            return True
+            return closed or kind == "http.disconnect"
+        closed = closed or _stream_closed(send)
         left = deadline - monotonic()
         if left <= 0:
             break
-        # A body is coming: the next part may take longer (uvicorn with h11 resumes reading a
-        # socket it had paused, and parses in Python).
-        timeout = min(_WAIT_BODY, max(left, _WAIT))
-    return False
+        # More of the body: its next part may take longer (uvicorn with h11 resumes reading a
+        # socket it had paused, and parses in Python). The body whole, or the stream closed:
+        # the disconnect comes at once.
+        more = message.get("more_body", False) and not closed
+        timeout = min(_WAIT_BODY, max(left, _WAIT)) if more else _WAIT
+    return closed
 
 
 #: How many messages of a request body the application left unread :func:`_client_left` reads
