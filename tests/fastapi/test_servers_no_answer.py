@@ -57,3 +57,58 @@ def test_no_answer_is_a_500_for_a_waiting_client_and_a_499_for_one_that_left(
     }
     errors = [r for r in records if r.get("error.type", "").endswith("NoResponseError")]
     assert [r["request_id"] for r in errors] == [response.headers["x-request-id"]]
+
+
+def test_a_reset_http2_upload_does_not_block_its_connections_other_streams(
+    tmp_path: Path,
+) -> None:
+    """hypercorn over HTTP/2: an upload stream reset with more unread body frames than its
+    queue holds (10) waits to put its disconnect behind them; the middleware reads on to it,
+    so the connection's next stream is answered (it used to stop once the stream said closed,
+    and the whole connection stayed blocked)."""
+    pytest.importorskip("hypercorn")  # (which brings h2)
+    from h2.config import H2Configuration
+    from h2.connection import H2Connection
+    from h2.errors import ErrorCodes
+    from h2.events import ResponseReceived
+
+    server = Server(tmp_path, "tests.apps.no_answer_app:app", command=("hypercorn",))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            conn = H2Connection(H2Configuration(client_side=True))
+            conn.initiate_connection()
+            head = [(":scheme", "http"), (":authority", "shop")]
+            conn.send_headers(
+                1, [(":method", "POST"), (":path", "/poll/"), *head, ("content-length", "99999")]
+            )
+            for _ in range(12):
+                conn.send_data(1, b"z" * 1000)
+            sock.sendall(conn.data_to_send())
+            time.sleep(0.1)
+            conn.reset_stream(1, ErrorCodes.CANCEL)
+            conn.send_headers(3, [(":method", "GET"), (":path", "/now/"), *head], end_stream=True)
+            sock.sendall(conn.data_to_send())
+            status = None
+            deadline = time.monotonic() + 5
+            while status is None and time.monotonic() < deadline:
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    break
+                if not data:
+                    break
+                for event in conn.receive_data(data):
+                    if isinstance(event, ResponseReceived) and event.stream_id == 3:
+                        status = dict(event.headers)[b":status"]
+                sock.sendall(conn.data_to_send())
+        time.sleep(1.0)  # the long poll returns
+        records, _ = server.stop()
+    finally:
+        server.kill()
+    assert status == b"500"
+    access = {
+        r["url.path"]: r["http.response.status_code"]
+        for r in records
+        if r["log.logger"] == "servicelog.access" and r["url.path"] != "/health"
+    }
+    assert access == {"/poll/": 499, "/now/": 500}
