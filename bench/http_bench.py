@@ -373,11 +373,16 @@ def parse_wrk(output: str) -> dict[str, Any]:
     return result
 
 
+def wrk_command(port: int, path: str, seconds: int, connections: int, nice: list[str]) -> list[str]:
+    """The ``wrk`` run that loads one server, pinned to the load CPU."""
+    cmd = [*nice, "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
+    return [*cmd, "--latency", f"http://127.0.0.1:{port}{path}"]
+
+
 def run_wrk(
     port: int, path: str, seconds: int, connections: int, nice: list[str]
 ) -> dict[str, Any]:
-    cmd = [*nice, "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
-    cmd += ["--latency", f"http://127.0.0.1:{port}{path}"]
+    cmd = wrk_command(port, path, seconds, connections, nice)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     if proc.returncode != 0:
         raise RuntimeError(f"wrk exited with {proc.returncode}: {proc.stderr.strip()[-300:]}")

@@ -43,7 +43,6 @@ from _tables import child_env
 from http_bench import (
     CLK_TCK,
     CONNECTIONS,
-    LOAD_CPU,
     PATHS,
     REPO,
     VARIANTS,
@@ -59,6 +58,7 @@ from http_bench import (
     speedups_note,
     start_server,
     stop_server,
+    wrk_command,
 )
 
 
@@ -129,11 +129,14 @@ def run_together(
 
 def _wrk_all(servers: list[Server], path: str, seconds: int, nice: list[str]) -> list[str]:
     """One ``wrk`` per server, all at once; their outputs."""
-    procs = []
-    for server in servers:
-        cmd = [*nice, "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}"]
-        cmd += [f"-d{seconds}s", "--latency", f"http://127.0.0.1:{server.port}{path}"]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
+    procs = [
+        subprocess.Popen(
+            wrk_command(server.port, path, seconds, CONNECTIONS, nice),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for server in servers
+    ]
     outputs = []
     for proc in procs:
         out, _ = proc.communicate(timeout=seconds + 60)

@@ -336,7 +336,8 @@ def _query_key(m: re.Match[str], text: str) -> bool:
     return begin <= fragment < start and begin <= _after(marks[3], begin) < fragment
 
 
-_URL_MARKS = (re.compile(r"\s"), re.compile(r"\?"), re.compile("#"), re.compile("/"))
+_WHITESPACE = re.compile(r"\s")
+_URL_MARKS = (_WHITESPACE, re.compile(r"\?"), re.compile("#"), re.compile("/"))
 #: The last text :func:`_url_marks` read, and its marks (one slot: a tuple, swapped whole).
 _marks_cache: list[tuple[str, tuple[list[int], ...]]] = [("", ([], [], [], []))]
 
@@ -378,7 +379,9 @@ _ENCODED_LAYERS = 4
 #: The longest run whose changes are written back one by one (a longer one: from the first
 #: change to the last, decoded).
 _ALIGN_MAX = 4096
-_RUN_END = re.compile(r"[ \t\n\r\f\v]")
+#: What ends a run of text: ASCII whitespace.
+_RUN_SPACES = " \t\n\r\f\v"
+_RUN_END = re.compile(f"[{_RUN_SPACES}]")
 #: What a decoded character that would end a run or a value becomes (whitespace; an invalid
 #: UTF-8 byte): the decoded run stays one run, and a value holding an encoded space is whole.
 _PLACEHOLDER = "\ufffd"
@@ -424,7 +427,7 @@ def _fully_decoded(text: str) -> tuple[str, list[int]]:
 
 def _run_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     """The run of text without whitespace around ``text[start:end]``."""
-    begin = max(text.rfind(space, 0, start) for space in " \t\n\r\f\v") + 1
+    begin = max(text.rfind(space, 0, start) for space in _RUN_SPACES) + 1
     after = _RUN_END.search(text, end)
     return begin, (after.start() if after is not None else len(text))
 
@@ -754,7 +757,6 @@ def _cut(text: str, limit: int) -> str:
 
 # How much text before the tail of an over-long text is redacted with it (see _scan_cut).
 _CUT_LEAD = 4096
-_WHITESPACE = re.compile(r"\s")
 
 
 def _cut_head(text: str, half: int) -> str:
