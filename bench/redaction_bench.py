@@ -24,7 +24,10 @@ The variants differ only in the pipeline's processors:
 * ``*-unique``: the same, with ``path=f"/items/{i}"``, so every record carries a string the
   policy has never seen (its clean-string cache cannot answer; the worst case for it).
 
-A second table times each processor alone on the record dict, in one process, best of 5.
+A second table times each processor alone on the record dict, in one process, best of 5. A
+third puts one hostile value in a record (a 1000x1000 matrix, a thousand 1,000-key dicts,
+a tree of shared lists, 1 MiB of near-miss text) and times each processor followed by the JSON
+renderer, what a log call pays on its thread, in milliseconds (catalog items I3 and I4: 5 ms).
 
     python bench/redaction_bench.py            # full run (about 5 minutes)
     python bench/redaction_bench.py --quick    # smoke run: N=20,000, 1 repetition
@@ -468,6 +471,72 @@ def processor_table(reps: int) -> tuple[str, dict[str, float]]:
     return "\n".join(lines), out | nested
 
 
+# --- hostile input -------------------------------------------------------------------------------
+def hostile_values() -> dict[str, Any]:
+    """Values a log call may carry by mistake or by an attacker's hand: large nested values (each
+    container within the 1,000-item cut, but nesting multiplies them) and near-miss text."""
+    shared = {f"k{i}": f"value number {i}" for i in range(1000)}
+    node: list[Any] = ["leaf"]
+    for _ in range(20):
+        node = [node, node]
+    return {
+        "1000x1000 matrix of ints": [list(range(1000)) for _ in range(1000)],
+        "1,000 distinct 1,000-key dicts": [
+            {f"k{i}": f"value {i} of {j}" for i in range(1000)} for j in range(1000)
+        ],
+        "one 1,000-key dict shared 1,000 times": [shared] * 1000,
+        "node = [node, node], 20 deep": node,
+        "1 MiB message": "m" * (1 << 20),
+        "1 MiB of `password=x ` pairs": "password=x " * ((1 << 20) // 11),
+        "1 MiB of URL userinfo near-misses": "a://:" * ((1 << 20) // 5) + "@",
+    }
+
+
+def hostile_table(reps: int) -> tuple[str, dict[str, dict[str, float]]]:
+    """One record carrying each hostile value, through each processor and then the JSON
+    renderer (what a log call pays on its thread), in this process, best of *reps* (at least 2),
+    in milliseconds. A processor that takes more than 10 s on a value is not run again."""
+    from servicelog.redaction import RedactionPolicy
+    from servicelog.render.json import JsonRenderer
+
+    renderer = JsonRenderer()
+    processors: dict[str, Processor] = {
+        "servicelog default policy": RedactionPolicy(pii=True),
+        "no processor": noop,
+        "the guide's LogSanitizer": guide,
+        "sentry-sdk EventScrubber": make_sentry(),
+    }
+    out: dict[str, dict[str, float]] = {}
+    for label, value in hostile_values().items():
+        field = "message" if isinstance(value, str) else "payload"
+        row: dict[str, float] = {}
+        for name, fn in processors.items():
+            best = float("inf")
+            for _ in range(max(reps, 2)):
+                record = {"@timestamp": "2026-11-29T15:14:20.678341Z", "log.level": "info"}
+                record |= {"message": "hostile", field: value}
+                start = time.perf_counter()
+                try:
+                    line = renderer(fn(record, 20))
+                except RecursionError:  # (the guide's sanitizer has no depth limit)
+                    best = float("nan")
+                    break
+                best = min(best, time.perf_counter() - start)
+                assert len(line) <= renderer.max_line_bytes
+                if best > 10:
+                    break
+            row[name] = best * 1000
+        out[label] = row
+    names = list(processors)
+    lines = [
+        "| value (one record) | " + " | ".join(f"{n}, ms" for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for label, row in out.items():
+        lines.append(f"| {label} | " + " | ".join(f"{row[n]:,.1f}" for n in names) + " |")
+    return "\n".join(lines), out
+
+
 # --- entry point --------------------------------------------------------------------------------
 def machine_info() -> dict[str, Any]:
     versions = {}
@@ -524,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run_all(keys, n, args.warmup, reps, workdir, env)
     table, rows = pipeline_table(results)
     alone, alone_ns = processor_table(reps)
+    hostile, hostile_ms = hostile_table(reps)
 
     print("# Redaction benchmark\n")
     print(f"Python {info['python']}, nproc {info['nproc']}, {info['platform']}")
@@ -533,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table + "\n")
     print("## Each processor alone on the benchmark record\n")
     print(alone + "\n")
+    print("## A hostile value in one record: the processor, then the JSON renderer\n")
+    print(hostile + "\n")
 
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"redaction-{started:%Y%m%dT%H%M%SZ}.json"
@@ -542,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"n": n, "warmup": args.warmup, "reps": reps},
         "pipeline": rows,
         "processor_alone_ns": alone_ns,
+        "hostile_ms": hostile_ms,
         "runs": results,
     }
     path.write_text(json.dumps(payload, indent=1, default=str))

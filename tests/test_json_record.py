@@ -352,6 +352,26 @@ def test_oversized_input_gives_one_marked_line_within_the_cap(call: Any) -> None
     assert obj["log.level"] == "info" and obj["message"].startswith(("x", "mmm"))
 
 
+def test_the_safe_path_counts_items_across_nesting_and_marks_what_it_cuts() -> None:
+    """The renderer's safe path (a record orjson refused, or a line over the cap) looks at
+    10,000 container items in all, not a million: later containers keep only their marker.
+    A set longer than 1,000 items says how many it dropped, as a list does."""
+    from servicelog.render.json import jsonable
+
+    out = jsonable([list(range(1000))] * 1000)
+    assert len(out) == 1000
+    assert out[8] == list(range(1000))  # the outer list's 1,000 and nine inner lists: 10,000
+    assert out[9] == out[999] == ["<1000 more items>"]
+    shared = {f"k{i}": i for i in range(1000)}
+    out = jsonable({"a": [shared] * 20})
+    # 1 + 20 items, nine whole dicts, then what is left (979 items) and the marker of the rest
+    assert out["a"][8] == shared and len(out["a"][9]) == 980
+    assert out["a"][9]["<truncated>"] == "21 more items"
+    assert out["a"][10] == out["a"][19] == {"<truncated>": "1000 more items"}
+    kept = jsonable(set(range(1500)))
+    assert kept[:1000] == list(range(1000)) and kept[1000:] == ["<500 more items>"]
+
+
 @pytest.mark.parametrize("where", ["message", "value"])
 def test_a_huge_text_costs_at_most_twice_its_size_in_memory(where: str) -> None:
     """Catalog item I3: peak extra memory <= 2x the input. The policy cuts the text to

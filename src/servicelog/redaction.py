@@ -818,6 +818,23 @@ class _Failed(Exception):
     """A hostile value could not be inspected (its own methods raised)."""
 
 
+class _Walk(set[int]):
+    """One record's walk: the ids of the containers it is inside (a cycle is one of them
+    again), and how many more items it may look at (``max_total_items``)."""
+
+    __slots__ = ("left",)
+
+    #: (Set after the set's own constructor: a Python-level ``__init__`` would cost every
+    #: record with a container a call more.)
+    left: int
+
+    def keep(self, most: int) -> int:
+        """How many entries a container may keep (its marker included): *most*
+        (``max_items``), fewer once the walk's items run short, and at least its marker."""
+        left = self.left
+        return most if left >= most else left if left > 1 else 1
+
+
 class RedactionPolicy:
     """What to redact, and how: keys, value patterns, exemptions and a callback.
 
@@ -843,6 +860,10 @@ class RedactionPolicy:
             ``max_items - 1`` and ends with a marker (``"<N more items>"``, or a
             ``"<truncated>"`` key), as the JSON renderer cuts them: a million-item list costs
             the walk of a thousand, and nothing unwalked is ever written.
+        max_total_items: the most items one record's walk looks at, in all its containers
+            together. Past it, each further container is cut as ``max_items`` cuts one, down to
+            its marker: a list of a thousand dicts of a thousand keys costs the walk of ten
+            thousand items, not a million (and the JSON line shows far fewer anyway).
 
     Raises:
         ValueError: for a pattern that does not compile, or a limit below its minimum.
@@ -866,6 +887,7 @@ class RedactionPolicy:
         "max_depth",
         "max_items",
         "max_text",
+        "max_total_items",
         "pii",
         "replacement",
     )
@@ -885,6 +907,7 @@ class RedactionPolicy:
         max_text: int = 65536,
         max_depth: int = 64,
         max_items: int = 1000,
+        max_total_items: int = 10_000,
     ) -> None:
         if max_text < 1024:
             raise ValueError(f"max_text must be at least 1024, got {max_text!r}")
@@ -892,6 +915,10 @@ class RedactionPolicy:
             raise ValueError(f"max_depth must be at least 1, got {max_depth!r}")
         if max_items < 10:
             raise ValueError(f"max_items must be at least 10, got {max_items!r}")
+        if max_total_items < max_items:
+            raise ValueError(
+                f"max_total_items must be at least max_items ({max_items}), got {max_total_items!r}"
+            )
         self.pii = bool(pii)
         self.entropy = bool(entropy)
         self.defaults = bool(defaults)
@@ -899,6 +926,7 @@ class RedactionPolicy:
         self.max_text = max_text
         self.max_depth = max_depth
         self.max_items = max_items
+        self.max_total_items = max_total_items
         deny = set(DEFAULT_KEYS) if defaults else set()
         suffixes = set(DEFAULT_KEY_SUFFIXES) if defaults else set()
         if pii and defaults:
@@ -1112,11 +1140,14 @@ class RedactionPolicy:
         record's other values were found clean by the plan, or by the caller."""
         try:
             out: dict[str, Any] | None = None
-            active: set[int] = set()
+            active = _Walk()
+            active.left = self.max_total_items
             for key in keys:
                 value = record[key]
-                if key not in _QUERY_FIELDS and self._known_clean(value, 1):
+                left = active.left
+                if key not in _QUERY_FIELDS and self._known_clean(value, 1, active):
                     continue
+                active.left = left  # (what the test counted before it gave up: walked again)
                 new = self._walk(value, (key,), 1, active)
                 if new is not value:
                     if out is None:
@@ -1130,16 +1161,21 @@ class RedactionPolicy:
             _errors.report("redaction", exc)
             return safe
 
-    def _known_clean(self, value: Any, depth: int) -> bool:
+    def _known_clean(self, value: Any, depth: int, active: _Walk) -> bool:
         """Whether *value* is plain dicts and lists (or tuples) of numbers, None, booleans and
         strings known clean, under keys known plain: nothing to redact, as a walk would find,
-        at a fraction of its cost (no paths, no copies). ``False`` means "walk it"."""
+        at a fraction of its cost (no paths, no copies). ``False`` means "walk it". Counts
+        the items it looks at in ``active.left``, as the walk does (the caller puts the count
+        back when it gets ``False``)."""
         if depth > self.max_depth:
             return False
         clean = self._clean
         cls = type(value)
-        if (cls is dict or cls is list or cls is tuple) and len(value) > self.max_items:
-            return False  # the walk cuts it
+        if cls is dict or cls is list or cls is tuple:
+            size = len(value)
+            if size > self.max_items or size > active.left:
+                return False  # the walk cuts it
+            active.left -= size
         if cls is dict:
             key_info = self._key_cache.get
             for key, item in value.items():
@@ -1154,7 +1190,7 @@ class RedactionPolicy:
                         return False
                 elif not (
                     kind is int or kind is float or kind is bool or item is None
-                ) and not self._known_clean(item, depth + 1):
+                ) and not self._known_clean(item, depth + 1, active):
                     return False
             return True
         if cls is list or cls is tuple:
@@ -1178,11 +1214,11 @@ class RedactionPolicy:
                             info = _PLAIN_INFO if name is None else key_cache(name)
                         if info is None or info[0] == _DENY:
                             return False
-                    if not self._known_clean(item, depth + 1):
+                    if not self._known_clean(item, depth + 1, active):
                         return False
                 elif not (
                     kind is int or kind is float or kind is bool or item is None
-                ) and not self._known_clean(item, depth + 1):
+                ) and not self._known_clean(item, depth + 1, active):
                     return False
             return True
         return False
@@ -1201,7 +1237,8 @@ class RedactionPolicy:
         other_keys: list[str] = []
         walk_keys: list[str] = []
         plannable = True
-        active: set[int] = set()
+        active = _Walk()
+        active.left = self.max_total_items
         for key, value in record.items():
             if type(key) is str:
                 if key in OWN_FIELDS:
@@ -1305,7 +1342,7 @@ class RedactionPolicy:
             return value
         return self._ask(path, value, "key", key, self.replacement)
 
-    def _walk(self, value: Any, path: KeyPath, depth: int, active: set[int]) -> Any:
+    def _walk(self, value: Any, path: KeyPath, depth: int, active: _Walk) -> Any:
         """Redact any value; containers are copied only where something inside changed."""
         cls = type(value)
         if cls is str:
@@ -1378,12 +1415,12 @@ class RedactionPolicy:
         return value if new is text else new
 
     def _walk_mapping(
-        self, value: Mapping[Any, Any], path: KeyPath, depth: int, active: set[int]
+        self, value: Mapping[Any, Any], path: KeyPath, depth: int, active: _Walk
     ) -> Any:
         ident = id(value)
         if ident in active:
             return _CYCLE
-        keep = self.max_items
+        keep = active.keep(self.max_items)
         try:
             # dict.items for a dict subclass: orjson reads the dict itself, not an override.
             pairs = dict.items(value) if isinstance(value, dict) else value.items()
@@ -1393,6 +1430,7 @@ class RedactionPolicy:
             raise _Failed from None
         if more:
             del items[keep - 1 :]
+        active.left -= keep if more else len(items)
         active.add(ident)
         try:
             out: list[tuple[Any, Any]] | None = None
@@ -1427,7 +1465,7 @@ class RedactionPolicy:
             result[_unique_key("<truncated>", result, counters)] = f"{more} more items"
         return result
 
-    def _walk_namedtuple(self, value: Any, path: KeyPath, depth: int, active: set[int]) -> Any:
+    def _walk_namedtuple(self, value: Any, path: KeyPath, depth: int, active: _Walk) -> Any:
         """A namedtuple: orjson does not know it, so the renderer writes its repr, field names
         included (``Creds(user='bob', password='hunter2')``). Its fields are walked as a
         mapping (so ``password`` is a denied key, as in a dict); if one changed, the value
@@ -1440,12 +1478,12 @@ class RedactionPolicy:
         inner = ", ".join(f"{name}={safe_repr(item)}" for name, item in new_fields.items())
         return _cap_repr(f"{type(value).__name__}({inner})")
 
-    def _walk_sequence(self, value: Any, path: KeyPath, depth: int, active: set[int]) -> Any:
+    def _walk_sequence(self, value: Any, path: KeyPath, depth: int, active: _Walk) -> Any:
         ident = id(value)
         if ident in active:
             return _CYCLE
         # The C-level iterator, as orjson reads a list or tuple subclass, not an override.
-        keep = self.max_items
+        keep = active.keep(self.max_items)
         if isinstance(value, list):
             iterator = list.__iter__(value)
         elif isinstance(value, tuple):
@@ -1456,6 +1494,7 @@ class RedactionPolicy:
         more = len(value) - keep + 1 if len(items) > keep else 0
         if more:
             del items[keep - 1 :]
+        active.left -= keep if more else len(items)
         active.add(ident)
         try:
             out: list[Any] | None = None
@@ -1477,7 +1516,7 @@ class RedactionPolicy:
             return tuple(out)
         return deque(out) if isinstance(value, deque) else out
 
-    def _walk_item(self, item: Any, path: KeyPath, depth: int, active: set[int]) -> Any:
+    def _walk_item(self, item: Any, path: KeyPath, depth: int, active: _Walk) -> Any:
         """An item of a sequence or set. A ``(name, value)`` pair, as in ASGI's or httpx's
         raw headers or a dict's ``items()``, is judged by its name: the value of a denied name
         is redacted, as under a mapping key, and a name that is itself a secret (an e-mail in
@@ -1493,8 +1532,8 @@ class RedactionPolicy:
             return item
         return kind((label, hidden))
 
-    def _walk_set(self, value: Any, path: KeyPath, depth: int, active: set[int]) -> Any:
-        keep = self.max_items
+    def _walk_set(self, value: Any, path: KeyPath, depth: int, active: _Walk) -> Any:
+        keep = active.keep(self.max_items)
         try:
             items = list(islice(value, keep + 1))
             more = len(value) - keep + 1 if len(items) > keep else 0
@@ -1502,6 +1541,7 @@ class RedactionPolicy:
             raise _Failed from None
         if more:
             del items[keep - 1 :]
+        active.left -= keep if more else len(items)
         changed = more > 0
         out = []
         for i, item in enumerate(items):
@@ -1930,7 +1970,9 @@ class RedactionPolicy:
             path to a change), otherwise *obj* itself.
         """
         try:
-            return self._walk(obj, (), 0, set())  # type: ignore[no-any-return]
+            active = _Walk()
+            active.left = self.max_total_items
+            return self._walk(obj, (), 0, active)  # type: ignore[no-any-return]
         except Exception as exc:
             _errors.report("redaction", exc)
             return REDACTION_FAILED  # type: ignore[return-value]

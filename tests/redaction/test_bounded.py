@@ -47,8 +47,9 @@ ADVERSARIAL = {
 @pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
 def test_a_mebibyte_of_near_misses_is_cut_before_matching(text: str) -> None:
     """Hostile text is cut to max_text before any pattern runs, and redacting the result
-    again changes nothing. (How long it takes is measured in bench/redaction_bench.py; a
-    pattern that backtracks for ever would hit the suite's per-test timeout.)"""
+    again changes nothing. (How long some of these take is in bench/redaction_bench.py's
+    hostile table; a pattern that backtracks for ever would hit the suite's per-test
+    timeout.)"""
     policy = RedactionPolicy(pii=True)
     out = policy.redact_text(text)
     assert len(out) <= policy.max_text, "text is cut before matching"
@@ -155,3 +156,76 @@ def test_a_record_with_more_fields_than_max_items_keeps_its_head_and_counts_the_
 def test_max_items_has_a_floor() -> None:
     with pytest.raises(ValueError, match="max_items"):
         RedactionPolicy(max_items=3)
+
+
+# --- breadth across nesting: one count for the whole record -----------------------------------
+def test_nested_breadth_is_cut_by_one_count_for_the_whole_record() -> None:
+    """A list of a thousand dicts of a thousand keys: each container is within ``max_items``,
+    but the walk looks at ``max_total_items`` items in all; the containers after those keep
+    only their marker. The secrets it looked at are redacted, nothing it did not look at is
+    written, and cutting again changes nothing."""
+    policy = RedactionPolicy(pii=True, max_items=10, max_total_items=25)
+    rows = [{f"k{i}": f"row {j} value {i}" for i in range(9)} for j in range(5)]
+    rows[0]["password"] = "hunter2"
+    rows[4]["password"] = "swordfish"
+    out = policy({"message": "m", "rows": rows}, 20)["rows"]
+    # 5 entries in the list, then the first two dicts whole (10 entries each, 25 - 5 - 10 - 10
+    # = 0 left), then each later dict down to its marker.
+    assert len(out) == 5
+    assert out[0]["password"] == "[REDACTED]" and len(out[0]) == 10
+    assert out[1] == rows[1]
+    assert out[2:] == [{"<truncated>": "9 more items"}, {"<truncated>": "9 more items"},
+                       {"<truncated>": "10 more items"}]  # fmt: skip
+    assert "swordfish" not in repr(out) and "hunter2" not in repr(out)
+    assert policy({"message": "m", "rows": out}, 20)["rows"] == out
+
+
+def test_a_container_shared_along_many_paths_costs_the_count_not_every_path() -> None:
+    """``node = [node, node]`` twenty deep is a million leaves along shared paths (walked once
+    per path, this took minutes): the count cuts it after ``max_total_items`` items."""
+    policy = RedactionPolicy()
+    node: list[Any] = ["token=abc"]
+    for _ in range(20):
+        node = [node, node]
+    out = policy.redact_mapping({"tree": node})["tree"]
+    text = orjson.dumps(out).decode()
+    assert "token=[REDACTED]" in text and "token=abc" not in text
+    assert "more items>" in text
+    assert policy.redact_mapping({"tree": out})["tree"] == out
+
+
+def test_the_known_clean_shortcut_and_the_walk_agree_on_what_the_count_cuts() -> None:
+    """The second record of a shape takes the planned path, where values whose strings are all
+    known clean skip the walk: it counts the same items, so it cuts the same containers."""
+    policy = RedactionPolicy(max_items=10, max_total_items=30)
+
+    def record() -> dict[str, Any]:
+        return {"message": "m", "a": [["x"] * 9] * 3, "b": {"k": ["y"] * 9}, "n": 1}
+
+    first = policy(record(), 20)  # the full walk (and the plan is made)
+    second = policy(record(), 20)  # the plan: "a" is known clean now
+    assert first == second
+    assert first["b"] == {"k": ["<9 more items>"]}
+
+
+@pytest.mark.parametrize("redaction", [True, False])
+def test_a_record_of_a_million_nested_values_renders_one_capped_line(redaction: bool) -> None:
+    """With or without redaction, a matrix of a million numbers or a list of a thousand
+    1,000-key dicts becomes one line within ``max_line_bytes`` that says it was cut (the JSON
+    renderer counts items across nesting too, for the policy-free pipeline)."""
+    from servicelog.render.json import JsonRenderer
+
+    renderer = JsonRenderer()
+    policy = RedactionPolicy()
+    shared = {f"k{i}": f"value {i}" for i in range(1000)}
+    for value in ([list(range(1000))] * 1000, [shared] * 1000):
+        record = {"@timestamp": "t", "log.level": "info", "message": "big", "v": value}
+        line = renderer(policy(record, 20) if redaction else record)
+        assert len(line) <= renderer.max_line_bytes and line.endswith(b"\n")
+        parsed = orjson.loads(line)
+        assert parsed["message"] == "big" and parsed["truncated"] is True
+
+
+def test_max_total_items_is_at_least_max_items() -> None:
+    with pytest.raises(ValueError, match="max_total_items"):
+        RedactionPolicy(max_items=100, max_total_items=50)

@@ -37,6 +37,9 @@ _OPTIONS = orjson.OPT_APPEND_NEWLINE | SAFE
 _MAX_DEPTH = 64
 _MAX_REPR = 4096
 _MAX_ITEMS = 1000
+#: The most container items one value's (or record's) rendering looks at, nested ones included:
+#: a list of a thousand dicts of a thousand keys is not walked whole for a line of 16 KiB.
+_MAX_TOTAL_ITEMS = 10_000
 
 
 def _safe_repr(value: object) -> str:
@@ -110,11 +113,15 @@ def _int_text(value: int) -> str:
         return f"{sign}<int of about {digits} digits, ending ...{last}>"
 
 
-def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
+def jsonable(
+    value: Any, depth: int = 0, seen: frozenset[int] = frozenset(), left: list[int] | None = None
+) -> Any:
     """Turn any value into something orjson always encodes: the safe, slow path.
 
     Cycles become ``"<cycle>"``, nesting beyond 64 levels ``"<max depth>"``, containers are cut
-    at 1,000 items, NaN and infinities become ``None`` (null), and unknown objects their ``repr``.
+    at 1,000 items, and at 10,000 items in all (*left*: the count still allowed, shared by the
+    calls for one record), NaN and infinities become ``None`` (null), and unknown objects their
+    ``repr``.
     """
     if value is None or value is True or value is False:
         return value
@@ -136,22 +143,26 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
         return _uuid(value)
     if depth >= _MAX_DEPTH:
         return "<max depth>"
+    if left is None:
+        left = [_MAX_TOTAL_ITEMS]
     if isinstance(value, Mapping):
         ident = id(value)
         if ident in seen:
             return "<cycle>"
         seen = seen | {ident}
         out: dict[str, Any] = {}
+        keep = min(_MAX_ITEMS, max(left[0], 0))
         try:
             for i, (key, item) in enumerate(value.items()):
-                if i >= _MAX_ITEMS:
-                    out["<truncated>"] = f"{len(value) - _MAX_ITEMS} more items"
+                if i >= keep:
+                    out["<truncated>"] = f"{len(value) - keep} more items"
                     break
+                left[0] -= 1
                 # orjson takes only exact str keys: a str subclass (a ``StrEnum`` member) is
                 # written as its text, as a value of that type is, not dropped with the record.
                 k = str.__str__(key) if isinstance(key, str) else _safe_repr(key)
                 try:  # one value that fails costs that value, not the fields after it
-                    out[jsonable(k)] = jsonable(item, depth + 1, seen)
+                    out[jsonable(k)] = jsonable(item, depth + 1, seen, left)
                 except Exception as exc:  # pragma: no cover - jsonable guards every type
                     out[jsonable(k)] = f"<error: {type(exc).__name__}>"
         except Exception as exc:
@@ -162,17 +173,27 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
         if ident in seen:
             return "<cycle>"
         seen = seen | {ident}
-        items = [jsonable(v, depth + 1, seen) for v in value[:_MAX_ITEMS]]
-        if len(value) > _MAX_ITEMS:
-            items.append(f"<{len(value) - _MAX_ITEMS} more items>")
+        keep = min(_MAX_ITEMS, max(left[0], 0))
+        left[0] -= min(len(value), keep)
+        items = [jsonable(v, depth + 1, seen, left) for v in value[:keep]]
+        if len(value) > keep:
+            items.append(f"<{len(value) - keep} more items>")
         return items
     if isinstance(value, (set, frozenset)):
-        return [jsonable(v, depth + 1, seen) for v in _sorted_list(value)]
+        keep = min(_MAX_ITEMS, max(left[0], 0))
+        kept = _sorted_list(value)[:keep]
+        left[0] -= len(kept)
+        items = [jsonable(v, depth + 1, seen, left) for v in kept]
+        if len(value) > len(kept):
+            items.append(f"<{len(value) - len(kept)} more items>")
+        return items
     try:
         converted = default(value)
     except Exception:
         return _safe_repr(value)
-    return jsonable(converted, depth + 1, seen) if converted is not value else _safe_repr(value)
+    if converted is value:
+        return _safe_repr(value)
+    return jsonable(converted, depth + 1, seen, left)
 
 
 # UTF-8 encodings of characters JSON allows raw but line readers may split on.
@@ -312,11 +333,12 @@ def _prepared(record: Record) -> Prepared:
     """Each field, by its key, as ``(key as written, writable value, its JSON text if it is a
     container or object)``: :func:`jsonable` and the rendering done once, for :func:`_cut`."""
     out: Prepared = {}
+    left = [_MAX_TOTAL_ITEMS]  # (one count for the whole record)
     for raw_key, value in record.items():
         # As jsonable() writes keys: a str subclass (a StrEnum) as its text, others as their
         # repr, lone surrogates escaped (orjson takes none of these as they are).
         key = jsonable(str.__str__(raw_key) if isinstance(raw_key, str) else _safe_repr(raw_key))
-        safe = jsonable(value)
+        safe = jsonable(value, 0, frozenset(), left)
         if safe is None or isinstance(safe, (str, bool, int, float)):
             out[raw_key] = (key, safe, None)
         else:
