@@ -168,6 +168,24 @@ def test_long_strings_and_messages_are_cut_with_a_marker() -> None:
     assert len(line) < 7000
 
 
+def test_a_large_container_shows_the_head_of_its_repr_made_only_that_far() -> None:
+    """A million-item matrix, a list of a thousand 1,000-key dicts or a tree of shared lists
+    (millions of items along its paths) shows the first 2,000 characters of its repr, marked,
+    without the whole repr being made (seconds, without redaction); cycles read as repr writes
+    them; a container under the count is shown by repr itself."""
+    node: list[Any] = ["leaf"]
+    for _ in range(20):
+        node = [node, node]
+    looped: list[Any] = [1, (2,), frozenset(), {"k": {3}}]
+    looped.append(looped)
+    shared = {f"k{i}": (i,) for i in range(1000)}
+    renderer = ConsoleRenderer(color=False)
+    for value in ([list(range(1000))] * 1000, [shared] * 1000, node, [looped] * 6000):
+        line = renderer({**RECORD, "v": value})
+        assert f" v={repr(value)[:2000]}...<more>\n" in line, repr(value)[:80]
+    assert f" v={looped!r}\n" in renderer({**RECORD, "v": looped})
+
+
 def test_a_string_at_the_limit_is_not_cut() -> None:
     line = ConsoleRenderer(color=False)({**RECORD, "message": "m" * 2000, "s": "x" * 2000})
     assert "more chars" not in line and f"s={'x' * 2000}\n" in line

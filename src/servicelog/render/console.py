@@ -5,7 +5,8 @@
 Control characters (ANSI escapes, CR/LF, bidi overrides, U+2028/2029) in any value are shown
 escaped (``\\x1b``, ``\\n``), so log text can neither forge a line nor repaint the terminal.
 A key that would not read as one word (whitespace, ``=``, quotes, empty) is quoted, and the
-message and each value are cut at 2,000 characters with a marker (``...<98000 more chars>``).
+message and each value are cut at 2,000 characters with a marker (``...<98000 more chars>``;
+``...<more>`` after the head of a large container's repr, made only that far).
 Tracebacks follow the line, indented, with the frames dimmed and the error line highlighted.
 """
 
@@ -157,11 +158,99 @@ def _value(value: Any) -> str:
     if isinstance(value, str):
         return _string(value)
     try:
-        text = repr(value)
+        if type(value) in _CONTAINERS and _items_past(value, _MAX_ITEMS):
+            shown, marker = _repr_head(value)
+        else:
+            shown, marker = _cut(repr(value))
     except Exception as exc:
-        text = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
-    shown, marker = _cut(text)
+        shown, marker = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>", ""
     return escape_control(shown) + marker
+
+
+# --- large containers ---------------------------------------------------------------------------
+#: Built-in containers, whose repr is made here item by item when they are large.
+_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
+#: A value holding more container items than this (nested ones included) has only the head of
+#: its repr made: a million-item matrix is not written whole to show 2,000 characters of it.
+_MAX_ITEMS = 5_000
+_BRACKETS: dict[type, tuple[str, str]] = {
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+    set: ("{", "}"),
+    frozenset: ("{", "}"),
+}
+
+
+def _items_past(value: Any, most: int) -> bool:
+    """Whether the built-in containers in *value* hold more than *most* items in all (counted
+    until that is known: a cycle counts again and again)."""
+    pending = [value]
+    left = most
+    while pending:
+        item = pending.pop()
+        left -= len(item)
+        if left < 0:
+            return True
+        for entries in (item.keys(), item.values()) if type(item) is dict else (item,):
+            # (Looked for in C first: most items are no containers.)
+            if not _CONTAINERS.isdisjoint(map(type, entries)):
+                pending.extend(entry for entry in entries if type(entry) in _CONTAINERS)
+    return False
+
+
+class _Full(Exception):
+    """The head of a repr is long enough."""
+
+
+def _repr_head(value: Any) -> tuple[str, str]:
+    """The first ``_MAX_CHARS`` characters of ``repr(value)`` and a marker, made item by item
+    and stopped there. (The marker cannot say how much more there is without making it.)"""
+    parts: list[str] = []
+    size = 0
+    inside: set[int] = set()
+
+    def put(text: str) -> None:
+        nonlocal size
+        parts.append(text)
+        size += len(text)
+        if size > _MAX_CHARS:
+            raise _Full
+
+    def write(item: Any) -> None:
+        cls = type(item)
+        if cls not in _CONTAINERS:
+            put(repr(item))
+            return
+        if id(item) in inside:  # as repr writes a container inside itself
+            put("[...]" if cls is list else "{...}")
+            return
+        inside.add(id(item))
+        if cls is dict:
+            put("{")
+            for i, (key, entry) in enumerate(item.items()):
+                put(", " if i else "")
+                write(key)
+                put(": ")
+                write(entry)
+            put("}")
+        elif not item and cls in (set, frozenset):
+            put(f"{cls.__name__}()")
+        else:
+            opening, closing = _BRACKETS[cls]
+            put(f"frozenset({opening}" if cls is frozenset else opening)
+            for i, entry in enumerate(item):
+                put(", " if i else "")
+                write(entry)
+            put(f",{closing}" if cls is tuple and len(item) == 1 else closing)
+            if cls is frozenset:
+                put(")")
+        inside.discard(id(item))
+
+    try:
+        write(value)
+    except _Full:
+        return "".join(parts)[:_MAX_CHARS], "...<more>"
+    return "".join(parts), ""
 
 
 class ConsoleRenderer:
