@@ -354,22 +354,40 @@ def test_oversized_input_gives_one_marked_line_within_the_cap(call: Any) -> None
 
 def test_the_safe_path_counts_items_across_nesting_and_marks_what_it_cuts() -> None:
     """The renderer's safe path (a record orjson refused, or a line over the cap) looks at
-    10,000 container items in all, not a million: later containers keep only their marker.
-    A set longer than 1,000 items says how many it dropped, as a list does."""
-    from servicelog.render.json import jsonable
+    10,000 container items in all (a renderer: one per byte of its line), not a million:
+    containers reached after that are written as their marker alone. A set longer than 1,000
+    items says how many it dropped, as a list does, on the fast path too."""
+    from servicelog.render.json import JsonRenderer, jsonable
 
     out = jsonable([list(range(1000))] * 1000)
     assert len(out) == 1000
     assert out[8] == list(range(1000))  # the outer list's 1,000 and nine inner lists: 10,000
-    assert out[9] == out[999] == ["<1000 more items>"]
+    assert out[9] == out[999] == "<1000 items cut>"
     shared = {f"k{i}": i for i in range(1000)}
     out = jsonable({"a": [shared] * 20})
     # 1 + 20 items, nine whole dicts, then what is left (979 items) and the marker of the rest
     assert out["a"][8] == shared and len(out["a"][9]) == 980
     assert out["a"][9]["<truncated>"] == "21 more items"
-    assert out["a"][10] == out["a"][19] == {"<truncated>": "1000 more items"}
+    assert out["a"][10] == out["a"][19] == "<1000 items cut>"
     kept = jsonable(set(range(1500)))
     assert kept[:1000] == list(range(1000)) and kept[1000:] == ["<500 more items>"]
+    line = orjson.loads(JsonRenderer()({"message": "m", "s": set(range(1500))}))
+    assert line["s"][-1] == "<500 more items>"
+
+
+def test_a_redacted_record_is_not_cut_again_by_the_renderer() -> None:
+    """The renderer counts one item per byte of its line, more than a redacted record holds
+    (``max_total_items``, 10,000): a redaction marker is written as it is, not cut again into
+    a marker of a marker."""
+    from servicelog.redaction import RedactionPolicy
+    from servicelog.render.json import JsonRenderer, _prepared
+
+    value = {"b": [list(range(999))] * 10, "c": list(range(6))}
+    out = RedactionPolicy()({"message": "m", "v": value}, 20)
+    assert out["v"]["b"][9][-1] == "<3 more items>" and out["v"]["c"] == "<6 items cut>"
+    # What the renderer makes of the record when its line is too long: the same value.
+    assert _prepared(out, JsonRenderer().max_line_bytes)["v"][1] == out["v"]
+    assert orjson.loads(JsonRenderer()(out))["truncated"] is True
 
 
 @pytest.mark.parametrize("where", ["message", "value"])

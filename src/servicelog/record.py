@@ -169,6 +169,14 @@ def safe_str(value: object) -> str:
         return f"<unprintable {type(value).__name__}: str() raised {type(exc).__name__}>"
 
 
+def items_cut(size: int) -> str:
+    """The marker a whole container of *size* items is written as once a record's count of
+    container items ran out (redaction's ``max_total_items``, the JSON renderer's count). Not
+    ``"<N more items>"``, which ends a container cut in its middle: read as an item of its
+    parent, that would miscount the parent."""
+    return f"<{size} item cut>" if size == 1 else f"<{size} items cut>"
+
+
 def safe_repr(value: object, limit: int | None = None) -> str:
     """``repr(value)`` that never raises, cut to *limit* characters (marked) if given."""
     try:

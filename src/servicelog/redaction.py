@@ -57,7 +57,7 @@ from operator import itemgetter
 from typing import Any, Final, NamedTuple, TypeVar
 
 from . import _errors
-from .record import DROPPED_FIELDS, safe_repr
+from .record import DROPPED_FIELDS, items_cut, safe_repr
 
 __all__ = [
     "DEFAULT_KEYS",
@@ -829,10 +829,30 @@ class _Walk(set[int]):
     left: int
 
     def keep(self, most: int) -> int:
-        """How many entries a container may keep (its marker included): *most*
-        (``max_items``), fewer once the walk's items run short, and at least its marker."""
+        """How many entries a container may keep, its marker included: *most*
+        (``max_items``), fewer once the walk's items run short, none once they ran out (the
+        container is then written as its marker alone, a string: a chain of one-item lists
+        costs nothing more, and a second walk finds the same)."""
         left = self.left
-        return most if left >= most else left if left > 1 else 1
+        return most if left >= most else left if left > 0 else 0
+
+
+def _length(value: Any) -> int:
+    """A container's length as orjson and the renderers see it: a subclass of ``dict``,
+    ``list`` or ``tuple`` may say otherwise in its own ``__len__``."""
+    if isinstance(value, dict):
+        return dict.__len__(value)
+    if isinstance(value, list):
+        return list.__len__(value)
+    if isinstance(value, tuple):
+        return tuple.__len__(value)
+    return len(value)
+
+
+def _cut_to_marker(value: Any) -> Any:
+    """A container past the walk's count: its marker alone, a string (an empty one as it is)."""
+    size = _length(value)
+    return items_cut(size) if size else value
 
 
 class RedactionPolicy:
@@ -861,9 +881,10 @@ class RedactionPolicy:
             ``"<truncated>"`` key), as the JSON renderer cuts them: a million-item list costs
             the walk of a thousand, and nothing unwalked is ever written.
         max_total_items: the most items one record's walk looks at, in all its containers
-            together. Past it, each further container is cut as ``max_items`` cuts one, down to
-            its marker: a list of a thousand dicts of a thousand keys costs the walk of ten
-            thousand items, not a million (and the JSON line shows far fewer anyway).
+            together (markers included). A container that would pass it is cut there, and
+            each one reached after it is written as its marker alone (``"<N items cut>"``): a
+            list of a thousand dicts of a thousand keys costs the walk of ten thousand items,
+            not a million (and a 16 KiB JSON line shows far fewer anyway).
 
     Raises:
         ValueError: for a pattern that does not compile, or a limit below its minimum.
@@ -1422,10 +1443,13 @@ class RedactionPolicy:
             return _CYCLE
         keep = active.keep(self.max_items)
         try:
+            if not keep:
+                return _cut_to_marker(value)
             # dict.items for a dict subclass: orjson reads the dict itself, not an override.
             pairs = dict.items(value) if isinstance(value, dict) else value.items()
             items = list(islice(pairs, keep + 1))
-            more = len(value) - keep + 1 if len(items) > keep else 0
+            # (At least 2 when there are more: a __len__ of its own may say fewer.)
+            more = max(_length(value), keep + 1) - keep + 1 if len(items) > keep else 0
         except Exception:
             raise _Failed from None
         if more:
@@ -1484,6 +1508,8 @@ class RedactionPolicy:
             return _CYCLE
         # The C-level iterator, as orjson reads a list or tuple subclass, not an override.
         keep = active.keep(self.max_items)
+        if not keep:
+            return _cut_to_marker(value)
         if isinstance(value, list):
             iterator = list.__iter__(value)
         elif isinstance(value, tuple):
@@ -1491,7 +1517,7 @@ class RedactionPolicy:
         else:  # a deque (written as its repr)
             iterator = iter(value)
         items = list(islice(iterator, keep + 1))
-        more = len(value) - keep + 1 if len(items) > keep else 0
+        more = max(_length(value), keep + 1) - keep + 1 if len(items) > keep else 0
         if more:
             del items[keep - 1 :]
         active.left -= keep if more else len(items)
@@ -1535,8 +1561,10 @@ class RedactionPolicy:
     def _walk_set(self, value: Any, path: KeyPath, depth: int, active: _Walk) -> Any:
         keep = active.keep(self.max_items)
         try:
+            if not keep:
+                return _cut_to_marker(value)
             items = list(islice(value, keep + 1))
-            more = len(value) - keep + 1 if len(items) > keep else 0
+            more = max(len(value), keep + 1) - keep + 1 if len(items) > keep else 0
         except Exception:
             raise _Failed from None
         if more:
@@ -1552,6 +1580,11 @@ class RedactionPolicy:
             return value
         if more:
             out.append(f"<{more} more items>")
+        if more or active.left <= 0:
+            # Cut, or the count ran out inside: a list, in the order walked (the renderers
+            # write a set as a list). A new set would iterate in another order, so a second
+            # walk would count, and cut, other items; and items cut to one marker would merge.
+            return out
         try:
             return frozenset(out) if isinstance(value, frozenset) else set(out)
         except TypeError:  # an unhashable replacement (a redacted dict inside a tuple)

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from ..record import DROPPED_FIELDS, LEVEL, MESSAGE, TIMESTAMP, Record, safe_repr
+from ..record import DROPPED_FIELDS, LEVEL, MESSAGE, TIMESTAMP, Record, items_cut, safe_repr
 
 __all__ = ["JsonRenderer", "default", "jsonable"]
 
@@ -37,8 +37,12 @@ _OPTIONS = orjson.OPT_APPEND_NEWLINE | SAFE
 _MAX_DEPTH = 64
 _MAX_REPR = 4096
 _MAX_ITEMS = 1000
-#: The most container items one value's (or record's) rendering looks at, nested ones included:
-#: a list of a thousand dicts of a thousand keys is not walked whole for a line of 16 KiB.
+#: The most container items one value's rendering looks at, nested ones included, past which
+#: each container is written as its marker alone (``"<N items cut>"``). A renderer counts one
+#: item per byte of its ``max_line_bytes`` instead: every item takes at least a byte of the
+#: line, so what its count cuts lies past what the line can show (a list of a thousand dicts
+#: of a thousand keys is not walked whole for a line of 16 KiB, and a redacted record, whose
+#: containers show at most ``max_total_items``, 10,000, is never cut again).
 _MAX_TOTAL_ITEMS = 10_000
 
 
@@ -55,7 +59,10 @@ def default(value: Any) -> Any:
     if type(value).__name__ == "UUID":
         return _uuid(value)
     if isinstance(value, (set, frozenset)):
-        return _sorted_list(value)
+        items = _sorted_list(value)
+        if len(value) > len(items):  # (cut as the safe path cuts it, and said so)
+            items.append(f"<{len(value) - len(items)} more items>")
+        return items
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "backslashreplace")
     if isinstance(value, os.PathLike):
@@ -151,13 +158,16 @@ def jsonable(
             return "<cycle>"
         seen = seen | {ident}
         out: dict[str, Any] = {}
-        keep = min(_MAX_ITEMS, max(left[0], 0))
+        keep = min(_MAX_ITEMS, left[0])
         try:
+            size = len(value)
+            if keep <= 0 and size:  # the count ran out: the marker alone, as redaction cuts
+                return items_cut(size)
+            left[0] -= min(size, keep)
             for i, (key, item) in enumerate(value.items()):
                 if i >= keep:
-                    out["<truncated>"] = f"{len(value) - keep} more items"
+                    out["<truncated>"] = f"{size - keep} more items"
                     break
-                left[0] -= 1
                 # orjson takes only exact str keys: a str subclass (a ``StrEnum`` member) is
                 # written as its text, as a value of that type is, not dropped with the record.
                 k = str.__str__(key) if isinstance(key, str) else _safe_repr(key)
@@ -173,14 +183,18 @@ def jsonable(
         if ident in seen:
             return "<cycle>"
         seen = seen | {ident}
-        keep = min(_MAX_ITEMS, max(left[0], 0))
+        keep = min(_MAX_ITEMS, left[0])
+        if keep <= 0 and value:
+            return items_cut(len(value))
         left[0] -= min(len(value), keep)
         items = [jsonable(v, depth + 1, seen, left) for v in value[:keep]]
         if len(value) > keep:
             items.append(f"<{len(value) - keep} more items>")
         return items
     if isinstance(value, (set, frozenset)):
-        keep = min(_MAX_ITEMS, max(left[0], 0))
+        keep = min(_MAX_ITEMS, left[0])
+        if keep <= 0 and value:
+            return items_cut(len(value))
         kept = _sorted_list(value)[:keep]
         left[0] -= len(kept)
         items = [jsonable(v, depth + 1, seen, left) for v in kept]
@@ -253,7 +267,7 @@ class JsonRenderer:
     # Sinks inline the fast path above (one C call) and call these only when needed.
     def slow(self, record: Record) -> bytes:
         """Render a record orjson refused (bad strings, keys, integers, cycles...)."""
-        body = orjson.dumps(jsonable(record))
+        body = orjson.dumps(jsonable(record, 0, frozenset(), [self.max_line_bytes]))
         return self.finish(record, body[:-1] + self.tail)
 
     def finish(self, record: Record, line: bytes) -> bytes:
@@ -277,7 +291,7 @@ class JsonRenderer:
         # whole line, not a quarter of it).
         # Each value is made writable (and a container rendered to text) once, not at every
         # step of the search.
-        prepared = _prepared(record)
+        prepared = _prepared(record, self.max_line_bytes)
         low, high, best = 64, limit, None
         while low <= high:
             budget = (low + high) // 2
@@ -329,11 +343,12 @@ class JsonRenderer:
 Prepared = dict[Any, tuple[str, Any, str | None]]
 
 
-def _prepared(record: Record) -> Prepared:
+def _prepared(record: Record, most: int = _MAX_TOTAL_ITEMS) -> Prepared:
     """Each field, by its key, as ``(key as written, writable value, its JSON text if it is a
-    container or object)``: :func:`jsonable` and the rendering done once, for :func:`_cut`."""
+    container or object)``: :func:`jsonable` and the rendering done once, for :func:`_cut`.
+    The fields' containers show *most* items in all (one count for the record)."""
     out: Prepared = {}
-    left = [_MAX_TOTAL_ITEMS]  # (one count for the whole record)
+    left = [most]
     for raw_key, value in record.items():
         # As jsonable() writes keys: a str subclass (a StrEnum) as its text, others as their
         # repr, lone surrogates escaped (orjson takes none of these as they are).
