@@ -169,6 +169,19 @@ def safe_str(value: object) -> str:
         return f"<unprintable {type(value).__name__}: str() raised {type(exc).__name__}>"
 
 
+def dataclass_fields(value: Any) -> dict[str, Any]:
+    """What orjson writes for a dataclass instance: its ``__dict__`` (so attributes set in
+    ``__post_init__`` too) unless the class has ``__slots__``, then its fields; names starting
+    with "_" never (orjson's rule). The dataclasses module is loaded: an instance exists."""
+    attrs = getattr(value, "__dict__", None)
+    if type(attrs) is dict and "__slots__" not in vars(type(value)):
+        items = list(attrs.items())
+    else:
+        dataclasses = sys.modules["dataclasses"]
+        items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    return {k: v for k, v in items if not (type(k) is str and k.startswith("_"))}
+
+
 def items_cut(size: int) -> str:
     """The marker a whole container of *size* items is written as once a record's count of
     container items ran out (redaction's ``max_total_items``, the JSON renderer's count). Not

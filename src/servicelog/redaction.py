@@ -57,7 +57,7 @@ from operator import itemgetter
 from typing import Any, Final, NamedTuple, TypeVar
 
 from . import _errors
-from .record import DROPPED_FIELDS, items_cut, safe_repr
+from .record import DROPPED_FIELDS, dataclass_fields, items_cut, safe_repr
 
 __all__ = [
     "DEFAULT_KEYS",
@@ -1379,6 +1379,10 @@ class RedactionPolicy:
                 return self._walk_mapping(value, path, depth, active)
             if cls is list or cls is tuple:
                 return self._walk_sequence(value, path, depth, active)
+            if isinstance(value, tuple) and _own_repr(cls):
+                # orjson refuses a tuple subclass: the renderers write its repr, whatever that
+                # shows (not only its items): that text is what is judged.
+                return self._walk_opaque(value, path)
             if isinstance(value, tuple) and isinstance(getattr(cls, "_fields", None), tuple):
                 return self._walk_namedtuple(value, path, depth, active)
             if isinstance(value, (list, tuple, deque)):
@@ -1406,7 +1410,7 @@ class RedactionPolicy:
                 inner = self._walk(value.value, (*path, "value"), depth + 1, active)
                 return value if inner is value.value else inner
             if hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
-                fields = _dataclass_fields(value)
+                fields = dataclass_fields(value)
                 new_fields = self._walk_mapping(fields, path, depth, active)
                 return value if new_fields is fields else new_fields
             return self._walk_opaque(value, path)
@@ -1465,6 +1469,13 @@ class RedactionPolicy:
                     kind, new_key = self._key_info(text, (*path, key))
                 else:
                     kind = _PLAIN
+                    if type(key) not in _SCALARS and key is not None:
+                        # A tuple or an object: written as its repr (orjson refuses the key),
+                        # so it is walked as a value is (a pair by its name); a changed key
+                        # becomes its text if it cannot stay a key.
+                        walked = self._walk_item(key, (*path, key), depth, active)
+                        if walked is not key:
+                            new_key = walked if _hashable(walked) else safe_repr(walked)
                 if kind == _EXEMPT:
                     new = item
                 elif kind == _DENY:
@@ -2234,17 +2245,19 @@ def _cap_repr(text: str) -> str:
     return text if len(text) <= 4096 else f"{text[:4096]}...<{len(text) - 4096} more chars>"
 
 
-def _dataclass_fields(value: Any) -> dict[str, Any]:
-    """What orjson writes for a dataclass instance: its ``__dict__`` (so attributes set in
-    ``__post_init__`` too) unless the class has ``__slots__``, then its fields; names starting
-    with "_" never (orjson's rule). The dataclasses module is loaded: an instance exists."""
-    attrs = getattr(value, "__dict__", None)
-    if type(attrs) is dict and "__slots__" not in vars(type(value)):
-        items = list(attrs.items())
-    else:
-        dataclasses = sys.modules["dataclasses"]
-        items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
-    return {k: v for k, v in items if not (type(k) is str and k.startswith("_"))}
+def _own_repr(cls: type) -> bool:
+    """Whether a tuple subclass is written as a repr of its own: not tuple's, nor the one
+    ``collections.namedtuple`` makes (the fields are walked for that one)."""
+    method: object = cls.__repr__
+    return method is not tuple.__repr__ and getattr(method, "__module__", None) != "collections"
+
+
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except Exception:
+        return False
+    return True
 
 
 def _is_basic_credential(token: str) -> bool:

@@ -321,3 +321,50 @@ def test_thousands_of_colliding_keys_take_linear_time() -> None:
     out = policy(record, 20)
     assert len(out["by_user"]) == 4999
     assert max(len(key) for key in out["by_user"]) < 24
+
+
+# --- values written by one rendering and judged by another (review of 2026-12-01) --------------
+@dataclasses.dataclass
+class Conn:
+    host: str
+    _password: str
+
+
+class Masked(tuple):  # type: ignore[type-arg]
+    """A tuple subclass whose repr (what the renderers write: orjson refuses it) shows more
+    than its items."""
+
+    secret = "token=abc123secret"
+
+    def __repr__(self) -> str:
+        return f"Masked({self.secret})"
+
+
+class Described(collections.namedtuple("Point", "x y")):
+    def __repr__(self) -> str:
+        return "Described(AKIAIOSFODNN7EXAMPLE)"
+
+
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        # the safe path (an int orjson refuses, or a line over 16 KiB) wrote the repr, private
+        # fields included; orjson and the walk skip those
+        pytest.param({"conn": Conn("db", "hunter2"), "big": 2**70}, "hunter2", id="dataclass"),
+        pytest.param({"conn": Conn("db", "hunter2"), "pad": "y" * 20000}, "hunter2", id="cut"),
+        pytest.param({"t": Masked((1, 2))}, "abc123secret", id="tuple subclass repr"),
+        pytest.param({"t": Described(1, 2)}, "AKIAIOSFODNN7EXAMPLE", id="namedtuple repr"),
+        # a key orjson refuses is written as its repr: a pair by its name, text by its patterns
+        pytest.param({("password", "hunter2"): 1}, "hunter2", id="pair key"),
+        pytest.param({("aws", "AKIAIOSFODNN7EXAMPLE"): 2}, "AKIAIOSFODNN7EXAMPLE", id="tuple key"),
+        pytest.param({frozenset({"token=abc123secret"}): 3}, "abc123secret", id="frozenset key"),
+    ],
+)
+def test_what_the_renderer_writes_is_what_the_policy_judged(value: Any, secret: str) -> None:
+    sink = MemorySink(JsonRenderer())
+    servicelog.configure(service="t", profile="production", stream="none", sinks=[sink])
+    servicelog.get_logger("t").info("m", field=value)
+    servicelog.flush()
+    [line] = sink.lines
+    assert secret not in line.decode()
+    assert orjson.loads(line)["message"] == "m"

@@ -25,7 +25,16 @@ from typing import Any
 
 import orjson
 
-from ..record import DROPPED_FIELDS, LEVEL, MESSAGE, TIMESTAMP, Record, items_cut, safe_repr
+from ..record import (
+    DROPPED_FIELDS,
+    LEVEL,
+    MESSAGE,
+    TIMESTAMP,
+    Record,
+    dataclass_fields,
+    items_cut,
+    safe_repr,
+)
 
 __all__ = ["JsonRenderer", "default", "jsonable"]
 
@@ -201,6 +210,17 @@ def jsonable(
         if len(value) > len(kept):
             items.append(f"<{len(value) - len(kept)} more items>")
         return items
+    if hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
+        # As orjson writes it on the fast path (and redaction walks it): its fields, none
+        # starting with "_"; its repr would show those too.
+        ident = id(value)
+        if ident in seen:
+            return "<cycle>"
+        try:
+            fields = dataclass_fields(value)
+        except Exception:
+            return _safe_repr(value)
+        return jsonable(fields, depth + 1, seen | {ident}, left)
     try:
         converted = default(value)
     except Exception:
