@@ -786,6 +786,10 @@ _EXEMPT, _PLAIN, _DENY = 0, 1, 2
 _PLAIN_INFO = (_PLAIN, None)  # the key rule's answer for what is no (name, value) pair
 _PAIR_ALLOWED, _PAIR_DENIED, _PAIR_WORD = 0, 1, 2  # _pair_rule()'s answers
 _SCALARS = frozenset({int, float, bool, type(None)})
+#: A record's text to scan inside its containers, in ``max_text``s; past it, strings longer
+#: than _ALWAYS_SCANNED characters are cut whole (their length kept).
+_TEXT_BUDGET = 4
+_ALWAYS_SCANNED = 64
 _ALWAYS_CLEAN = (None, True, False)
 # Written as numbers or ISO strings, never as free text. (Decimal, Fraction and UUID by name or
 # ABC: importing decimal, fractions and uuid here would double configure()'s import time.)
@@ -822,11 +826,14 @@ class _Walk(set[int]):
     """One record's walk: the ids of the containers it is inside (a cycle is one of them
     again), and how many more items it may look at (``max_total_items``)."""
 
-    __slots__ = ("left",)
+    __slots__ = ("chars", "left")
 
     #: (Set after the set's own constructor: a Python-level ``__init__`` would cost every
     #: record with a container a call more.)
     left: int
+    #: How many more characters of text inside containers it may scan (four times
+    #: ``max_text``); past them, longer strings are written as their length alone.
+    chars: int
 
     def keep(self, most: int) -> int:
         """How many entries a container may keep, its marker included: *most*
@@ -1163,12 +1170,13 @@ class RedactionPolicy:
             out: dict[str, Any] | None = None
             active = _Walk()
             active.left = self.max_total_items
+            active.chars = self.max_text * _TEXT_BUDGET
             for key in keys:
                 value = record[key]
-                left = active.left
+                left, chars = active.left, active.chars
                 if key not in _QUERY_FIELDS and self._known_clean(value, 1, active):
                     continue
-                active.left = left  # (what the test counted before it gave up: walked again)
+                active.left, active.chars = left, chars  # (the test's counts: walked again)
                 new = self._walk(value, (key,), 1, active)
                 if new is not value:
                     if out is None:
@@ -1207,8 +1215,9 @@ class RedactionPolicy:
                     continue
                 kind = type(item)
                 if kind is str:
-                    if item not in clean:
+                    if item not in clean or (active.chars <= 0 and len(item) > _ALWAYS_SCANNED):
                         return False
+                    active.chars -= len(item)
                 elif not (
                     kind is int or kind is float or kind is bool or item is None
                 ) and not self._known_clean(item, depth + 1, active):
@@ -1221,8 +1230,9 @@ class RedactionPolicy:
             for item in value:
                 kind = type(item)
                 if kind is str:
-                    if item not in clean:
+                    if item not in clean or (active.chars <= 0 and len(item) > _ALWAYS_SCANNED):
                         return False
+                    active.chars -= len(item)
                 elif kind is tuple or kind is list:
                     # A (name, value) pair: its name, seen before, must not deny its value.
                     if len(item) == 2:
@@ -1260,6 +1270,7 @@ class RedactionPolicy:
         plannable = True
         active = _Walk()
         active.left = self.max_total_items
+        active.chars = self.max_text * _TEXT_BUDGET
         for key, value in record.items():
             if type(key) is str:
                 if key in OWN_FIELDS:
@@ -1367,6 +1378,8 @@ class RedactionPolicy:
         """Redact any value; containers are copied only where something inside changed."""
         cls = type(value)
         if cls is str:
+            if depth > 1:  # inside a container
+                return self._nested_text(value, path, active)
             if len(path) == 1 and path[0] in _QUERY_FIELDS:
                 return self._query(value, path)
             return self._text(value, path)
@@ -1413,6 +1426,10 @@ class RedactionPolicy:
                 fields = dataclass_fields(value)
                 new_fields = self._walk_mapping(fields, path, depth, active)
                 return value if new_fields is fields else new_fields
+            if depth > 1:  # inside a container: its repr counts as text
+                if active.chars <= 0:
+                    return f"<{type(value).__name__} cut>"
+                return self._walk_opaque(value, path, active)
             return self._walk_opaque(value, path)
         except _Failed:  # a container whose iteration raised
             return self._walk_opaque(value, path)
@@ -1428,16 +1445,31 @@ class RedactionPolicy:
                 pass
             return REDACTION_FAILED
 
-    def _walk_opaque(self, value: Any, path: KeyPath) -> Any:
-        """An object the renderers write as its repr (an exception as "Type: message")."""
+    def _walk_opaque(self, value: Any, path: KeyPath, active: _Walk | None = None) -> Any:
+        """An object the renderers write as its repr (an exception as "Type: message"); in a
+        container (*active*), that text counts against the record's text to scan."""
         try:
-            text = _describe(value)
+            text, made = _describe(value)
         except _Failed:
             # Its repr raises: no renderer can write its contents either (they write a
             # "<unrepresentable ...>" placeholder), so there is nothing to redact.
             return value
         new = self._text(text, path)
+        if active is not None:  # what the repr cost to make, at least what is written
+            active.chars -= max(made, len(new))
         return value if new is text else new
+
+    def _nested_text(self, text: str, path: KeyPath, active: _Walk) -> str:
+        """A string inside a container. Scanned while the record's text to scan lasts (four
+        times ``max_text``: a list of a thousand 60 KiB documents took 10 s, for a 16 KiB
+        line); past it, a string longer than 64 characters is written as its length alone.
+        What is kept counts as written, so that a second walk cuts the same strings."""
+        if active.chars <= 0 and len(text) > _ALWAYS_SCANNED:
+            new = f"<{len(text)} chars cut>"
+        else:
+            new = self._text(text, path)
+        active.chars -= len(new)
+        return new
 
     def _walk_mapping(
         self, value: Mapping[Any, Any], path: KeyPath, depth: int, active: _Walk
@@ -2016,6 +2048,7 @@ class RedactionPolicy:
         try:
             active = _Walk()
             active.left = self.max_total_items
+            active.chars = self.max_text * _TEXT_BUDGET
             return self._walk(obj, (), 0, active)  # type: ignore[no-any-return]
         except Exception as exc:
             _errors.report("redaction", exc)
@@ -2221,23 +2254,25 @@ def _unique_key(key: Any, taken: Mapping[Any, Any], counters: dict[Any, int]) ->
             return candidate
 
 
-def _describe(value: Any) -> str:
+def _describe(value: Any) -> tuple[str, int]:
     """The text the JSON renderer writes for an object it does not know: "Type: message" for
-    an exception, else the repr, cut at 4,096 characters (as ``render.json.default`` does).
+    an exception, else the repr, cut at 4,096 characters (as ``render.json.default`` does);
+    and the length of that text before the cut (what making it cost).
 
     Raises:
         _Failed: when neither can be had (the renderer then writes a placeholder).
     """
     if isinstance(value, BaseException):
         try:
-            return f"{type(value).__qualname__}: {value}"
+            text = f"{type(value).__qualname__}: {value}"
+            return text, len(text)
         except Exception:
             pass  # the renderer falls back to the repr, and so do we
     try:
         text = repr(value)
     except Exception:
         raise _Failed from None
-    return _cap_repr(text)
+    return _cap_repr(text), len(text)
 
 
 def _cap_repr(text: str) -> str:
