@@ -828,8 +828,7 @@ class _Walk(set[int]):
 
     __slots__ = ("chars", "left")
 
-    #: (Set after the set's own constructor: a Python-level ``__init__`` would cost every
-    #: record with a container a call more.)
+    #: How many more container items it may look at (``max_total_items``).
     left: int
     #: How many more characters of text inside containers it may scan (four times
     #: ``max_text``); past them, longer strings are written as their length alone.
@@ -1168,9 +1167,7 @@ class RedactionPolicy:
         record's other values were found clean by the plan, or by the caller."""
         try:
             out: dict[str, Any] | None = None
-            active = _Walk()
-            active.left = self.max_total_items
-            active.chars = self.max_text * _TEXT_BUDGET
+            active = self._new_walk()
             for key in keys:
                 value = record[key]
                 left, chars = active.left, active.chars
@@ -1189,6 +1186,13 @@ class RedactionPolicy:
             safe = self._paranoid(record)
             _errors.report("redaction", exc)
             return safe
+
+    def _new_walk(self) -> _Walk:
+        """The state of one record's walk: its counts of items and text, whole."""
+        active = _Walk()  # (set's own constructor, then the counts: no __init__ to call)
+        active.left = self.max_total_items
+        active.chars = self.max_text * _TEXT_BUDGET
+        return active
 
     def _known_clean(self, value: Any, depth: int, active: _Walk) -> bool:
         """Whether *value* is plain dicts and lists (or tuples) of numbers, None, booleans and
@@ -1268,9 +1272,7 @@ class RedactionPolicy:
         other_keys: list[str] = []
         walk_keys: list[str] = []
         plannable = True
-        active = _Walk()
-        active.left = self.max_total_items
-        active.chars = self.max_text * _TEXT_BUDGET
+        active = self._new_walk()
         for key, value in record.items():
             if type(key) is str:
                 if key in OWN_FIELDS:
@@ -2046,9 +2048,7 @@ class RedactionPolicy:
             path to a change), otherwise *obj* itself.
         """
         try:
-            active = _Walk()
-            active.left = self.max_total_items
-            active.chars = self.max_text * _TEXT_BUDGET
+            active = self._new_walk()
             return self._walk(obj, (), 0, active)  # type: ignore[no-any-return]
         except Exception as exc:
             _errors.report("redaction", exc)
