@@ -1394,12 +1394,10 @@ class RedactionPolicy:
                 return self._walk_mapping(value, path, depth, active)
             if cls is list or cls is tuple:
                 return self._walk_sequence(value, path, depth, active)
-            if isinstance(value, tuple) and _own_repr(cls):
-                # orjson refuses a tuple subclass: the renderers write its repr, whatever that
-                # shows (not only its items): that text is what is judged.
-                return self._walk_opaque(value, path)
-            if isinstance(value, tuple) and isinstance(getattr(cls, "_fields", None), tuple):
-                return self._walk_namedtuple(value, path, depth, active)
+            if isinstance(value, tuple) and (
+                isinstance(getattr(cls, "_fields", None), tuple) or _own_repr(cls)
+            ):
+                return self._walk_written_tuple(value, path, depth, active)
             if isinstance(value, (list, tuple, deque)):
                 return self._walk_sequence(value, path, depth, active)
             if isinstance(value, (set, frozenset)):
@@ -1533,6 +1531,28 @@ class RedactionPolicy:
         if more:
             result[_unique_key("<truncated>", result, counters)] = f"{more} more items"
         return result
+
+    def _walk_written_tuple(self, value: Any, path: KeyPath, depth: int, active: _Walk) -> Any:
+        """A namedtuple, or a tuple subclass with a repr of its own. orjson refuses both, so a
+        line holds its repr (the fast path) or its items (the renderer's safe path): its items
+        (a namedtuple's fields, by name) are walked, and a repr of its own is judged as text
+        too. In a container it counts as text: written as its type once the record's text
+        ran out, and a text it became counts for its length, as a second walk will count it."""
+        cls = type(value)
+        inside = depth > 1
+        before = active.chars
+        if inside and before <= 0:
+            return f"<{cls.__name__} cut>"
+        named = isinstance(getattr(cls, "_fields", None), tuple)
+        if named:
+            new = self._walk_namedtuple(value, path, depth, active)
+        else:
+            new = self._walk_sequence(value, path, depth, active)
+        if new is value and _own_repr(cls):
+            new = self._walk_opaque(value, path, active if inside else None)
+        if inside and type(new) is str:
+            active.chars = before - max(before - active.chars, len(new))
+        return new
 
     def _walk_namedtuple(self, value: Any, path: KeyPath, depth: int, active: _Walk) -> Any:
         """A namedtuple: orjson does not know it, so the renderer writes its repr, field names

@@ -3,6 +3,7 @@ validation. These are "does not hang" tests with a generous bound, not speed mea
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import orjson
@@ -307,3 +308,21 @@ def test_the_known_clean_shortcut_counts_text_as_the_walk_does() -> None:
     second = policy(record(), 20)  # "a" is known clean now: its text is counted all the same
     assert first == second
     assert first["a"] == ["z" * 1000] * 5 and first["b"] == ["<100 chars cut>"]
+
+
+def test_a_tuple_written_as_text_counts_as_text_in_a_container() -> None:
+    """A namedtuple (or a tuple subclass with a repr of its own) is written as text: past the
+    record's text it is cut to its type, and the text it becomes counts for its length, so a
+    second walk cuts the same (a 77-character repr was kept, then cut the second time)."""
+    nt = collections.namedtuple("NT", "a b c d password")
+    policy = RedactionPolicy(max_text=1024)
+    for filler in (["x" * 1000] * 4, ["x" * 1000] * 4 + ["x" * 60]):
+        value = {"f": [*filler, nt("a1", "b1", "c1", "d1", "hunter2"), ["y" * 100]]}
+        once = policy.redact_mapping(value)
+        assert "hunter2" not in repr(once)
+        assert policy.redact_mapping(once) == once
+    # 36 characters left before it: its 59-character text leaves none for the list after it
+    assert once["f"][-2] == "NT(a='a1', b='b1', c='c1', d='d1', password='[REDACTED]')"
+    assert once["f"][-1] == ["<100 chars cut>"]
+    past = policy.redact_mapping({"f": [*["x" * 1000] * 5, nt(1, 2, 3, 4, "hunter2")]})
+    assert past["f"][-1] == "<NT cut>"

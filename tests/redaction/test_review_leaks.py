@@ -340,6 +340,11 @@ class Masked(tuple):  # type: ignore[type-arg]
         return f"Masked({self.secret})"
 
 
+class Hidden(Creds):
+    def __repr__(self) -> str:
+        return f"Hidden<{self.user}:{self.password}>"
+
+
 class Described(collections.namedtuple("Point", "x y")):
     def __repr__(self) -> str:
         return "Described(AKIAIOSFODNN7EXAMPLE)"
@@ -354,6 +359,12 @@ class Described(collections.namedtuple("Point", "x y")):
         pytest.param({"conn": Conn("db", "hunter2"), "pad": "y" * 20000}, "hunter2", id="cut"),
         pytest.param({"t": Masked((1, 2))}, "abc123secret", id="tuple subclass repr"),
         pytest.param({"t": Described(1, 2)}, "AKIAIOSFODNN7EXAMPLE", id="namedtuple repr"),
+        # a repr of its own that shows no field name: the fields are still judged by name,
+        # and on the safe path (the line writes the items) as well
+        pytest.param({"t": Hidden("bob", "hunter2")}, "hunter2", id="namedtuple, own repr"),
+        pytest.param({"t": [Hidden("bob", "hunter2")]}, "hunter2", id="in a list"),
+        pytest.param({Hidden("bob", "hunter2"): 1}, "hunter2", id="as a key"),
+        pytest.param({"t": Hidden("bob", "hunter2"), "big": 2**70}, "hunter2", id="safe path"),
         # a key orjson refuses is written as its repr: a pair by its name, text by its patterns
         pytest.param({("password", "hunter2"): 1}, "hunter2", id="pair key"),
         pytest.param({("aws", "AKIAIOSFODNN7EXAMPLE"): 2}, "AKIAIOSFODNN7EXAMPLE", id="tuple key"),
