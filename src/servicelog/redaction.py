@@ -855,6 +855,25 @@ def _length(value: Any) -> int:
     return len(value)
 
 
+def _take(
+    active: _Walk, value: Any, iterable: Iterable[Any], most: int
+) -> tuple[list[Any], int] | None:
+    """The items of the container *value* (read from *iterable*) that the walk keeps: at most
+    *most* (``max_items``) entries, its marker included, fewer once the record's count runs
+    short, and how many more it holds (0: not cut); counted in ``active.left``. ``None`` once
+    the count ran out (the container is then written as its marker alone)."""
+    keep = active.keep(most)
+    if not keep:
+        return None
+    items = list(islice(iterable, keep + 1))
+    # (At least 2 when there are more: a __len__ of its own may say fewer.)
+    more = max(_length(value), keep + 1) - keep + 1 if len(items) > keep else 0
+    if more:
+        del items[keep - 1 :]
+    active.left -= keep if more else len(items)
+    return items, more
+
+
 def _cut_to_marker(value: Any) -> Any:
     """A container past the walk's count: its marker alone, a string (an empty one as it is)."""
     size = _length(value)
@@ -1477,20 +1496,15 @@ class RedactionPolicy:
         ident = id(value)
         if ident in active:
             return _CYCLE
-        keep = active.keep(self.max_items)
         try:
-            if not keep:
-                return _cut_to_marker(value)
             # dict.items for a dict subclass: orjson reads the dict itself, not an override.
             pairs = dict.items(value) if isinstance(value, dict) else value.items()
-            items = list(islice(pairs, keep + 1))
-            # (At least 2 when there are more: a __len__ of its own may say fewer.)
-            more = max(_length(value), keep + 1) - keep + 1 if len(items) > keep else 0
+            taken = _take(active, value, pairs, self.max_items)
         except Exception:
             raise _Failed from None
-        if more:
-            del items[keep - 1 :]
-        active.left -= keep if more else len(items)
+        if taken is None:
+            return _cut_to_marker(value)
+        items, more = taken
         active.add(ident)
         try:
             out: list[tuple[Any, Any]] | None = None
@@ -1572,20 +1586,16 @@ class RedactionPolicy:
         if ident in active:
             return _CYCLE
         # The C-level iterator, as orjson reads a list or tuple subclass, not an override.
-        keep = active.keep(self.max_items)
-        if not keep:
-            return _cut_to_marker(value)
         if isinstance(value, list):
             iterator = list.__iter__(value)
         elif isinstance(value, tuple):
             iterator = tuple.__iter__(value)
         else:  # a deque (written as its repr)
             iterator = iter(value)
-        items = list(islice(iterator, keep + 1))
-        more = max(_length(value), keep + 1) - keep + 1 if len(items) > keep else 0
-        if more:
-            del items[keep - 1 :]
-        active.left -= keep if more else len(items)
+        taken = _take(active, value, iterator, self.max_items)
+        if taken is None:
+            return _cut_to_marker(value)
+        items, more = taken
         active.add(ident)
         try:
             out: list[Any] | None = None
@@ -1624,17 +1634,13 @@ class RedactionPolicy:
         return kind((label, hidden))
 
     def _walk_set(self, value: Any, path: KeyPath, depth: int, active: _Walk) -> Any:
-        keep = active.keep(self.max_items)
         try:
-            if not keep:
-                return _cut_to_marker(value)
-            items = list(islice(value, keep + 1))
-            more = max(len(value), keep + 1) - keep + 1 if len(items) > keep else 0
+            taken = _take(active, value, value, self.max_items)
         except Exception:
             raise _Failed from None
-        if more:
-            del items[keep - 1 :]
-        active.left -= keep if more else len(items)
+        if taken is None:
+            return _cut_to_marker(value)
+        items, more = taken
         changed = more > 0
         out = []
         for i, item in enumerate(items):
@@ -2068,8 +2074,7 @@ class RedactionPolicy:
             path to a change), otherwise *obj* itself.
         """
         try:
-            active = self._new_walk()
-            return self._walk(obj, (), 0, active)  # type: ignore[no-any-return]
+            return self._walk(obj, (), 0, self._new_walk())  # type: ignore[no-any-return]
         except Exception as exc:
             _errors.report("redaction", exc)
             return REDACTION_FAILED  # type: ignore[return-value]

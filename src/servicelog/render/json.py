@@ -67,11 +67,8 @@ def default(value: Any) -> Any:
         return str(value)
     if type(value).__name__ == "UUID":
         return _uuid(value)
-    if isinstance(value, (set, frozenset)):
-        items = _sorted_list(value)
-        if len(value) > len(items):  # (cut as the safe path cuts it, and said so)
-            items.append(f"<{len(value) - len(items)} more items>")
-        return items
+    if isinstance(value, (set, frozenset)):  # (cut as the safe path cuts it, and said so)
+        return _marked(_sorted_list(value), len(value))
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "backslashreplace")
     if isinstance(value, os.PathLike):
@@ -100,6 +97,13 @@ def _iso(value: datetime | date | time) -> str:
         return value.isoformat()
     except Exception:
         return _safe_repr(value)
+
+
+def _marked(items: list[Any], size: int) -> list[Any]:
+    """*items*, the first of a container of *size*, ending with a marker of the rest if any."""
+    if size > len(items):
+        items.append(f"<{size - len(items)} more items>")
+    return items
 
 
 def _sorted_list(value: set[Any] | frozenset[Any]) -> list[Any]:
@@ -196,20 +200,14 @@ def jsonable(
         if keep <= 0 and value:
             return items_cut(len(value))
         left[0] -= min(len(value), keep)
-        items = [jsonable(v, depth + 1, seen, left) for v in value[:keep]]
-        if len(value) > keep:
-            items.append(f"<{len(value) - keep} more items>")
-        return items
+        return _marked([jsonable(v, depth + 1, seen, left) for v in value[:keep]], len(value))
     if isinstance(value, (set, frozenset)):
         keep = min(_MAX_ITEMS, left[0])
         if keep <= 0 and value:
             return items_cut(len(value))
         kept = _sorted_list(value)[:keep]
         left[0] -= len(kept)
-        items = [jsonable(v, depth + 1, seen, left) for v in kept]
-        if len(value) > len(kept):
-            items.append(f"<{len(value) - len(kept)} more items>")
-        return items
+        return _marked([jsonable(v, depth + 1, seen, left) for v in kept], len(value))
     if hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
         # As orjson writes it on the fast path (and redaction walks it): its fields, none
         # starting with "_"; its repr would show those too.
