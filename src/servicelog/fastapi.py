@@ -21,6 +21,7 @@ Requires ``pip install 'servicelog[fastapi]'``.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -345,6 +346,8 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 
+_SCHEMAS = (_ENVELOPE_SCHEMA, _PROBLEM_SCHEMA)
+
 
 def _schema_name(error_format: ErrorFormat) -> str:
     return "Problem" if error_format == "problem" else "ErrorResponse"
@@ -357,14 +360,15 @@ def error_responses(
 
     >>> @app.get("/orders/{id}", responses=error_responses(404, 409))
 
-    The entries refer to the schema component :func:`install` adds (``openapi=True``, the
-    default); with ``openapi=False`` they point at a component the application must add.
+    Each entry holds the error schema itself, so that the spec is complete on its own (with
+    ``install(openapi=False)``, or no ``install()`` at all); :func:`install` (``openapi=True``,
+    the default) replaces it with a reference to its schema component, in the installed format.
     """
-    ref = {"$ref": f"#/components/schemas/{_schema_name(error_format)}"}
+    body = _PROBLEM_SCHEMA if error_format == "problem" else _ENVELOPE_SCHEMA
     return {
         status: {
             "description": phrase(status),
-            "content": {media_type(error_format): {"schema": ref}},
+            "content": {media_type(error_format): {"schema": copy.deepcopy(body)}},
             _MARK: True,  # (taken out of the schema install() documents)
         }
         for status in statuses
@@ -431,7 +435,7 @@ def _ours(response: dict[str, Any]) -> bool:
     return any(
         isinstance(m, dict)
         and isinstance(m.get("schema"), dict)
-        and m["schema"].get("$ref") in refs
+        and (m["schema"].get("$ref") in refs or m["schema"] in _SCHEMAS)
         for m in response.get("content", {}).values()
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -975,6 +976,32 @@ def test_error_responses_follow_the_installed_format(sink: MemorySink) -> None:
     assert content == {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
     }
+
+
+def test_error_responses_are_complete_without_the_installed_schema(sink: MemorySink) -> None:
+    """With ``install(openapi=False)`` (or no install), an ``error_responses()`` entry still
+    describes the error shape: no reference to a component the spec does not define."""
+    for error_format, media, required in (
+        ("envelope", "application/json", ["error"]),
+        ("problem", "application/problem+json", ["type", "title", "status", "detail"]),
+    ):
+        app = FastAPI()
+
+        declared = servicelog.fastapi.error_responses(404, 409, error_format=error_format)
+
+        @app.get("/orders/{id}", responses=declared)
+        async def order(id: int) -> None: ...
+
+        servicelog.fastapi.install(app, openapi=False, error_format=error_format)
+        schema = app.openapi()
+        text = json.dumps(schema)
+        defined = set(schema.get("components", {}).get("schemas", {}))
+        for ref in re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', text):
+            assert ref in defined, (error_format, ref)
+        responses = schema["paths"]["/orders/{id}"]["get"]["responses"]
+        for status in ("404", "409"):
+            body = responses[status]["content"][media]["schema"]
+            assert set(required) <= set(body["required"]), (error_format, status)
 
 
 def test_subclassing_in_one_line() -> None:

@@ -30,11 +30,24 @@ def test_no_answer_is_a_500_for_a_waiting_client_and_a_499_for_one_that_left(
         response = httpx.get(server.url + "/now/")
         assert response.status_code == 500
         assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+        # One that asked for 100 Continue and waits: still there, so answered.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(
+                b"PUT /now/ HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\n"
+                b"Content-Length: 5000\r\n\r\n"
+            )
+            answer = b""
+            while b"HTTP/1.1 500 " not in answer and (part := sock.recv(65536)):
+                answer += part  # (hypercorn sends its 100 Continue first, unasked)
+        assert b"HTTP/1.1 500 " in answer, answer[:200]
         body = b"x" * 2_000_000  # ~30 of hypercorn's messages, ~60 of uvicorn's
         for request in (
             b"GET /poll/ HTTP/1.1\r\nHost: shop\r\n\r\n",
             b"GET /wait/ HTTP/1.1\r\nHost: shop\r\n\r\n",
             b"POST /poll/ HTTP/1.1\r\nHost: shop\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+            # A client that asked for 100 Continue and left before it came.
+            b"PUT /poll/ HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 5000\r\n\r\n",
         ):
             with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
                 sock.sendall(request)
@@ -51,12 +64,15 @@ def test_no_answer_is_a_500_for_a_waiting_client_and_a_499_for_one_that_left(
     statuses = {key: r["http.response.status_code"] for key, r in access.items()}
     assert statuses == {
         ("GET", "/now/"): 500,
+        ("PUT", "/now/"): 500,
         ("GET", "/poll/"): 499,
         ("POST", "/poll/"): 499,
+        ("PUT", "/poll/"): 499,
         ("GET", "/wait/"): 499,
     }
     errors = [r for r in records if r.get("error.type", "").endswith("NoResponseError")]
-    assert [r["request_id"] for r in errors] == [response.headers["x-request-id"]]
+    assert [r["url.path"] for r in errors] == ["/now/", "/now/"]
+    assert errors[0]["request_id"] == response.headers["x-request-id"]
 
 
 def test_a_reset_http2_upload_does_not_block_its_connections_other_streams(

@@ -788,6 +788,13 @@ def _stream_closed(send: Send) -> bool:
     return getattr(getattr(send, "__self__", None), "closed", None) is True
 
 
+def _disconnected(send: Send) -> bool:
+    """Whether uvicorn's request cycle, the object whose method *send* is, saw its client go
+    (``disconnected``): asked where ``receive()`` may not be (a request expecting ``100
+    Continue``, which uvicorn would send, and the client its whole body)."""
+    return getattr(getattr(send, "__self__", None), "disconnected", None) is True
+
+
 async def _client_left(scope: Scope, receive: Receive, send: Send) -> bool:
     """Whether the client has gone: ``receive()`` answers ``http.disconnect`` within
     :data:`_WAIT` (a server answers at once once it knows; else it waits, and the call is
@@ -798,12 +805,13 @@ async def _client_left(scope: Scope, receive: Receive, send: Send) -> bool:
     disconnect), for up to :data:`_UNREAD_MESSAGES` messages and :data:`_READ_PAST` seconds
     (but at least :data:`_MIN_MESSAGES` messages); a client still sending after them is taken
     to be there (unless the stream said it closed). Not asked for a request that expects
-    ``100 Continue``: uvicorn would send it, and the client its whole body, for a 500."""
+    ``100 Continue``: uvicorn would send it, and the client its whole body, for a 500 (its
+    request cycle says whether the client has gone, :func:`_disconnected`)."""
     # A stream already closed is still read to its disconnect: hypercorn may be waiting to
     # put it behind a full queue, and its connection (under HTTP/2, every stream on it) with it.
     closed = _stream_closed(send)
     if not closed and any(key == b"expect" for key, _ in scope.get("headers", ())):
-        return False
+        return _disconnected(send)
     deadline = monotonic() + _READ_PAST
     timeout = _WAIT
     for count in range(_UNREAD_MESSAGES):
