@@ -268,6 +268,111 @@ def test_transactions_and_sentry_logs_are_redacted_with_their_hooks() -> None:
     assert [log["trace_id"] for log in in_request] == [spans[0]["trace_id"]] * 2  # IDs kept
 
 
+SPAN_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import httpx, sentry_sdk, sqlalchemy as sa
+    from sentry_sdk.transport import Transport
+    import servicelog
+    from servicelog.integrations import sentry as redact
+
+    spans = []
+
+    class Capture(Transport):  # the envelope as it would be sent; no network here
+        def capture_envelope(self, envelope):
+            for item in envelope.items:
+                if item.type == "span":
+                    spans.extend(item.payload.json["items"])
+
+    sentry_sdk.init(
+        dsn="https://key@sentry.invalid/1", transport=Capture, traces_sample_rate=1.0,
+        trace_lifecycle="stream", release="user_2NNEqL2nrIRdJ194ndJqAHwEfxC",
+        before_send_span=redact.before_send_span if sys.argv[1] == "hook" else None,
+    )
+    servicelog.configure(service="shop", stream="none")
+    engine = sa.create_engine("sqlite://")
+    with sentry_sdk.traces.start_span(name="nightly export password=hunter2") as job:
+        job.set_attribute("api_key", "sk_live_4eC39HqLyjWDarjtT1zdp7dc")
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 'token=tok_abcdefghijkl0123', :id"), {"id": 7})
+        try:  # a closed port: the span is made all the same
+            httpx.get("http://127.0.0.1:9/export?page=2&password=hunter2", timeout=1)
+        except httpx.HTTPError:
+            pass
+    sentry_sdk.flush()
+    print(json.dumps(spans))
+    """
+)
+
+
+def run_span_script(mode: str) -> list[Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", SPAN_SCRIPT, mode], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    spans: list[Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return spans
+
+
+def test_streamed_spans_are_redacted_with_before_send_span() -> None:
+    """sentry-sdk's span streaming (``trace_lifecycle="stream"``) sends each span as it ends:
+    a segment named with a secret, an SQL statement's literal, an attribute set by the
+    program; without the hook they are sent as they are (what the test can fail on)."""
+    pytest.importorskip("sqlalchemy")
+    plain = json.dumps(run_span_script("plain"))
+    for secret in ("hunter2", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "tok_abcdefghijkl0123"):
+        assert secret in plain
+    spans = run_span_script("hook")
+    text = json.dumps(spans)
+    for secret in SECRETS:
+        assert secret not in text
+    names = {span["attributes"].get("sentry.op", {}).get("value"): span["name"] for span in spans}
+    names["segment"] = names.pop(None)
+    assert names["segment"] == "nightly export password=[REDACTED]"
+    assert names["db"] == "SELECT 'token=[REDACTED]', ?"
+    assert names["http.client"] == "GET http://127.0.0.1:9/export"
+    (segment,) = [span for span in spans if span["is_segment"]]
+    assert segment["attributes"]["api_key"]["value"] == "[REDACTED]"
+    # sentry's own attribute is kept, though the policy would take it for a token; the IDs too
+    assert segment["attributes"]["sentry.release"]["value"] == "user_2NNEqL2nrIRdJ194ndJqAHwEfxC"
+    assert {span["trace_id"] for span in spans} == {segment["trace_id"]}
+    assert all(s["parent_span_id"] == segment["span_id"] for s in spans if s is not segment)
+
+
+def test_scrub_span_sends_nothing_of_the_programs_when_it_cannot_redact() -> None:
+    """A span cannot be dropped, and sentry-sdk sends the original when the hook raises: what
+    could not be redacted goes with its name replaced and sentry-sdk's own attributes only."""
+    from servicelog import _errors
+    from servicelog.integrations.sentry import scrub_span
+
+    class Broken:
+        def redact_text(self, text: str) -> str:
+            raise RuntimeError("bug")
+
+    span = {
+        "name": "UPDATE users SET password='hunter2'",
+        "span_id": "b3eb3e93113bea37",
+        "attributes": {"db.query.text": "password='hunter2'", "sentry.release": "1.2"},
+    }
+    _errors.clear()
+    _errors.set_strict(False)
+    try:
+        assert scrub_span(span, Broken()) is span
+        assert span == {
+            "name": "[REDACTED]",
+            "span_id": "b3eb3e93113bea37",
+            "attributes": {"sentry.release": "1.2"},
+        }
+        assert scrub_span(["not", "a span"], Broken()) == {  # type: ignore[arg-type]
+            "name": "[REDACTED]",
+            "attributes": {},
+        }
+        assert _errors.snapshot()["errors"] == {"sentry redaction": 2}
+    finally:
+        _errors.set_strict(None)
+        _errors.clear()
+
+
 def test_the_release_of_the_test_above_would_be_redacted_as_a_field() -> None:
     from servicelog.redaction import default_policy
 

@@ -22,6 +22,7 @@ this module to ``sentry_sdk.init``::
         before_send_transaction=redact.before_send_transaction,
         before_send_log=redact.before_send_log,  # with enable_logs=True
         before_send_metric=redact.before_send_metric,  # sentry_sdk.metrics
+        before_send_span=redact.before_send_span,  # with trace_lifecycle="stream"
     )
 """
 
@@ -37,10 +38,12 @@ __all__ = [
     "before_send",
     "before_send_log",
     "before_send_metric",
+    "before_send_span",
     "before_send_transaction",
     "capture_unhandled",
     "scrub_event",
     "scrub_log",
+    "scrub_span",
 ]
 
 Event = dict[str, Any]
@@ -114,6 +117,44 @@ def before_send_metric(metric: Event, hint: Any = None) -> Event | None:
         _errors.report("sentry redaction", exc)
         return None
     return metric
+
+
+def before_send_span(span: Event, hint: Any = None) -> Event:
+    """sentry-sdk's ``before_send_span`` (streamed spans, ``trace_lifecycle="stream"``): the
+    span's name and attributes redacted by servicelog's policy, as :func:`scrub_span` says."""
+    from ..redaction import get_policy
+
+    return scrub_span(span, get_policy())
+
+
+def scrub_span(span: Event, policy: Any) -> Event:
+    """*span* (a streamed span, as sentry-sdk hands it to ``before_send_span``) with its name
+    (an SQL statement with its literals, an outbound URL, a segment named after a raw URL)
+    and its attributes (``db.query.text``, ``sentry.segment.name``, ...) redacted by *policy*,
+    in place; the attributes sentry-sdk sets itself and the span's IDs are kept as they are.
+
+    sentry-sdk cannot drop a span, and sends it as it was when the hook raises or returns
+    something else than a span: if *span* could not be redacted, its name is ``[REDACTED]``
+    and only sentry-sdk's own attributes are kept (the failure counted)."""
+    try:
+        name = span.get("name")
+        span["name"] = policy.redact_text(name) if isinstance(name, str) else _REDACTED
+        _scrub_attributes(span, policy)
+        attributes = span.get("attributes")
+        if isinstance(attributes, dict):
+            _sql_params(attributes, name, span["name"], policy)
+    except Exception as exc:  # a shape not foreseen: sent with nothing of the program's
+        _errors.report("sentry redaction", exc)
+        kept: dict[str, Any] = {}
+        try:
+            kept.update((k, v) for k, v in span["attributes"].items() if k in _KEPT_ATTRIBUTES)
+        except Exception:
+            kept.clear()
+        try:
+            span["name"], span["attributes"] = _REDACTED, kept
+        except Exception:  # not a dict: sentry-sdk keeps the original, so give it a new one
+            return {"name": _REDACTED, "attributes": kept}
+    return span
 
 
 def scrub_log(log: Event, policy: Any) -> Event | None:
