@@ -136,6 +136,7 @@ def install(
             trust_request_id=trust_request_id,
             error_app=error_app,
             too_large_app=_http_exception_app(app),
+            error_format=error_format,
         )
         # Starlette's ExceptionMiddleware, below, answers the same way with less work per
         # request (asgi/exception_layer.py).

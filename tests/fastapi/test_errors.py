@@ -9,14 +9,15 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import httpx
+import orjson
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 import servicelog
 import servicelog.fastapi
-from fastapi import FastAPI, HTTPException
-from servicelog import errors
+from fastapi import FastAPI, HTTPException, WebSocket
+from servicelog import _errors, errors
 from servicelog.sinks import MemorySink
 
 from ..conftest import NO_CAPTURE
@@ -889,6 +890,64 @@ async def test_a_failing_error_app_still_gets_the_minimal_500(sink: MemorySink) 
     assert response.status_code == 500
     assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
     assert servicelog.stats()["errors"] == {"error handler": 1}
+
+
+async def test_the_last_resort_500_takes_the_installed_format(sink: MemorySink) -> None:
+    """The application's own ``Exception`` handler fails: the minimal 500 the middleware sends
+    is in the format the handlers use (it was always the envelope), over HTTP and as a
+    WebSocket denial response."""
+    app = FastAPI()
+
+    @app.exception_handler(Exception)
+    async def broken(request: Any, exc: Exception) -> Any:
+        raise RuntimeError("handler bug")
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise ValueError("hunter2")
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        raise ValueError("hunter2")
+
+    servicelog.fastapi.install(app, error_format="problem")
+    _errors.set_strict(False)
+    try:
+        response = await call(app, "GET", "/boom")
+        sent: list[Any] = []
+
+        async def receive() -> Any:
+            return {"type": "websocket.connect"}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        scope = {"type": "websocket", "path": "/ws", "headers": [], "query_string": b"",
+                 "extensions": {"websocket.http.response": {}}}  # fmt: skip
+        await app(scope, receive, send)
+    finally:
+        _errors.set_strict(None)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["status"], body["request_id"]) == (500, response.headers["x-request-id"])
+    start, denial = sent
+    assert (start["status"], (b"content-type", b"application/problem+json")) == (
+        500,
+        start["headers"][0],
+    )
+    assert orjson.loads(denial["body"])["title"] == "Internal Server Error"
+    assert "hunter2" not in response.text + repr(denial)
+
+
+def test_the_middlewares_error_format_is_checked() -> None:
+    from servicelog.asgi import RequestContextMiddleware
+    from servicelog.exceptions import ConfigError
+
+    async def app(scope: Any, receive: Any, send: Any) -> None: ...
+
+    with pytest.raises(ConfigError, match="error_format"):
+        RequestContextMiddleware(app, error_format="rfc9457")  # type: ignore[arg-type]
 
 
 def test_openapi_documents_the_error_shape(sink: MemorySink) -> None:

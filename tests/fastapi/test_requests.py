@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -1392,6 +1393,67 @@ async def test_a_failing_handler_after_a_websocket_handshake_closes_it(
     servicelog.fastapi.install(app)
     sent = await _ws_call(app, "/orders", [])
     assert sent[1:] == [{"type": "websocket.close", "code": 1011, "reason": ""}]
+
+
+@pytest.mark.parametrize("when", ["denial", "no denial extension", "after the handshake"])
+async def test_a_websocket_routes_validation_error_never_echoes_the_values(
+    sink: MemorySink, when: str
+) -> None:
+    """FastAPI's own handler for ``WebSocketRequestValidationError`` (not a
+    ``RequestValidationError``) closes the socket with the errors, submitted values and all, as
+    the reason; servicelog's answers as for HTTP: a 422 in the error shape, or a close after
+    the handshake, and a warning with ``loc``/``type``/``msg`` only."""
+    from fastapi import Depends, Query
+
+    app = FastAPI()
+
+    async def accept_first(ws: WebSocket) -> WebSocket:
+        if when == "after the handshake":
+            await ws.accept()
+        return ws
+
+    @app.websocket("/orders")
+    async def orders(ws: WebSocket = Depends(accept_first), pin: int = Query()) -> None:  # noqa: B008
+        await ws.close()  # pragma: no cover - never valid here
+
+    servicelog.fastapi.install(app)
+    incoming = [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> Any:
+        return incoming.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope: dict[str, Any] = {
+        "type": "websocket", "path": "/orders", "raw_path": b"/orders", "root_path": "",
+        "query_string": b"pin=Hunter2SuperSecret", "headers": [(b"x-request-id", b"ws-422")],
+        "scheme": "ws", "subprotocols": [], "state": {},
+    }  # fmt: skip
+    if when == "denial":
+        scope["extensions"] = {"websocket.http.response": {}}
+    try:
+        await app(scope, receive, send)
+    except Exception:  # no denial response without the extension: the server answers 403
+        assert when == "no denial extension"
+    assert "Hunter2SuperSecret" not in repr(sent)
+    if when == "denial":
+        start, body = sent
+        assert (start["status"], json.loads(body["body"])["error"]["type"]) == (
+            422,
+            "WebSocketRequestValidationError",
+        )
+        assert json.loads(body["body"])["error"]["details"]["errors"] == [
+            {"loc": ["query", "pin"], "type": "int_parsing", "msg": ANY}
+        ]
+    elif when == "after the handshake":
+        assert sent[1:] == [{"type": "websocket.close", "code": 1008, "reason": ANY}]
+    servicelog.flush()
+    assert "Hunter2SuperSecret" not in json.dumps(sink.records)
+    (warning,) = [r for r in sink.records if r["message"] == "Request validation failed"]
+    assert warning["log.level"] == "warning" and warning["request_id"] == "ws-422"
+    assert warning["validation.errors"][0]["loc"] == ["query", "pin"]
 
 
 async def test_a_skipped_websocket_path_gets_no_access_record(sink: MemorySink) -> None:

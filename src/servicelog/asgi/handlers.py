@@ -9,7 +9,10 @@ on a Starlette app). Handles, in order of specificity:
   HTTPException(...)`` in endpoints; its headers (``Allow``) are kept;
 * FastAPI's ``RequestValidationError``: 422 with ``errors`` as ``{"loc", "type", "msg"}`` only —
   never the submitted values or body (FastAPI's default handler and the guide's echo them,
-  passwords included), at most 50 errors, messages cut at 300 characters;
+  passwords included), at most 50 errors, messages cut at 300 characters; a WebSocket route's
+  (``WebSocketRequestValidationError``) the same way: a 422 denial response before the
+  handshake, a close with code 1008 after it (FastAPI's closes with the errors, values and
+  all, as the reason);
 * any other exception: a generic 500 with the request ID; never a traceback, a file path or the
   exception text in production. Logged once, with its traceback.
 
@@ -259,7 +262,7 @@ class ErrorHandlers:
             status=422,
             code="validation_error",
             message="Request validation failed",
-            type_name="RequestValidationError",
+            type_name=type(exc).__name__,  # (or WebSocketRequestValidationError)
             errors=errors,
         )
 
@@ -303,11 +306,17 @@ class ErrorHandlers:
             (HTTPException, self.http_exception),
         ]
         try:
-            from fastapi.exceptions import RequestValidationError
+            from fastapi.exceptions import (
+                RequestValidationError,
+                WebSocketRequestValidationError,
+            )
         except ImportError:  # a plain Starlette app
             pass
         else:
+            # (Two classes: a WebSocket route's is no RequestValidationError, and FastAPI's
+            # own handler for it closes the socket with the submitted values as the reason.)
             handlers.append((RequestValidationError, self.validation_error))
+            handlers.append((WebSocketRequestValidationError, self.validation_error))
         handlers.append((Exception, self.unhandled))
         present = getattr(app, "exception_handlers", {})
         for key, handler in handlers:
@@ -330,6 +339,7 @@ def _replaceable(handler: Any) -> bool:
     return handler in (
         defaults.http_exception_handler,
         defaults.request_validation_exception_handler,
+        defaults.websocket_request_validation_exception_handler,
     )
 
 

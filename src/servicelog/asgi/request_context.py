@@ -64,7 +64,7 @@ from ..record import (
 )
 from .access_log import AccessLog, client_ip
 from .ids import _requests, continue_trace, next_request, parse_request_id, rejected_hint
-from .responses import minimal_500
+from .responses import ErrorFormat, minimal_500_content
 from .tracebacks import log_exception
 
 __all__ = [
@@ -186,6 +186,8 @@ class RequestContextMiddleware:
             inside the application, where no exception handler sees it; it is given an
             ``HTTPException(413)``. Without one, or if it fails before it starts a response,
             Starlette's answer is sent as it was.
+        error_format: the shape of the minimal 500 (``"envelope"``, default, or ``"problem"``,
+            RFC 9457): the error handlers' format, for when there are none or they fail.
 
     Raises:
         ConfigError: for a bad option (checked here, once, not on each request).
@@ -200,8 +202,14 @@ class RequestContextMiddleware:
         trust_request_id: bool = True,
         error_app: ErrorApp | None = None,
         too_large_app: ErrorApp | None = None,
+        error_format: ErrorFormat = "envelope",
     ) -> None:
         check_options(request_id_header, access_log, trust_request_id)
+        if error_format not in ("envelope", "problem"):
+            from ..exceptions import ConfigError
+
+            raise ConfigError("error_format", error_format, "'envelope' or 'problem'")
+        self.error_format: ErrorFormat = error_format
         self.app = app
         self.error_app = error_app
         self.too_large_app = too_large_app
@@ -374,7 +382,7 @@ class RequestContextMiddleware:
                     _CUT_OFF.set(request_id)
                 else:
                     status = 500
-                    body_bytes = await _send_500(send, header, request_id)
+                    body_bytes = await _send_500(send, header, request_id, self.error_format)
             except BaseException as exc:
                 # It propagates. A cancellation (the server's), KeyboardInterrupt or SystemExit is
                 # not the application's failure: unanswered, the access record says 499. Any
@@ -510,7 +518,7 @@ class RequestContextMiddleware:
             capture_unhandled(exc, request_id)
             try:
                 if not status and not closed:
-                    await _deny_500(request_id, send_ws)
+                    await _deny_500(request_id, send_ws, self.error_format)
                 elif status == 101 and not closed:
                     await send_ws({"type": "websocket.close", "code": 1011, "reason": ""})
             except Exception as failure:  # the client went away meanwhile: nothing to answer
@@ -736,11 +744,11 @@ def replaced_by_body_limit(scope: Scope) -> bool:
     )
 
 
-async def _deny_500(request_id: str, send: Send) -> None:
+async def _deny_500(request_id: str, send: Send, fmt: ErrorFormat) -> None:
     """The minimal JSON 500 as a WebSocket denial response (the request ID's header is added
     by *send*)."""
-    body = minimal_500(request_id)
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    body, media = minimal_500_content(fmt, request_id)
+    headers = [(b"content-type", media.encode()), (b"content-length", b"%d" % len(body))]
     await send({"type": "websocket.http.response.start", "status": 500, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body})
 
@@ -865,15 +873,18 @@ def _latin1(value: object) -> str:
     return str(value)
 
 
-async def _send_500(send: Send, header: tuple[bytes, bytes], request_id: str) -> int:
-    """Send the minimal JSON 500 with the request ID's *header*; its body's size."""
-    body = minimal_500(request_id)
+async def _send_500(
+    send: Send, header: tuple[bytes, bytes], request_id: str, fmt: ErrorFormat
+) -> int:
+    """Send the minimal JSON 500 in format *fmt* with the request ID's *header*; its body's
+    size."""
+    body, media = minimal_500_content(fmt, request_id)
     await send(
         {
             "type": "http.response.start",
             "status": 500,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", media.encode()),
                 (b"content-length", str(len(body)).encode()),
                 header,
             ],
