@@ -405,6 +405,8 @@ def _document_errors(app: FastAPI, error_format: ErrorFormat) -> None:
                     current = responses.get(str(status))
                     if current is None or _unmodelled(current) or _fastapi_422(current):
                         responses[str(status)] = {"description": phrase(status)}
+                if "requestBody" in operation:  # FastAPI's 400 for a body it cannot parse
+                    responses.setdefault("400", {"description": phrase(400)})
                 for status, response in list(responses.items()):
                     ours = response.pop(_MARK, False) is True or (not clash and _ours(response))
                     if status[:1] in ("4", "5") and (_unmodelled(response) or ours):
