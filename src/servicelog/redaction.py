@@ -159,6 +159,10 @@ DEFAULT_KEYS: Final[frozenset[str]] = frozenset(
         # OpenTelemetry's semantic conventions: a query parameter of Google Cloud Storage's
         # signed URLs (Azure's "sig" is denied in query strings only: _QUERY_KEYS)
         "xgoogsignature",
+        # pydantic's text of a ValidationError quotes what it was given ("[type=..,
+        # input_value='hunter2', input_type=str]"): an exception's message and trace would
+        # carry a password that failed a length check
+        "inputvalue",
     }
 )
 

@@ -892,6 +892,32 @@ async def test_a_failing_error_app_still_gets_the_minimal_500(sink: MemorySink) 
     assert servicelog.stats()["errors"] == {"error handler": 1}
 
 
+async def test_a_pydantic_validation_error_in_an_endpoint_logs_no_input(
+    sink: MemorySink,
+) -> None:
+    """A ``ValidationError`` of the application's own (not the request's validation): a 500,
+    and its log line's message and trace are pydantic's text with ``input_value='...'``, which
+    quotes what the model was given (a password that failed a length check)."""
+
+    class Signup(BaseModel):
+        password: str = Field(min_length=20)
+
+    app = FastAPI()
+
+    @app.post("/signup")
+    async def signup() -> None:
+        Signup.model_validate({"password": "Hunter2SuperSecret"})
+
+    servicelog.fastapi.install(app)
+    response = await call(app, "POST", "/signup")
+    assert response.status_code == 500
+    servicelog.flush()
+    (crash,) = [r for r in sink.records if r.get("error.type", "").endswith("ValidationError")]
+    assert "string_too_short" in crash["error.message"]
+    assert "input_value='[REDACTED]'" in crash["error.message"]
+    assert "Hunter2SuperSecret" not in json.dumps(sink.records) + response.text
+
+
 async def test_the_last_resort_500_takes_the_installed_format(sink: MemorySink) -> None:
     """The application's own ``Exception`` handler fails: the minimal 500 the middleware sends
     is in the format the handlers use (it was always the envelope), over HTTP and as a
