@@ -49,6 +49,37 @@ async def test_a_request_id_is_generated_and_on_every_line_and_the_response(
 
 
 @pytest.mark.parametrize(
+    ("sent", "trust", "seen"),
+    [
+        ([b"abc-123"], True, "abc-123"),  # accepted: passed on as it came
+        ([b"<script>alert(1)</script>"], True, "new"),  # rejected
+        ([b"abc-123"], False, "new"),  # not trusted
+        ([b"abc-123", b"<script>"], True, "abc-123"),  # repeated: every one is the first's
+    ],
+)
+async def test_the_application_reads_the_request_id_as_the_header(
+    sink: MemorySink, sent: list[bytes], trust: bool, seen: str
+) -> None:
+    """What the application (and an error tracker reading the request's headers) sees as
+    ``X-Request-ID`` is the request ID in use: a rejected, untrusted or repeated incoming value
+    is not passed on."""
+    app = FastAPI()
+
+    @app.get("/echo")
+    async def echo(request: Request) -> Any:
+        return [v for k, v in request.headers.items() if k == "x-request-id"]
+
+    servicelog.fastapi.install(app, trust_request_id=trust)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/echo", headers=[(b"X-Request-ID", v) for v in sent])
+    rid = response.headers["x-request-id"]
+    assert response.json() == [rid] * len(sent)
+    assert rid == seen if seen != "new" else UUID4.fullmatch(rid)
+    assert "script" not in json.dumps(sink.records) + response.text
+
+
+@pytest.mark.parametrize(
     ("sent", "kept"),
     [
         ("abc-123", "abc-123"),

@@ -113,7 +113,9 @@ SCRIPT = textwrap.dedent(
     async def main():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            answers = [await client.get(path) for path in ("/boom", "/ok")]
+            # (a hostile request ID: rejected, so in no event, header or frame's locals)
+            rejected = {"X-Request-ID": "<script>rejected-EVIL-ID</script>"}
+            answers = [await client.get(path, headers=rejected) for path in ("/boom", "/ok")]
             leak = await client.get(
                 "/leak?page=2&password=hunter2", headers={"X-Session-Token": "tok_abcdefghijkl0123"}
             )
@@ -179,6 +181,15 @@ def test_an_unhandled_exception_reaches_sentry_once_tagged_with_the_request_id(o
     assert boom["tags"]["request_id"] == out["request_id"]
     assert boom["request"]["url"] == "http://t/boom"
     assert leak["tags"]["request_id"] == out["leak_request_id"]
+
+
+def test_a_rejected_request_id_reaches_no_sentry_event(out: Any) -> None:
+    """The rejected value is neither in the request's headers (the middleware passes the
+    request ID on in its place) nor in a frame's local variables."""
+    (boom,) = [e for e in exception_events(out) if e["tags"]["request_id"] == out["request_id"]]
+    headers = dict(boom["request"]["headers"])
+    assert headers["x-request-id"] == out["request_id"]
+    assert "EVIL-ID" not in json.dumps(out)
 
 
 def test_a_server_error_raised_in_a_middleware_reaches_sentry_and_a_client_error_not(

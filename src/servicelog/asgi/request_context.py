@@ -229,6 +229,9 @@ class RequestContextMiddleware:
         filter_uvicorn_after_app()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # An error tracker shows no locals of this frame (sentry-sdk, pytest skip it): the
+        # header values it read are the client's, a rejected request ID among them.
+        __tracebackhide__ = True
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(
@@ -249,6 +252,7 @@ class RequestContextMiddleware:
         # header against ~0.2 us, and still slower for a browser's dozen.)
         header_key = self._header_key
         raw_id = raw_parent = agent = None
+        twice = False
         headers = scope.get("headers", ())
         if type(headers) is not list:  # (a server's, always: no copy)
             headers = _listed(scope)
@@ -256,6 +260,8 @@ class RequestContextMiddleware:
             if key == header_key:
                 if raw_id is None:
                     raw_id = value
+                else:
+                    twice = True
             elif key == b"traceparent":
                 # Twice is invalid (W3C Trace Context 3.2): an empty value starts a new trace.
                 raw_parent = value if raw_parent is None else b""
@@ -266,13 +272,16 @@ class RequestContextMiddleware:
         except IndexError:
             request_id, trace_id, span_id, trace = next_request()
         rejected = None
-        if raw_id is not None and self.trust_request_id:
-            text = _latin1(raw_id)
-            accepted = parse_request_id(text)
-            if accepted is None:  # (the bytes themselves, for a server's bytes)
-                rejected = rejected_hint(text.encode("latin-1", "replace"))
-            else:
+        if raw_id is not None:
+            accepted = parse_request_id(_latin1(raw_id)) if self.trust_request_id else None
+            if accepted is not None:
                 request_id = accepted
+            elif self.trust_request_id:  # (the bytes themselves, for a server's bytes)
+                rejected = rejected_hint(_latin1(raw_id).encode("latin-1", "replace"))
+            if accepted is None or twice:
+                # What the application (and an error tracker) reads as the header is the
+                # request ID: a rejected, untrusted or repeated value is not passed on.
+                scope["headers"] = _with_request_id(headers, header_key, request_id)
         if raw_parent is not None:  # else the pooled new trace
             trace = continue_trace(_latin1(raw_parent), trace_id, span_id)
             trace_id = trace.trace_id  # the caller's trace (span_id stays ours)
@@ -769,6 +778,12 @@ def _bounded_query(query: str) -> str:
         return query
     end = max(query.rfind("&", 0, MAX_QUERY), query.rfind(";", 0, MAX_QUERY))
     return f"{query[:end]}&…" if end > 0 else "…"
+
+
+def _with_request_id(headers: Any, key: bytes, request_id: str) -> list[tuple[bytes, bytes]]:
+    """*headers* with the value of every *key* header replaced by *request_id*."""
+    value = request_id.encode("latin-1")
+    return [(k, value) if k == key else (k, v) for k, v in headers]
 
 
 def _listed(scope: Scope) -> list[Any] | tuple[Any, ...]:
