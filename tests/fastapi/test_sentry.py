@@ -384,6 +384,55 @@ def test_scrub_span_sends_nothing_of_the_programs_when_it_cannot_redact() -> Non
         _errors.clear()
 
 
+def test_scrub_span_never_hands_sentry_attributes_it_would_raise_on() -> None:
+    """Redaction that fails inside (at the recursion limit) puts its marker, a str, in place of
+    the attributes: sentry-sdk then raised into the application from ``span.end()``. The span
+    goes with its name ``[REDACTED]`` and sentry-sdk's own attributes."""
+    from servicelog import _errors
+    from servicelog.integrations.sentry import scrub_span
+
+    class Failing:
+        def redact_text(self, text: str) -> str:
+            return text
+
+        def redact_mapping(self, value: Any) -> Any:
+            return "[REDACTION FAILED]"
+
+    span = {"name": "GET /", "attributes": {"api_key": "sk", "sentry.release": "1.2"}}
+    _errors.clear()
+    _errors.set_strict(False)
+    try:
+        assert scrub_span(span, Failing()) is span
+        assert span == {"name": "[REDACTED]", "attributes": {"sentry.release": "1.2"}}
+        assert _errors.snapshot()["errors"] == {"sentry redaction": 1}
+    finally:
+        _errors.set_strict(None)
+        _errors.clear()
+
+
+def test_scrub_span_drops_a_request_id_header_the_middleware_rejects() -> None:
+    """sentry-sdk takes a streamed span's request headers when it starts, outside servicelog's
+    middleware (which passes a rejected value on replaced): a value it would reject is not
+    sent; a valid one is."""
+    from servicelog.asgi import RequestContextMiddleware
+    from servicelog.integrations.sentry import scrub_span
+    from servicelog.redaction import default_policy
+
+    RequestContextMiddleware(lambda *a: None, request_id_header="X-Correlation-ID")  # type: ignore[arg-type]
+    span = {
+        "name": "GET /boom",
+        "attributes": {
+            "http.request.header.x-correlation-id": "<script>rejected-EVIL-ID</script>",
+            "http.request.header.x-request-id": "abc-123",
+        },
+    }
+    scrub_span(span, default_policy())
+    assert span["attributes"] == {
+        "http.request.header.x-correlation-id": "[REDACTED]",
+        "http.request.header.x-request-id": "abc-123",
+    }
+
+
 def test_the_release_of_the_test_above_would_be_redacted_as_a_field() -> None:
     from servicelog.redaction import default_policy
 

@@ -31,6 +31,11 @@ __all__ = [
     "rejected_hint",
 ]
 
+#: The request ID headers of every RequestContextMiddleware made (lower case): Sentry's hooks
+#: judge their values, which sentry-sdk may have taken before the middleware replaced a
+#: rejected one.
+REQUEST_ID_HEADERS: set[str] = set()
+
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 # Hyphenated UUIDs (any case, braces, urn:uuid:) are canonicalised; a bare 32-hex ID (nginx's
 # $request_id) is kept as sent, so it still matches the proxy's own logs.

@@ -63,7 +63,14 @@ from ..record import (
     thread_name,
 )
 from .access_log import AccessLog, client_ip
-from .ids import _requests, continue_trace, next_request, parse_request_id, rejected_hint
+from .ids import (
+    REQUEST_ID_HEADERS,
+    _requests,
+    continue_trace,
+    next_request,
+    parse_request_id,
+    rejected_hint,
+)
 from .responses import ErrorFormat, minimal_500_content
 from .tracebacks import log_exception
 
@@ -215,6 +222,7 @@ class RequestContextMiddleware:
         self.too_large_app = too_large_app
         self.header = request_id_header
         self._header_key = request_id_header.lower().encode("latin-1")
+        REQUEST_ID_HEADERS.add(request_id_header.lower())
         if access_log is True:
             access_log = AccessLog()
         self.access_log: AccessLog | None = access_log or None

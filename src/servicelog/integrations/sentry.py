@@ -136,18 +136,27 @@ def scrub_span(span: Event, policy: Any) -> Event:
     sentry-sdk cannot drop a span, and sends it as it was when the hook raises or returns
     something else than a span: if *span* could not be redacted, its name is ``[REDACTED]``
     and only sentry-sdk's own attributes are kept (the failure counted)."""
+    original: Any = None
     try:
+        original = span.get("attributes")
         name = span.get("name")
         span["name"] = policy.redact_text(name) if isinstance(name, str) else _REDACTED
         _scrub_attributes(span, policy)
         attributes = span.get("attributes")
+        if isinstance(original, dict) and not isinstance(attributes, dict):
+            # (redaction's own failure marker: sentry-sdk would raise on it, in span.end())
+            raise TypeError("the span's attributes could not be redacted")
         if isinstance(attributes, dict):
             _sql_params(attributes, name, span["name"], policy)
+            _rejected_request_ids(attributes)
     except Exception as exc:  # a shape not foreseen: sent with nothing of the program's
-        _errors.report("sentry redaction", exc)
+        try:
+            _errors.report("sentry redaction", exc)
+        except Exception:  # (at the recursion limit, say)
+            pass
         kept: dict[str, Any] = {}
         try:
-            kept.update((k, v) for k, v in span["attributes"].items() if k in _KEPT_ATTRIBUTES)
+            kept.update((k, v) for k, v in original.items() if k in _KEPT_ATTRIBUTES)
         except Exception:
             kept.clear()
         try:
@@ -155,6 +164,20 @@ def scrub_span(span: Event, policy: Any) -> Event:
         except Exception:  # not a dict: sentry-sdk keeps the original, so give it a new one
             return {"name": _REDACTED, "attributes": kept}
     return span
+
+
+def _rejected_request_ids(attributes: dict[str, Any]) -> None:
+    """A request ID header that sentry-sdk took as the client sent it (a streamed span's
+    attributes are taken when it starts, outside servicelog's middleware, which passes a
+    rejected value on replaced): a value the middleware would reject is not sent."""
+    ids = sys.modules.get("servicelog.asgi.ids")  # (none: no middleware was ever made)
+    if ids is None:
+        return
+    for header in ids.REQUEST_ID_HEADERS:
+        key = f"http.request.header.{header}"
+        value = attributes.get(key)
+        if value is not None and not (isinstance(value, str) and ids.parse_request_id(value)):
+            attributes[key] = _REDACTED
 
 
 def scrub_log(log: Event, policy: Any) -> Event | None:
