@@ -237,9 +237,6 @@ class RequestContextMiddleware:
         filter_uvicorn_after_app()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # An error tracker shows no locals of this frame (sentry-sdk, pytest skip it): the
-        # header values it read are the client's, a rejected request ID among them.
-        __tracebackhide__ = True
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(
@@ -290,6 +287,9 @@ class RequestContextMiddleware:
                 # What the application (and an error tracker) reads as the header is the
                 # request ID: a rejected, untrusted or repeated value is not passed on.
                 scope["headers"] = _with_request_id(headers, header_key, request_id)
+                # Nor is it kept in this frame's locals, which an error tracker records with
+                # the traceback of an exception caught here (sentry-sdk's frame variables).
+                del headers, raw_id, value
         if raw_parent is not None:  # else the pooled new trace
             trace = continue_trace(_latin1(raw_parent), trace_id, span_id)
             trace_id = trace.trace_id  # the caller's trace (span_id stays ours)
