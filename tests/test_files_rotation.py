@@ -221,7 +221,7 @@ def test_retention_by_age_reads_modification_times(tmp_path: Path) -> None:
     sink.close()
 
 
-@pytest.fixture(params=[0o000, 0o022])
+@pytest.fixture(params=[0o000, 0o022, 0o077])
 def umask(request: pytest.FixtureRequest) -> Iterator[int]:
     old = os.umask(request.param)
     try:
@@ -234,8 +234,9 @@ def umask(request: pytest.FixtureRequest) -> Iterator[int]:
 def test_every_file_of_the_set_has_the_mode_whatever_the_umask(
     tmp_path: Path, umask: int, mode: int
 ) -> None:
-    """Active, rotated, compressed and lock files: exactly *mode*, under umask 000 and 022;
-    new directories 0700 (0750 for 0640 files)."""
+    """Active, rotated, compressed and lock files: exactly *mode*, under umask 000, 022 and
+    077; new directories 0700 (0750 for 0640 files: under umask 077 they were 0700, and the
+    group could not reach its files)."""
     path = tmp_path / "new" / "app.jsonl"
     sink = RotatingFileSink(
         path, JsonRenderer(), rotation="2 KB", compression="gz", compress_delay=0, mode=mode
@@ -249,7 +250,7 @@ def test_every_file_of_the_set_has_the_mode_whatever_the_umask(
     )
     assert {oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {oct(mode)}
     expected_dir = 0o700 if mode == 0o600 else 0o750
-    assert stat.S_IMODE(path.parent.stat().st_mode) == expected_dir & ~umask
+    assert stat.S_IMODE(path.parent.stat().st_mode) == expected_dir
 
 
 @pytest.mark.parametrize("which", ["app.jsonl", ".app.jsonl.lock"])
@@ -282,6 +283,41 @@ def test_a_stale_partial_compression_is_removed(tmp_path: Path) -> None:
     sink.wait_maintenance()
     sink.close()
     assert not (tmp_path / ".app_2026-11-28.jsonl.gz.part").exists()
+
+
+def test_a_summary_cut_off_by_a_full_disk_reports_each_drop_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two reasons pending, and the disk fills up after the first summary line reached the
+    file: only the second is put back (both were, and the first was written again later), and
+    drops counted meanwhile are added to it, not overwritten."""
+    import errno
+
+    path = tmp_path / "app.jsonl"
+    sink = FileSink(path, JsonRenderer(), flush_interval=60)
+    sink._pending.update({"write_error": 45, "queue_full": 9})
+    real = sink.write_batch
+    calls: list[bytes] = []
+
+    def fills_up(data: bytes) -> None:
+        calls.append(data)
+        if len(calls) == 2:
+            sink._pending["queue_full"] += 2  # counted while the summaries were written
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(data)
+
+    monkeypatch.setattr(sink, "write_batch", fills_up)
+    sink._write_summary()
+    assert dict(sink._pending) == {"queue_full": 11}
+    monkeypatch.undo()
+    sink._write_summary()
+    sink.close()
+    summaries = [
+        (r["servicelog.dropped.reason"], r["servicelog.dropped.count"])
+        for r in read_records(path)
+        if r.get("event.action") == "log.dropped"
+    ]
+    assert summaries == [("write_error", 45), ("queue_full", 11)]
 
 
 def test_a_full_buffer_in_drop_mode_is_summarised_in_the_file(tmp_path: Path) -> None:

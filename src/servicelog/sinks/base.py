@@ -373,14 +373,18 @@ class BufferedSink:
     def _write_summary(self) -> None:
         """Write a ``log.dropped`` record per reason, now that writing works."""
         with self._count_lock:
-            pending = dict(self._pending)
+            pending = list(self._pending.items())
             self._pending.clear()
-        lines = b"".join(self.renderer(summary_record(self.name, r, n)) for r, n in pending.items())
-        try:
-            self.write_batch(lines)
-        except OSError:
-            with self._count_lock:  # still failing: summarise later, count nothing twice
-                self._pending.update(pending)
+        # One write per line: a write that fails after an earlier line reached the file (a disk
+        # filling up) puts back only the reasons not yet written, so none is reported twice.
+        for done, (reason, count) in enumerate(pending):
+            try:
+                self.write_batch(self.renderer(summary_record(self.name, reason, count)))
+            except OSError:
+                with self._count_lock:  # still failing: summarise later, with what came since
+                    for left, number in pending[done:]:
+                        self._pending[left] += number
+                return
 
     def write_batch(self, data: bytes) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -336,11 +336,20 @@ _LOCK_TIMED_OUT = -2
 
 def _make_dirs(directory: str, mode: int) -> None:
     """``os.makedirs`` with *mode* for every level it creates (it gives the intermediate ones
-    the default 0o777 minus the umask, usually 0755)."""
+    the default 0o777 minus the umask, usually 0755). A directory the umask made narrower is
+    widened to *mode*, as a new file is (:func:`open_log_file`): under umask 077 a 0o750
+    directory was 0o700, and its 0o640 files out of the group's reach."""
     parent = os.path.dirname(directory)
     if parent != directory and not os.path.isdir(parent):
         _make_dirs(parent, mode)
     try:
         os.mkdir(directory, mode)
     except FileExistsError:
-        pass
+        return
+    # On the directory itself, never through a symlink put in its place meanwhile.
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
