@@ -285,6 +285,48 @@ def test_a_stale_partial_compression_is_removed(tmp_path: Path) -> None:
     assert not (tmp_path / ".app_2026-11-28.jsonl.gz.part").exists()
 
 
+def test_a_flush_is_not_starved_by_a_thread_that_keeps_logging(tmp_path: Path) -> None:
+    """Another thread logs without pause through a rotating sink: a drain waits for the batch
+    holding its records to be written, not for the writer's lock, which a writer kept busy
+    takes back at once every time (a flush then waited out its whole timeout and reported a
+    false "drain timed out")."""
+    import threading
+
+    sink = RotatingFileSink(
+        tmp_path / "app.jsonl", JsonRenderer(), rotation="64 KiB", flush_interval=0.05
+    )
+    written: list[bytes] = []  # the batches whose write returned (read back, the files
+    real = sink.write_batch  # would race with the rotations of the other thread's records)
+
+    def write_batch(data: bytes) -> None:
+        real(data)
+        written.append(data)
+
+    sink.write_batch = write_batch  # type: ignore[method-assign]
+    stop = threading.Event()
+
+    def keep_logging() -> None:
+        j = 0
+        while not stop.is_set():
+            sink.emit({"message": "bg", "j": j, "pad": "x" * 100}, 20)
+            j += 1
+
+    thread = threading.Thread(target=keep_logging)
+    thread.start()
+    try:
+        drained = []
+        for i in range(5):
+            sink.emit({"message": "mine", "i": i}, 20)
+            drained.append(sink.drain(3.0))
+            # (What the drain promises: the record logged before it has been written.)
+            assert any(b'"i":%d' % i in data for data in written), i
+    finally:
+        stop.set()
+        thread.join()
+        sink.close()
+    assert drained == [True] * 5
+
+
 def test_a_summary_cut_off_by_a_full_disk_reports_each_drop_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -169,15 +169,20 @@ class BufferedSink:
         self._count_lock = threading.Lock()
         self._wake = threading.Event()
         self._space = threading.Event()
-        # Notified when the writer has taken a batch: a drain waits on it (no polling).
+        # Notified when the writer has written a batch: a drain waits on it (no polling).
         # Re-entrant: a signal handler's drain may interrupt a drain holding it (waiting on
         # it releases every level, so the writer can still notify).
         self._taken = threading.Condition(threading.RLock())
+        # Records the writer took from the queue, and of those, the ones whose write is over
+        # (written or failed): set by whoever writes (under the flush lock) only. A drain
+        # waits for the second to reach the first plus the queue's length at its call.
+        self._taken_n = 0
+        self._done_n = 0
         # The fast path admits record number n while n <= _admit and the buffer has room:
         # ``itertools.count`` is one C call, exact under the GIL (a ``+= 1`` is not).
         self._seq = itertools.count(1)
         self._left = 0  # records that left the queue: taken by the writer, or dropped
-        self._drain_stuck_at = -1  # _left when a drain last waited in vain for the writer
+        self._drain_stuck_at = -1  # _done_n when a drain last waited in vain for the writer
         self._timeout_said_at = 0.0  # when a drain's timeout was last reported on stderr
         self._admit = self.max_records
         # Lines are appended while below _room; the writer is woken at _wake_bytes. _bytes counts
@@ -336,6 +341,9 @@ class BufferedSink:
         lines = len(queue)
         if lines:
             # Take the first *lines* lines; lines appended meanwhile stay for the next batch.
+            # (Counted taken before they leave the queue: a drain that reads the queue's length
+            # first, then this count, never counts them out.)
+            self._taken_n += lines
             batch = queue[:lines]
             del queue[:lines]
             self._bytes = sum(map(len, queue)) if queue else 0
@@ -346,9 +354,11 @@ class BufferedSink:
                 self._admit = self._left + self.max_records
             self._stalled = False
             self._space.set()
+            delivered = self._deliver(data, lines)
             with self._taken:
+                self._done_n += lines
                 self._taken.notify_all()
-            if not self._deliver(data, lines):
+            if not delivered:
                 return
         if self._pending:
             self._write_summary()
@@ -408,15 +418,18 @@ class BufferedSink:
         """
         start = time.monotonic()
         deadline = start + timeout
-        target = self._left + len(self._lines)
+        queued = len(self._lines)  # (before _taken_n: see _take_and_write)
+        target = self._left + queued
+        written_target = self._taken_n + queued
         if self._flusher == threading.get_ident():
             # A signal handler that interrupted this thread's own write: the lock is ours, and
             # waiting for it would only run out the clock.
             return self._left >= target
         thread = self._thread
         if thread is not None and thread is not threading.current_thread() and thread.is_alive():
-            if self._drain_by_writer(target, deadline):
+            if self._drain_by_writer(written_target, deadline):
                 return True
+            left = written_target - self._taken_n  # not even taken (else: being written)
         else:
             # No writer thread (a terminal, after close): write here. A plain acquire could
             # wait forever on another thread stuck in write(2).
@@ -429,7 +442,7 @@ class BufferedSink:
                     break
             if self._left >= target:
                 return True
-        left = target - self._left
+            left = target - self._left
         what = f"{left} record(s) still queued" if left > 0 else "a batch still being written"
         now = time.monotonic()
         if now - self._timeout_said_at >= 60 or self._timeout_said_at == 0:  # once a minute
@@ -440,28 +453,25 @@ class BufferedSink:
         return False
 
     def _drain_by_writer(self, target: int, deadline: float) -> bool:
-        """Have the writer thread write the first *target* records; ``False`` if that is not
-        done by *deadline*. The caller never writes itself: a write(2) that never returns (a
-        pipe nobody reads, a hung disk) holds the writer, not the process's exit or its signal
-        handler. Once one caller waited in vain (the writer took nothing since), the next
-        ones do not wait again: a crash's drain, then the exit's, cost one timeout, not two."""
-        if self._drain_stuck_at == self._left and self._flush_lock.locked():
-            return False  # a drain waited in vain, and the writer has taken nothing since
+        """Have the writer thread write the first *target* records it takes (``_done_n``);
+        ``False`` if that is not done by *deadline*. The caller never writes itself: a
+        write(2) that never returns (a pipe nobody reads, a hung disk) holds the writer, not
+        the process's exit or its signal handler. Once one caller waited in vain (the writer
+        wrote nothing since), the next ones do not wait again: a crash's drain, then the
+        exit's, cost one timeout, not two. (It waited for the writer's lock once the records
+        were taken: a writer kept busy by another thread's logging takes that lock back at
+        once, every time, and a flush waited out its whole timeout.)"""
+        if self._drain_stuck_at == self._done_n and self._flush_lock.locked():
+            return False  # a drain waited in vain, and the writer has written nothing since
         with self._taken:
-            while self._left < target:
+            while self._done_n < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self._drain_stuck_at = self._left
+                    self._drain_stuck_at = self._done_n
                     return False
                 self._wake.set()
-                # Woken when the writer takes a batch (records dropped meanwhile move _left
-                # without a notification: checked again every 50 ms).
+                # Woken when the writer has written a batch (checked again every 50 ms).
                 self._taken.wait(min(remaining, 0.05))
-        # Taken; written once the writer lets go of the lock it writes under.
-        if not self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            self._drain_stuck_at = self._left
-            return False
-        self._flush_lock.release()
         return True
 
     def close(self, timeout: float | None = None) -> None:
