@@ -3,6 +3,7 @@ retention, permissions, crash leftovers, and the guide's file set."""
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import io
 import os
@@ -273,6 +274,26 @@ def test_a_rotation_interrupted_between_link_and_unlink_is_finished(tmp_path: Pa
     _write(sink, 1, 1)
     sink.close()
     assert [r["j"] for r in read_records(path)] == [0, 1]
+    assert os.stat(path).st_nlink == 1
+
+
+def test_an_interrupted_rotation_is_finished_by_a_writer_that_has_the_file_open(
+    tmp_path: Path,
+) -> None:
+    """The same crash in another process, while this one has the active file open: its next
+    batch finishes the rotation (only a writer that opened the file did, and this one wrote on
+    into a file with two names, then rotated it under a third: its records were read twice)."""
+    path = tmp_path / "app.jsonl"
+    sink = RotatingFileSink(path, JsonRenderer(), rotation="1 MB")
+    _write(sink, 10)
+    lock = os.open(tmp_path / ".app.jsonl.lock", os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # the crashed writer, as another process would hold it
+    os.link(path, tmp_path / rotated_name("app.jsonl", time.strftime("%Y-%m-%d"), 0))
+    os.close(lock)  # it died: its lock went with it
+    _write(sink, 10, 10)
+    sink.close()
+    js = [r["j"] for r in read_records(path)]
+    assert js == list(range(20))
     assert os.stat(path).st_nlink == 1
 
 

@@ -109,6 +109,7 @@ class FileSink(JsonLinesSink):
         self._fd: int | None = None
         self._ino = -1
         self._end = -1  # where our last write ended: the file ends in "\n" there
+        self._links = 1  # the open file's names (st_nlink) when last judged
         self._lock_fd: int | None = None
         self._lock_ino = -1
         self._released = False
@@ -248,13 +249,21 @@ class FileSink(JsonLinesSink):
             except FileNotFoundError:
                 st = None
             if self._fd is not None and st is not None and st.st_ino == self._ino:
-                return self._fd, st.st_size
+                if st.st_nlink == self._links:
+                    return self._fd, st.st_size
+                # A name more or less for it: another process's rotation that crashed between
+                # its link() and unlink() leaves the file open here with two (judged once per
+                # change: a backup's hard link stays).
+                self._links = st.st_nlink
+                if self._opened(self._fd, False, st):
+                    return self._fd, st.st_size
+                continue
             # Deleted, renamed by logrotate, rotated by another process, or not open yet.
             self._relock_if_stale()
             self._close_file()
             fd, created = open_log_file(self.path, self.mode)
             st = os.fstat(fd)
-            self._fd, self._ino, self._end = fd, st.st_ino, -1
+            self._fd, self._ino, self._end, self._links = fd, st.st_ino, -1, st.st_nlink
             if self._opened(fd, created, st):
                 return fd, st.st_size
         raise OSError(errno.EAGAIN, "the log file keeps changing", self.path)
