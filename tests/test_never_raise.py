@@ -50,6 +50,44 @@ def test_a_failing_sink_is_counted_and_reported_once_not_raised(
     assert "RuntimeError: sink is broken" in report and "logging continues" in report
 
 
+@pytest.mark.parametrize("profile", ["production", "development"])
+def test_a_repr_that_logs_its_own_object_does_bounded_work(
+    tmp_path: Any, profile: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``__repr__`` that logs its object: servicelog takes that repr again from inside the
+    first, twice a level (the renderer's fast and safe paths, or redaction and the renderer),
+    so the work doubled per level until the recursion limit (2.8 M reprs at a limit of 200;
+    never ending at 1,000). Now nested reprs stop a few levels down, whatever the limit, the
+    outer record is written, and nothing is raised or counted as a failed log call."""
+    import sys
+
+    calls = 0
+
+    class Loop:
+        def __repr__(self) -> str:
+            nonlocal calls
+            calls += 1
+            log.info("inside", v=self)
+            return "Loop()"
+
+    servicelog.configure(
+        stream="stderr", profile=profile, capture=NO_CAPTURE, file=tmp_path / "app.jsonl"
+    )
+    log = servicelog.get_logger("app")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(150)  # (the old code made ~10**5 reprs here, and never ended at 1,000)
+    try:
+        log.info("outer", v=Loop())
+        servicelog.flush()
+    finally:
+        sys.setrecursionlimit(limit)
+    assert calls < 500
+    assert servicelog.stats()["errors"] == {}
+    lines = (tmp_path / "app.jsonl").read_text().splitlines()
+    assert '"message":"outer"' in lines[-1] and '"v":"Loop()"' in lines[-1]
+    assert "outer" in capsys.readouterr().err
+
+
 def test_under_pytest_our_own_bugs_stay_visible() -> None:
     servicelog.configure(stream="none", sinks=[ExplodingSink()], capture=NO_CAPTURE)
     with pytest.raises(RuntimeError, match="sink is broken"):

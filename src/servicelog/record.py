@@ -190,10 +190,35 @@ def items_cut(size: int) -> str:
     return f"<{size} item cut>" if size == 1 else f"<{size} items cut>"
 
 
+#: How deep the reprs servicelog makes of a record's values may nest in one thread: a
+#: ``__repr__`` that logs its own object makes servicelog take its repr again, from inside the
+#: first, at each level twice (the JSON renderer's fast and safe paths, or redaction and the
+#: renderer), so the work doubled per level: at the default recursion limit it never ended.
+MAX_NESTED_REPRS = 4
+_nesting = threading.local()
+
+
+def guarded_repr(value: object) -> str:
+    """``repr(value)``, made at most :data:`MAX_NESTED_REPRS` deep in a thread.
+
+    Raises:
+        RecursionError: when this many reprs servicelog makes are under way already (the
+            callers write their marker for an object whose repr raised).
+    """
+    depth = getattr(_nesting, "depth", 0)
+    if depth >= MAX_NESTED_REPRS:
+        raise RecursionError("a __repr__ that logs, nested too deep")
+    _nesting.depth = depth + 1
+    try:
+        return repr(value)
+    finally:
+        _nesting.depth = depth
+
+
 def safe_repr(value: object, limit: int | None = None) -> str:
     """``repr(value)`` that never raises, cut to *limit* characters (marked) if given."""
     try:
-        text = repr(value)
+        text = guarded_repr(value)
     except Exception as exc:  # a __repr__ that raises (or returns something else)
         return f"<unrepresentable {type(value).__qualname__}: repr() raised {type(exc).__name__}>"
     if limit is not None and len(text) > limit:

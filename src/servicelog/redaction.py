@@ -57,7 +57,7 @@ from operator import itemgetter
 from typing import Any, Final, NamedTuple, TypeVar
 
 from . import _errors
-from .record import DROPPED_FIELDS, dataclass_fields, items_cut, safe_repr
+from .record import DROPPED_FIELDS, dataclass_fields, guarded_repr, items_cut, safe_repr
 
 __all__ = [
     "DEFAULT_KEYS",
@@ -2298,7 +2298,7 @@ def _describe(value: Any) -> tuple[str, int]:
         except Exception:
             pass  # the renderer falls back to the repr, and so do we
     try:
-        text = repr(value)
+        text = guarded_repr(value)
     except Exception:
         raise _Failed from None
     return _cap_repr(text), len(text)

@@ -28,6 +28,7 @@ from ..record import (
     ORIGIN_LINE,
     TIMESTAMP,
     Record,
+    guarded_repr,
 )
 
 __all__ = ["ConsoleRenderer", "escape_control", "should_color"]
@@ -161,7 +162,7 @@ def _value(value: Any) -> str:
         if type(value) in _CONTAINERS and _items_past(value, _MAX_ITEMS):
             shown, marker = _repr_head(value)
         else:
-            shown, marker = _cut(repr(value))
+            shown, marker = _cut(guarded_repr(value))
     except Exception as exc:
         shown, marker = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>", ""
     return escape_control(shown) + marker
@@ -219,7 +220,7 @@ def _repr_head(value: Any) -> tuple[str, str]:
     def write(item: Any) -> None:
         cls = type(item)
         if cls not in _CONTAINERS:
-            put(repr(item))
+            put(guarded_repr(item))
             return
         if id(item) in inside:  # as repr writes a container inside itself
             put("[...]" if cls is list else "{...}")
