@@ -45,3 +45,15 @@ def break_api_exception_handler(monkeypatch: pytest.MonkeyPatch, sink: MemorySin
 
     monkeypatch.setattr(ErrorHandlers, "api_exception", broken)
     servicelog.configure(stream="none", sinks=[sink], capture=NO_CAPTURE, strict=False)
+
+
+#: Fields whose values are made by chance (times, durations, random IDs, the pid): a leak
+#: check for a short number ("1987") would fail whenever one of them happened to contain it.
+_CHANCE_FIELDS = frozenset(
+    {"@timestamp", "event.duration", "request_id", "trace.id", "span.id", "process.pid"}
+)
+
+
+def logged_text(records: list[dict[str, Any]]) -> str:
+    """The records as text for a leak check, without the fields made by chance."""
+    return repr([{k: v for k, v in r.items() if k not in _CHANCE_FIELDS} for r in records])
