@@ -354,6 +354,10 @@ def _schema_name(error_format: ErrorFormat) -> str:
     return "Problem" if error_format == "problem" else "ErrorResponse"
 
 
+def _schema_body(error_format: ErrorFormat) -> dict[str, Any]:
+    return _PROBLEM_SCHEMA if error_format == "problem" else _ENVELOPE_SCHEMA
+
+
 def error_responses(
     *statuses: int, error_format: ErrorFormat = "envelope"
 ) -> dict[int | str, dict[str, Any]]:
@@ -365,7 +369,7 @@ def error_responses(
     ``install(openapi=False)``, or no ``install()`` at all); :func:`install` (``openapi=True``,
     the default) replaces it with a reference to its schema component, in the installed format.
     """
-    body = _PROBLEM_SCHEMA if error_format == "problem" else _ENVELOPE_SCHEMA
+    body = _schema_body(error_format)
     return {
         status: {
             "description": phrase(status),
@@ -383,7 +387,7 @@ _MARK = "x-servicelog-error"
 
 def _document_errors(app: FastAPI, error_format: ErrorFormat) -> None:
     original: Callable[[], dict[str, Any]] = app.openapi
-    schema_body = _PROBLEM_SCHEMA if error_format == "problem" else _ENVELOPE_SCHEMA
+    schema_body = _schema_body(error_format)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

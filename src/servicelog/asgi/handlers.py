@@ -45,7 +45,13 @@ from .request_context import (
     replaced_by_body_limit,
     was_logged,
 )
-from .responses import ErrorFormat, error_content, minimal_500_content, phrase
+from .responses import (
+    ErrorFormat,
+    check_error_format,
+    error_content,
+    minimal_500_content,
+    phrase,
+)
 from .tracebacks import log_exception
 
 __all__ = ["ErrorHandlers"]
@@ -124,11 +130,7 @@ class ErrorHandlers:
         expose_server_errors: bool = False,
         problem_base: str | None = None,
     ) -> None:
-        from ..exceptions import ConfigError
-
-        if error_format not in ("envelope", "problem"):
-            raise ConfigError("error_format", error_format, "'envelope' or 'problem'")
-        self.error_format: ErrorFormat = error_format
+        self.error_format: ErrorFormat = check_error_format(error_format)
         self.expose_server_errors = expose_server_errors
         self.problem_base = problem_base
         self._log = get_logger("servicelog.errors")

@@ -71,7 +71,7 @@ from .ids import (
     parse_request_id,
     rejected_hint,
 )
-from .responses import ErrorFormat, minimal_500_content
+from .responses import ErrorFormat, check_error_format, minimal_500_content
 from .tracebacks import log_exception
 
 __all__ = [
@@ -212,11 +212,7 @@ class RequestContextMiddleware:
         error_format: ErrorFormat = "envelope",
     ) -> None:
         check_options(request_id_header, access_log, trust_request_id)
-        if error_format not in ("envelope", "problem"):
-            from ..exceptions import ConfigError
-
-            raise ConfigError("error_format", error_format, "'envelope' or 'problem'")
-        self.error_format: ErrorFormat = error_format
+        self.error_format: ErrorFormat = check_error_format(error_format)
         self.app = app
         self.error_app = error_app
         self.too_large_app = too_large_app

@@ -23,6 +23,7 @@ import orjson
 
 __all__ = [
     "ErrorFormat",
+    "check_error_format",
     "error_content",
     "media_type",
     "minimal_500",
@@ -31,6 +32,20 @@ __all__ = [
 ]
 
 ErrorFormat = Literal["envelope", "problem"]
+
+
+def check_error_format(error_format: object) -> ErrorFormat:
+    """*error_format* if it is one (the handlers' and the middleware's option).
+
+    Raises:
+        ConfigError: for anything else.
+    """
+    if error_format == "envelope" or error_format == "problem":
+        return error_format
+    from ..exceptions import ConfigError
+
+    raise ConfigError("error_format", error_format, "'envelope' or 'problem'")
+
 
 #: The response of last resort: a handler itself failed. Valid JSON, nothing more.
 _HEAD_500 = b'{"error":{"message":"Internal server error","type":"InternalServerError",'
